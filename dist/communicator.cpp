@@ -1,0 +1,226 @@
+// dist::Communicator: backend dispatch by device, shape checks across ranks, start-up log.
+#include "dist/communicator.h"
+
+#include <cstring>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include "core/check.h"
+#include "core/log.h"
+
+namespace hcl::dist {
+namespace {
+
+std::string shape_string(const int64_t* dims, int64_t ndim) {
+  std::ostringstream out;
+  out << "[";
+  for (int64_t i = 0; i < ndim; ++i) out << (i ? ", " : "") << dims[i];
+  out << "]";
+  return out.str();
+}
+
+constexpr int64_t kMaxDims = 8;
+
+}  // namespace
+
+BackendChoice parse_backend_choice(const std::string& name) {
+  if (name == "auto") return BackendChoice::Auto;
+  if (name == "mpi") return BackendChoice::Mpi;
+  if (name == "nccl") return BackendChoice::Nccl;
+  throw Error("unknown communication backend '" + name + "' (expected auto, mpi or nccl)");
+}
+
+const char* to_string(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Sum: return "sum";
+    case ReduceOp::Avg: return "avg";
+    case ReduceOp::Max: return "max";
+    case ReduceOp::Min: return "min";
+  }
+  return "?";
+}
+
+#ifndef HCL_WITH_NCCL
+std::unique_ptr<Backend> make_nccl_backend(MPI_Comm, int, std::chrono::seconds) {
+  throw Error("the NCCL backend is not available: hcl was built without CUDA (configure against a "
+              "CUDA LibTorch, see README)");
+}
+#endif
+
+Communicator::Communicator(MPI_Comm comm, CommunicatorOptions options) : options_(options) {
+  HCL_CHECK_MPI(MPI_Comm_dup(comm, &comm_));
+  HCL_CHECK_MPI(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+  topology_ = query_topology(comm_);
+  mpi_ = make_mpi_backend(comm_);
+}
+
+Communicator::~Communicator() { release(); }
+
+void Communicator::release() noexcept {
+  nccl_.reset();
+  mpi_.reset();
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (comm_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm_);
+  comm_ = MPI_COMM_NULL;
+}
+
+Communicator::Communicator(Communicator&& other) noexcept
+    : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
+      options_(other.options_),
+      topology_(other.topology_),
+      mpi_(std::move(other.mpi_)),
+      nccl_(std::move(other.nccl_)),
+      nccl_device_(other.nccl_device_) {}
+
+Communicator& Communicator::operator=(Communicator&& other) noexcept {
+  if (this != &other) {
+    release();
+    comm_ = std::exchange(other.comm_, MPI_COMM_NULL);
+    options_ = other.options_;
+    topology_ = other.topology_;
+    mpi_ = std::move(other.mpi_);
+    nccl_ = std::move(other.nccl_);
+    nccl_device_ = other.nccl_device_;
+  }
+  return *this;
+}
+
+const char* Communicator::backend_name(const torch::Device& device) const {
+  switch (options_.backend) {
+    case BackendChoice::Mpi: return "mpi";
+    case BackendChoice::Nccl: return "nccl";
+    case BackendChoice::Auto: break;
+  }
+  return device.is_cuda() ? "nccl" : "mpi";
+}
+
+Backend& Communicator::backend_for(const torch::Tensor& tensor, const char* op) {
+  HCL_REQUIRE(tensor.defined(), op, ": undefined tensor");
+  const bool use_nccl = std::string(backend_name(tensor.device())) == "nccl";
+  if (!use_nccl) {
+    HCL_REQUIRE(tensor.device().is_cpu(), op, ": the MPI backend needs CPU tensors, got ",
+                tensor.device(), " (use the NCCL backend for CUDA tensors)");
+    return *mpi_;
+  }
+  HCL_REQUIRE(tensor.device().is_cuda(), op, ": the NCCL backend needs CUDA tensors, got ",
+              tensor.device());
+  if (!nccl_) {
+    nccl_device_ = tensor.device().index();
+    nccl_ = make_nccl_backend(comm_, nccl_device_, options_.timeout);
+  }
+  HCL_REQUIRE(tensor.device().index() == nccl_device_, op, ": tensor on ", tensor.device(),
+              " but this rank's NCCL communicator is on cuda:", nccl_device_);
+  return *nccl_;
+}
+
+// Compares (op, extra, dtype, shape) across ranks with one all-reduce of the values and their
+// negations under MAX: equal everywhere exactly when max == -max(-v) for every entry.
+void Communicator::check_same_everywhere(const char* op, const torch::Tensor& tensor,
+                                         int64_t extra) {
+  if (!options_.check_shapes || topology_.world_size == 1) return;
+  const int64_t ndim = tensor.dim();
+  HCL_REQUIRE(ndim <= kMaxDims, op, ": tensors of more than ", kMaxDims, " dimensions");
+  const int64_t n = 3 + kMaxDims;
+  std::vector<int64_t> buffer(2 * n, 0);
+  buffer[0] = extra;
+  buffer[1] = static_cast<int64_t>(tensor.scalar_type());
+  buffer[2] = ndim;
+  for (int64_t i = 0; i < ndim; ++i) buffer[3 + i] = tensor.size(i);
+  for (int64_t i = 0; i < n; ++i) buffer[n + i] = -buffer[i];
+  std::vector<int64_t> local(buffer.begin(), buffer.begin() + n);
+  HCL_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, buffer.data(), static_cast<int>(2 * n), MPI_INT64_T,
+                              MPI_MAX, comm_));
+  bool same = true;
+  for (int64_t i = 0; i < n; ++i) same = same && buffer[i] == -buffer[n + i];
+  if (same) return;
+  std::vector<int64_t> smallest(n);
+  for (int64_t i = 0; i < n; ++i) smallest[i] = -buffer[n + i];
+  std::ostringstream msg;
+  msg << op << ": ranks disagree on the tensor (every rank must pass the same shape and dtype): "
+      << "rank " << topology_.rank << " has " << tensor.scalar_type() << " "
+      << shape_string(&local[3], ndim);
+  if (buffer[1] != smallest[1]) msg << "; dtypes differ across ranks";
+  if (buffer[0] != smallest[0]) msg << "; roots or operations differ across ranks";
+  if (buffer[2] == smallest[2])
+    msg << "; per-dimension largest " << shape_string(&buffer[3], buffer[2]) << ", smallest "
+        << shape_string(&smallest[3], smallest[2]);
+  else
+    msg << "; ranks differ in the number of dimensions";
+  throw Error(msg.str());
+}
+
+void Communicator::all_reduce(torch::Tensor& tensor, ReduceOp op) {
+  Backend& backend = backend_for(tensor, "all_reduce");
+  HCL_REQUIRE(op != ReduceOp::Avg || tensor.is_floating_point(),
+              "all_reduce: avg needs a floating-point tensor, got ", tensor.scalar_type());
+  check_same_everywhere("all_reduce", tensor, static_cast<int64_t>(op));
+  if (tensor.is_contiguous()) {
+    backend.all_reduce(tensor, op);
+    return;
+  }
+  torch::Tensor contiguous = tensor.contiguous();
+  backend.all_reduce(contiguous, op);
+  tensor.copy_(contiguous);
+}
+
+torch::Tensor Communicator::all_gather(const torch::Tensor& tensor) {
+  Backend& backend = backend_for(tensor, "all_gather");
+  HCL_REQUIRE(tensor.dim() >= 1, "all_gather: needs at least one dimension (gathered along dim 0)");
+  check_same_everywhere("all_gather", tensor, -1);
+  const torch::Tensor input = tensor.contiguous();
+  std::vector<int64_t> shape = input.sizes().vec();
+  shape[0] *= topology_.world_size;
+  torch::Tensor output = torch::empty(shape, input.options());
+  backend.all_gather(input, output);
+  return output;
+}
+
+torch::Tensor Communicator::reduce_scatter(const torch::Tensor& tensor, ReduceOp op) {
+  Backend& backend = backend_for(tensor, "reduce_scatter");
+  HCL_REQUIRE(tensor.dim() >= 1 && tensor.size(0) % topology_.world_size == 0,
+              "reduce_scatter: dim 0 (", tensor.dim() >= 1 ? tensor.size(0) : 0,
+              ") must be divisible by the world size (", topology_.world_size, ")");
+  HCL_REQUIRE(op != ReduceOp::Avg || tensor.is_floating_point(),
+              "reduce_scatter: avg needs a floating-point tensor, got ", tensor.scalar_type());
+  check_same_everywhere("reduce_scatter", tensor, static_cast<int64_t>(op));
+  const torch::Tensor input = tensor.contiguous();
+  std::vector<int64_t> shape = input.sizes().vec();
+  shape[0] /= topology_.world_size;
+  torch::Tensor output = torch::empty(shape, input.options());
+  backend.reduce_scatter(input, output, op);
+  return output;
+}
+
+void Communicator::broadcast(torch::Tensor& tensor, int root) {
+  Backend& backend = backend_for(tensor, "broadcast");
+  HCL_REQUIRE(root >= 0 && root < topology_.world_size, "broadcast: root ", root,
+              " outside [0, ", topology_.world_size, ")");
+  check_same_everywhere("broadcast", tensor, root);
+  if (tensor.is_contiguous()) {
+    backend.broadcast(tensor, root);
+    return;
+  }
+  torch::Tensor contiguous = tensor.contiguous();
+  backend.broadcast(contiguous, root);
+  tensor.copy_(contiguous);
+}
+
+void Communicator::barrier() { mpi_->barrier(); }
+
+void Communicator::log_startup(const torch::Device& device) {
+  // Every rank's device string, gathered to all (fixed width keeps it one collective).
+  constexpr int kWidth = 96;
+  std::string mine = topology_.host + " " + device.str();
+  mine.resize(kWidth, '\0');
+  std::vector<char> all(static_cast<size_t>(kWidth) * topology_.world_size);
+  HCL_CHECK_MPI(MPI_Allgather(mine.data(), kWidth, MPI_CHAR, all.data(), kWidth, MPI_CHAR, comm_));
+  HCL_LOG(info) << "distributed: backend " << backend_name(device) << ", " << topology_.world_size
+                << " ranks on " << topology_.node_count << " node(s), " << topology_.local_size
+                << " rank(s) on this node";
+  for (int r = 0; r < topology_.world_size; ++r)
+    HCL_LOG(info) << "  rank " << r << ": " << std::string(all.data() + r * kWidth, strnlen(all.data() + r * kWidth, kWidth));
+}
+
+}  // namespace hcl::dist

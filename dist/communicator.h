@@ -1,0 +1,80 @@
+// dist::Communicator: the one interface for collectives on torch tensors. It follows the tensors'
+// device (MPI for CPU tensors, NCCL for CUDA tensors) unless a backend is forced.
+//
+// Invariant: every rank issues the same collectives in the same order, on tensors of the same shape
+// and dtype (reduce_scatter: the same dim 0, divisible by the world size). With check_shapes on,
+// a mismatch is an hcl::Error on every rank instead of a hang or silent corruption.
+#pragma once
+
+#include <mpi.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "dist/backend.h"
+#include "dist/runtime.h"
+
+namespace hcl::dist {
+
+enum class BackendChoice { Auto, Mpi, Nccl };
+
+// Parses "auto", "mpi" or "nccl"; throws hcl::Error naming the value otherwise.
+BackendChoice parse_backend_choice(const std::string& name);
+const char* to_string(ReduceOp op);
+
+struct CommunicatorOptions {
+  BackendChoice backend = BackendChoice::Auto;
+  // Compare each collective's shape and dtype across ranks first (one small MPI all-reduce).
+  bool check_shapes = true;
+  // NCCL: a collective still running after this long aborts the job.
+  std::chrono::seconds timeout{300};
+};
+
+class Communicator {
+ public:
+  // Duplicates `comm` so that the communicator's traffic is its own.
+  explicit Communicator(MPI_Comm comm = MPI_COMM_WORLD, CommunicatorOptions options = {});
+  ~Communicator();
+  Communicator(Communicator&& other) noexcept;
+  Communicator& operator=(Communicator&& other) noexcept;
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const { return topology_.rank; }
+  int world_size() const { return topology_.world_size; }
+  int local_rank() const { return topology_.local_rank; }
+  const Topology& topology() const { return topology_; }
+  const CommunicatorOptions& options() const { return options_; }
+
+  // In place; Avg divides the sum by the world size (floating-point dtypes only).
+  void all_reduce(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum);
+  // Concatenation of every rank's tensor along dim 0, rank-major.
+  torch::Tensor all_gather(const torch::Tensor& tensor);
+  // Dim 0 is split in world_size blocks; rank r receives block r reduced over ranks.
+  torch::Tensor reduce_scatter(const torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum);
+  // In place: every rank ends with root's tensor.
+  void broadcast(torch::Tensor& tensor, int root = 0);
+  void barrier();
+
+  // The backend that a tensor on `device` goes through ("mpi" or "nccl").
+  const char* backend_name(const torch::Device& device) const;
+
+  // Logs (rank 0) the backend, world size, ranks per node and every rank's device. Collective.
+  void log_startup(const torch::Device& device);
+
+ private:
+  Backend& backend_for(const torch::Tensor& tensor, const char* op);
+  void release() noexcept;
+  void check_same_everywhere(const char* op, const torch::Tensor& tensor, int64_t extra);
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  CommunicatorOptions options_;
+  Topology topology_;
+  std::unique_ptr<Backend> mpi_;
+  std::unique_ptr<Backend> nccl_;  // made on the first collective over CUDA tensors
+  int nccl_device_ = -1;
+};
+
+}  // namespace hcl::dist

@@ -1,0 +1,65 @@
+// MPI initialisation, finalisation and topology discovery.
+#include "dist/runtime.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "core/check.h"
+#include "core/log.h"
+
+namespace hcl::dist {
+
+Topology query_topology(MPI_Comm comm) {
+  Topology t;
+  HCL_CHECK_MPI(MPI_Comm_rank(comm, &t.rank));
+  HCL_CHECK_MPI(MPI_Comm_size(comm, &t.world_size));
+  MPI_Comm node_comm = MPI_COMM_NULL;
+  HCL_CHECK_MPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, t.rank, MPI_INFO_NULL, &node_comm));
+  HCL_CHECK_MPI(MPI_Comm_rank(node_comm, &t.local_rank));
+  HCL_CHECK_MPI(MPI_Comm_size(node_comm, &t.local_size));
+  HCL_CHECK_MPI(MPI_Comm_free(&node_comm));
+  // Nodes = ranks that are local rank 0 of their node.
+  int is_leader = t.local_rank == 0 ? 1 : 0;
+  HCL_CHECK_MPI(MPI_Allreduce(&is_leader, &t.node_count, 1, MPI_INT, MPI_SUM, comm));
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  t.host = host;
+  return t;
+}
+
+MpiRuntime::MpiRuntime(int* argc, char*** argv) {
+  int initialized = 0;
+  HCL_CHECK_MPI(MPI_Initialized(&initialized));
+  if (!initialized) {
+    int provided = 0;
+    const int rc = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
+    if (rc != MPI_SUCCESS) throw Error("MPI_Init_thread failed with code " + std::to_string(rc));
+    owns_mpi_ = true;
+    if (provided < MPI_THREAD_SERIALIZED)
+      HCL_LOG(warning) << "MPI provides thread level " << provided
+                       << " < MPI_THREAD_SERIALIZED; backward collectives on autograd threads "
+                          "are not guaranteed";
+  }
+  HCL_CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  topology_ = query_topology(MPI_COMM_WORLD);
+}
+
+MpiRuntime::~MpiRuntime() {
+  if (!owns_mpi_) return;
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+void MpiRuntime::abort_job(int exit_code) {
+  log::flush();
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);
+}
+
+}  // namespace hcl::dist

@@ -1,0 +1,46 @@
+// MPI start-up and the process topology: the first thing every program (and the test main) makes.
+#pragma once
+
+#include <mpi.h>
+
+#include <string>
+
+namespace hcl::dist {
+
+// Where this process sits: its rank, the ranks on its node, and how many nodes the job spans.
+struct Topology {
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;  // rank among the processes of this node (its GPU index)
+  int local_size = 1;  // processes on this node
+  int node_count = 1;
+  std::string host;
+};
+
+// Topology of `comm`, from an MPI_COMM_TYPE_SHARED split (collective over `comm`).
+Topology query_topology(MPI_Comm comm);
+
+// RAII owner of MPI: initialises it (MPI_THREAD_SERIALIZED: autograd may run a backward collective
+// on its own thread while the main thread waits) unless it already is, makes errors on
+// MPI_COMM_WORLD return codes (so HCL_CHECK_MPI can name them), and finalises on destruction.
+// Move-only; exactly one per process.
+class MpiRuntime {
+ public:
+  MpiRuntime(int* argc, char*** argv);
+  ~MpiRuntime();
+  MpiRuntime(const MpiRuntime&) = delete;
+  MpiRuntime& operator=(const MpiRuntime&) = delete;
+
+  const Topology& topology() const { return topology_; }
+  int rank() const { return topology_.rank; }
+  int world_size() const { return topology_.world_size; }
+
+  // Ends every rank of the job (after a fatal error on this one) instead of leaving them waiting.
+  [[noreturn]] static void abort_job(int exit_code);
+
+ private:
+  bool owns_mpi_ = false;
+  Topology topology_;
+};
+
+}  // namespace hcl::dist
