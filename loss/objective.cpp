@@ -1,0 +1,289 @@
+// The log-space objective. One pass over column chunks gives, for every anchor, the log-sum-exp of
+// c * s_ij over its negatives for each coefficient c the estimator needs ((1+beta, beta) for hard, 1
+// for easy); a custom autograd function recomputes the chunks in backward, so memory stays at
+// A x chunk. The per-anchor algebra after that pass runs on length-A vectors with plain autograd.
+#include "loss/objective.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/check.h"
+#include "core/torch_compat.h"
+
+namespace hcl::loss {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Scores anchors x candidates[j0, j0+n) / t with the anchors' own and positive columns at -inf.
+torch::Tensor masked_scores(const torch::Tensor& anchors, const torch::Tensor& candidates,
+                            const torch::Tensor& excluded, int64_t j0, int64_t n,
+                            double inv_temperature) {
+  torch::Tensor scores = anchors.mm(candidates.narrow(0, j0, n).t()).mul_(inv_temperature);
+  // excluded: A x 2 column indices, written one column at a time: an index outside the chunk
+  // (clamped onto some column) writes back the value that column holds at that moment, so it never
+  // undoes the other index's -inf.
+  const torch::Tensor minus_inf = torch::full({}, -kInf, scores.options());
+  for (int64_t which = 0; which < 2; ++which) {
+    const torch::Tensor local = excluded.narrow(1, which, 1) - j0;
+    const torch::Tensor inside = local.ge(0).logical_and_(local.lt(n));
+    const torch::Tensor column = local.clamp(0, n - 1);
+    scores.scatter_(1, column, torch::where(inside, minus_inf, scores.gather(1, column)));
+  }
+  return scores;
+}
+
+// Per anchor and coefficient c_k: log sum_{j negative} exp(c_k s_ij). Output 0 is K x A
+// (differentiable); output 1 is A: log sum_j exp(2 c_w s_ij) for the coefficient index w given
+// (for the weight statistics; not differentiable; empty when w < 0).
+class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
+                                                torch::Tensor anchors, torch::Tensor candidates,
+                                                torch::Tensor excluded,
+                                                std::vector<double> coefficients,
+                                                double inv_temperature, int64_t chunk,
+                                                int64_t weight_index) {
+    const int64_t rows = anchors.size(0), columns = candidates.size(0);
+    const int64_t k_count = static_cast<int64_t>(coefficients.size());
+    torch::Tensor lse = torch::full({k_count, rows}, -kInf, anchors.options());
+    torch::Tensor log_sq = weight_index >= 0 ? torch::full({rows}, -kInf, anchors.options())
+                                             : torch::Tensor();
+    for (int64_t j0 = 0; j0 < columns; j0 += chunk) {
+      const int64_t n = std::min(chunk, columns - j0);
+      torch::Tensor d = masked_scores(anchors, candidates, excluded, j0, n, inv_temperature);
+      // Shift by the row maximum over the chunk's negatives (0 where the chunk has none).
+      torch::Tensor shift = std::get<0>(d.max(1, true));
+      shift.masked_fill_(shift.isinf(), 0.0);
+      d.sub_(shift);
+      const torch::Tensor shift_row = shift.squeeze(1);
+      // Negatives of this chunk per anchor (for c = 0, the log-sum-exp is the log of the count).
+      const torch::Tensor local = excluded - j0;
+      const torch::Tensor kept =
+          n - local.ge(0).logical_and_(local.lt(n)).sum(1).to(anchors.scalar_type());
+      for (int64_t k = 0; k < k_count; ++k) {
+        const double c = coefficients[k];
+        torch::Tensor chunk_lse;
+        if (c == 0.0) {
+          chunk_lse = kept.log();
+        } else {
+          const torch::Tensor e = c == 1.0 ? d.exp() : d.mul(c).exp_();
+          chunk_lse = e.sum(1).log_().add_(shift_row, c);
+          if (k == weight_index)
+            log_sq = torch::logaddexp(log_sq, e.square().sum(1).log_().add_(shift_row, 2 * c));
+        }
+        lse[k] = torch::logaddexp(lse[k], chunk_lse);
+      }
+    }
+    ctx->save_for_backward({anchors, candidates, excluded, lse});
+    ctx->saved_data["coefficients"] = coefficients;
+    ctx->saved_data["inv_temperature"] = inv_temperature;
+    ctx->saved_data["chunk"] = chunk;
+    if (!log_sq.defined()) log_sq = torch::empty({0}, anchors.options());
+    ctx->mark_non_differentiable({log_sq});
+    return {lse, log_sq};
+  }
+
+  // d/ds_ij of sum_k g_ik lse_ik = sum_k g_ik c_k softmax_k(i, j); then s = a . b / t.
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& anchors = saved[0];
+    const torch::Tensor& candidates = saved[1];
+    const torch::Tensor& excluded = saved[2];
+    const torch::Tensor& lse = saved[3];
+    const auto coefficients = ctx->saved_data["coefficients"].toDoubleVector();
+    const double inv_temperature = ctx->saved_data["inv_temperature"].toDouble();
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const torch::Tensor& grad_lse = grads[0];
+
+    const int64_t columns = candidates.size(0);
+    torch::Tensor grad_anchors = torch::zeros_like(anchors);
+    torch::Tensor grad_candidates = torch::empty_like(candidates);
+    for (int64_t j0 = 0; j0 < columns; j0 += chunk) {
+      const int64_t n = std::min(chunk, columns - j0);
+      const torch::Tensor scores = masked_scores(anchors, candidates, excluded, j0, n, inv_temperature);
+      torch::Tensor p;
+      for (size_t k = 0; k < coefficients.size(); ++k) {
+        const double c = coefficients[k];
+        if (c == 0.0) continue;  // a constant in s: no gradient
+        torch::Tensor term = (c == 1.0 ? scores - lse[k].unsqueeze(1)
+                                       : scores.mul(c).sub_(lse[k].unsqueeze(1)))
+                                 .exp_()
+                                 .mul_((grad_lse[k] * c).unsqueeze(1));
+        p = p.defined() ? p.add_(term) : term;
+      }
+      if (!p.defined()) p = torch::zeros_like(scores);
+      grad_anchors.addmm_(p, candidates.narrow(0, j0, n), 1.0, inv_temperature);
+      grad_candidates.narrow(0, j0, n).copy_(p.t().mm(anchors).mul_(inv_temperature));
+    }
+    return {grad_anchors, grad_candidates, torch::Tensor(), torch::Tensor(),
+            torch::Tensor(),  torch::Tensor(),   torch::Tensor()};
+  }
+};
+
+// log(1 - exp(u)) for u < 0, accurate on both sides of -ln 2.
+torch::Tensor log1mexp(const torch::Tensor& u) {
+  return torch::where(u.gt(-std::log(2.0)), (-torch::expm1(u)).log(), torch::log1p(-torch::exp(u)));
+}
+
+void check_inputs(const torch::Tensor& anchors, const torch::Tensor& candidates,
+                  const torch::Tensor& self_index, const torch::Tensor& positive_index,
+                  const ObjectiveOptions& options) {
+  HCL_REQUIRE(anchors.defined() && candidates.defined(), "objective: undefined embeddings");
+  HCL_REQUIRE(anchors.dim() == 2 && candidates.dim() == 2,
+              "objective: anchors and candidates must be 2-D (rows x dim), got ", anchors.sizes(),
+              " and ", candidates.sizes());
+  HCL_REQUIRE(anchors.size(1) == candidates.size(1), "objective: embedding dimensions differ: ",
+              anchors.size(1), " (anchors) vs ", candidates.size(1), " (candidates)");
+  HCL_REQUIRE(anchors.scalar_type() == candidates.scalar_type(), "objective: dtypes differ: ",
+              anchors.scalar_type(), " vs ", candidates.scalar_type());
+  HCL_REQUIRE(anchors.is_floating_point(), "objective: embeddings must be floating point, got ",
+              anchors.scalar_type());
+  HCL_REQUIRE(anchors.device() == candidates.device(), "objective: devices differ: ",
+              anchors.device(), " vs ", candidates.device());
+  HCL_REQUIRE(anchors.size(0) >= 1, "objective: no anchors");
+  HCL_REQUIRE(candidates.size(0) >= 4,
+              "objective: the batch must hold at least 2 images (4 views, N >= 2 negatives), got ",
+              candidates.size(0), " candidate views");
+  for (const torch::Tensor* index : {&self_index, &positive_index}) {
+    HCL_REQUIRE(index->defined() && index->dim() == 1 && index->size(0) == anchors.size(0) &&
+                    index->scalar_type() == torch::kLong,
+                "objective: self_index and positive_index must be int64 vectors of length ",
+                anchors.size(0), " (one per anchor)");
+    HCL_REQUIRE(index->device() == anchors.device(), "objective: index on ", index->device(),
+                " but embeddings on ", anchors.device());
+  }
+  if (!options.check_values()) return;
+  HCL_REQUIRE(torch::isfinite(anchors).all().item<bool>() &&
+                  torch::isfinite(candidates).all().item<bool>(),
+              "objective: non-finite embeddings (NaN or inf)");
+  const int64_t m = candidates.size(0);
+  for (const torch::Tensor* index : {&self_index, &positive_index})
+    HCL_REQUIRE(index->ge(0).all().item<bool>() && index->lt(m).all().item<bool>(),
+                "objective: an anchor's index is outside [0, ", m, ")");
+  HCL_REQUIRE(self_index.ne(positive_index).all().item<bool>(),
+              "objective: an anchor's positive is the anchor itself");
+}
+
+}  // namespace
+
+Estimator parse_estimator(const std::string& name) {
+  if (name == "hard") return Estimator::Hard;
+  if (name == "easy") return Estimator::Easy;
+  throw Error("unknown estimator '" + name + "' (expected hard or easy)");
+}
+
+const char* to_string(Estimator estimator) {
+  return estimator == Estimator::Hard ? "hard" : "easy";
+}
+
+void ObjectiveOptions::validate() const {
+  HCL_REQUIRE(std::isfinite(temperature()) && temperature() > 0,
+              "temperature must be > 0, got ", temperature());
+  HCL_REQUIRE(tau_plus() >= 0 && tau_plus() < 1, "tau_plus must be in [0, 1), got ", tau_plus());
+  HCL_REQUIRE(std::isfinite(beta()) && beta() >= 0, "beta must be finite and >= 0, got ", beta());
+  HCL_REQUIRE(column_chunk() >= 0, "column chunk must be >= 0 (0: unchunked), got ", column_chunk());
+}
+
+ViewIndices two_view_indices(int64_t batch, int64_t offset, const torch::Device& device) {
+  const auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  const torch::Tensor local = torch::arange(2 * batch, opts);
+  return {local + offset, (local + batch).remainder_(2 * batch).add_(offset)};
+}
+
+ObjectiveResult contrastive_objective(const torch::Tensor& anchors_in,
+                                      const torch::Tensor& candidates_in,
+                                      const torch::Tensor& self_index,
+                                      const torch::Tensor& positive_index,
+                                      const ObjectiveOptions& options) {
+  options.validate();
+  check_inputs(anchors_in, candidates_in, self_index, positive_index, options);
+  compat::NoCudaAutocast full_precision;  // scores / t amplify bf16 rounding
+
+  // bfloat16 / float16 inputs are computed in float32 (their gradients come back in their dtype).
+  const auto compute_type = anchors_in.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+  const torch::Tensor anchors = anchors_in.to(compute_type);
+  const torch::Tensor candidates = candidates_in.to(compute_type);
+
+  const int64_t m = candidates.size(0);
+  const double n_neg = static_cast<double>(m - 2);
+  const double log_n = std::log(n_neg);
+  const double inv_t = 1.0 / options.temperature();
+  const bool hard = options.estimator() == Estimator::Hard;
+  const double beta = options.beta();
+  const int64_t chunk = options.column_chunk() > 0 ? std::min(options.column_chunk(), m) : m;
+
+  const std::vector<double> coefficients =
+      hard ? std::vector<double>{1.0 + beta, beta} : std::vector<double>{1.0};
+  // The statistics' weight spread needs sum_j exp(2 beta s_ij) (hard estimator with beta > 0).
+  const int64_t weight_index = options.with_stats() && hard && beta > 0 ? 1 : -1;
+  const torch::Tensor excluded = torch::stack({self_index, positive_index}, 1);
+  const auto lse_outputs = NegativeLogSumExp::apply(anchors, candidates, excluded, coefficients,
+                                                    inv_t, chunk, weight_index);
+  const torch::Tensor& lse = lse_outputs[0];
+
+  const torch::Tensor positive_score =
+      (anchors * candidates.index_select(0, positive_index)).sum(1).mul(inv_t);
+
+  torch::Tensor log_ng;      // log of the negative term Ng_i
+  torch::Tensor unfloored;   // hard: the estimator before the floor
+  const double log_floor = log_n - inv_t;  // log(N e^(-1/t))
+  if (hard) {
+    const torch::Tensor log_r = lse[0] - lse[1] + log_n;
+    torch::Tensor log_d = log_r;
+    if (options.tau_plus() > 0) {
+      // D = R - tau_plus N pos = R (1 - exp(u)), u = log(tau_plus N) + s_p - log R; D <= 0 when u >= 0.
+      const torch::Tensor u = positive_score - log_r + std::log(options.tau_plus() * n_neg);
+      const torch::Tensor below = u.lt(0);
+      const torch::Tensor u_safe = torch::where(below, u, torch::full({}, -1.0, u.options()));
+      log_d = torch::where(below, log_r + log1mexp(u_safe), torch::full({}, -kInf, u.options()));
+    }
+    unfloored = log_d - std::log1p(-options.tau_plus());
+    log_ng = options.floor() ? unfloored.clamp_min(log_floor) : unfloored;
+  } else {
+    log_ng = lse[0];
+  }
+  // -log(pos / (pos + Ng)) = softplus(log Ng - s_p); logaddexp(x, 0) has the exact gradient.
+  const torch::Tensor per_anchor = torch::logaddexp(log_ng - positive_score, torch::zeros({}, log_ng.options()));
+
+  ObjectiveResult result;
+  result.loss = per_anchor.mean();
+  if (!options.with_stats()) return result;
+
+  torch::NoGradGuard no_grad;
+  const double t = options.temperature();
+  auto& s = result.stats;
+  s.positive_similarity = positive_score.mean().mul(t).to(torch::kFloat);
+  // sum over negatives of z_i . z_j = z_i . (sum of all columns) - z_i . z_self - z_i . z_pos.
+  const torch::Tensor column_sum = candidates.sum(0);
+  const torch::Tensor self_dot = (anchors * candidates.index_select(0, self_index)).sum(1);
+  const torch::Tensor negative_sum = anchors.mv(column_sum) - self_dot - positive_score.mul(t);
+  s.negative_similarity = negative_sum.mean().div(n_neg).to(torch::kFloat);
+  s.floor_fraction = hard ? unfloored.lt(log_floor).to(torch::kFloat).mean()
+                          : torch::zeros({}, anchors.options().dtype(torch::kFloat));
+  if (weight_index >= 0) {
+    // sum_j w_j^2 for w = softmax(beta s) is exp(lse(2 beta s) - 2 lse(beta s)).
+    const torch::Tensor log_sum_sq = lse_outputs[1] - 2 * lse[1];
+    s.effective_negatives = (-log_sum_sq).exp().div(n_neg).mean().to(torch::kFloat);
+  } else {
+    s.effective_negatives = torch::ones({}, anchors.options().dtype(torch::kFloat));
+  }
+  return result;
+}
+
+ObjectiveResult contrastive_objective(const torch::Tensor& z1, const torch::Tensor& z2,
+                                      const ObjectiveOptions& options) {
+  HCL_REQUIRE(z1.defined() && z2.defined() && z1.sizes() == z2.sizes(),
+              "objective: the two views must have the same shape, got ",
+              z1.defined() ? z1.sizes() : torch::IntArrayRef{}, " and ",
+              z2.defined() ? z2.sizes() : torch::IntArrayRef{});
+  HCL_REQUIRE(z1.scalar_type() == z2.scalar_type(), "objective: dtypes differ: ", z1.scalar_type(),
+              " vs ", z2.scalar_type());
+  HCL_REQUIRE(z1.dim() == 2, "objective: views must be 2-D (batch x dim), got ", z1.sizes());
+  const torch::Tensor both = torch::cat({z1, z2}, 0);
+  const ViewIndices index = two_view_indices(z1.size(0), 0, z1.device());
+  return contrastive_objective(both, both, index.self, index.positive, options);
+}
+
+}  // namespace hcl::loss

@@ -1,0 +1,80 @@
+// The contrastive objective family of Robinson et al. (ICLR 2021), computed in log space: the
+// hard-negative estimator (HCL), its debiased (beta = 0) and SimCLR (beta = 0, tau_plus = 0) special
+// cases, and the plain NT-Xent estimator ("easy"). Pure tensor math: no communication, no ranks.
+//
+// Sharded form: anchors (A x d, one loss row each) are scored against candidates (M x d); anchor i
+// excludes the columns self_index[i] and positive_index[i], so every anchor has N = M - 2 negatives.
+// The single-process call (two views of B images) and the global-batch call (a rank's 2B anchors
+// against all 2WB gathered views) are both this one function. Formulas: ../shared/design.md, sec. 1.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace hcl::loss {
+
+enum class Estimator { Hard, Easy };
+
+// Parses "hard" or "easy"; throws hcl::Error naming the value otherwise.
+Estimator parse_estimator(const std::string& name);
+const char* to_string(Estimator estimator);
+
+struct ObjectiveOptions {
+  // (TORCH_ARG leaves the struct in a private section; validate() is public.)
+  TORCH_ARG(double, temperature) = 0.5;
+  TORCH_ARG(double, tau_plus) = 0.1;
+  TORCH_ARG(double, beta) = 1.0;
+  TORCH_ARG(Estimator, estimator) = Estimator::Hard;
+  // Clamp the hard estimator at N * e^(-1/t), as the reference does.
+  TORCH_ARG(bool, floor) = true;
+  // Columns per chunk (0: all at once). Chunks bound memory by A x chunk; backward recomputes them.
+  TORCH_ARG(int64_t, column_chunk) = 0;
+  // Check that embeddings are finite and indices valid: synchronises with the host, so a fast GPU
+  // path may switch it off.
+  TORCH_ARG(bool, check_values) = true;
+  // Compute the statistics below (cheap, within the same pass over the columns).
+  TORCH_ARG(bool, with_stats) = true;
+
+
+ public:
+  // Throws hcl::Error naming the first invalid value.
+  void validate() const;
+};
+
+// Detached 0-dim float tensors on the inputs' device, read by the trainer only at log steps.
+struct ObjectiveStats {
+  torch::Tensor positive_similarity;  // mean z_i . z_p(i) over anchors
+  torch::Tensor negative_similarity;  // mean z_i . z_j over anchors and their negatives
+  torch::Tensor floor_fraction;       // fraction of anchors whose estimator is below the floor
+  // Mean over anchors of the effective number of negatives of the importance weights
+  // softmax_j(beta s_ij), 1 / sum_j w_ij^2, divided by N: 1 for uniform weights (easy, beta = 0),
+  // towards 1/N as the weight concentrates on the hardest negative.
+  torch::Tensor effective_negatives;
+};
+
+struct ObjectiveResult {
+  torch::Tensor loss;  // mean over the anchors (differentiable)
+  ObjectiveStats stats;
+};
+
+// The sharded form. anchors: A x d; candidates: M x d (same dtype and device; float64, float32,
+// or bfloat16/float16, which are computed in float32); self_index, positive_index: int64, length A.
+ObjectiveResult contrastive_objective(const torch::Tensor& anchors, const torch::Tensor& candidates,
+                                      const torch::Tensor& self_index,
+                                      const torch::Tensor& positive_index,
+                                      const ObjectiveOptions& options);
+
+// Two views of B images: the 2B rows [z1; z2] are both anchors and candidates (the reference's call).
+ObjectiveResult contrastive_objective(const torch::Tensor& z1, const torch::Tensor& z2,
+                                      const ObjectiveOptions& options);
+
+// Indices of the two-view layout [view 0 of B images; view 1 of B images] placed at row `offset` of
+// the candidates: self = offset + v*B + b, positive = offset + (1-v)*B + b.
+struct ViewIndices {
+  torch::Tensor self;
+  torch::Tensor positive;
+};
+ViewIndices two_view_indices(int64_t batch, int64_t offset, const torch::Device& device);
+
+}  // namespace hcl::loss
