@@ -1,0 +1,22 @@
+// Gather the views of every rank, then the sharded objective on this rank's anchors.
+#include "train/global_objective.h"
+
+#include "core/check.h"
+#include "dist/gather.h"
+
+namespace hcl::train {
+
+loss::ObjectiveResult global_objective(dist::Communicator& comm, const torch::Tensor& z1,
+                                       const torch::Tensor& z2,
+                                       const loss::ObjectiveOptions& options) {
+  HCL_REQUIRE(z1.defined() && z2.defined() && z1.dim() == 2 && z1.sizes() == z2.sizes(),
+              "global objective: the two views must be B x d tensors of the same shape");
+  const int64_t batch = z1.size(0);
+  // Rank-major layout: row (r, v, b) of the gathered views sits at r*2B + v*B + b.
+  const torch::Tensor local = torch::cat({z1, z2}, 0);
+  const torch::Tensor gathered = dist::all_gather_with_grad(comm, local);
+  const loss::ViewIndices index = loss::two_view_indices(batch, comm.rank() * 2 * batch, z1.device());
+  return loss::contrastive_objective(local, gathered, index.self, index.positive, options);
+}
+
+}  // namespace hcl::train

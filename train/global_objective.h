@@ -1,0 +1,22 @@
+// The global-batch objective: where dist/ and loss/ meet. Each rank passes the two views of its B
+// images; the rank's 2B anchors are scored against all 2WB views gathered from every rank, so
+// N = 2WB - 2 negatives per anchor, exactly as one process with the WB images would see them.
+//
+// Scale (design, section 2): the returned loss is the mean over this rank's 2B anchors; with the
+// gather's SUM backward, averaging parameter gradients over ranks then gives exactly the gradient
+// of the global mean loss. The global loss itself is the average of the ranks' losses.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "dist/communicator.h"
+#include "loss/objective.h"
+
+namespace hcl::train {
+
+// Collective. z1, z2: B x d on every rank (the same B everywhere).
+loss::ObjectiveResult global_objective(dist::Communicator& comm, const torch::Tensor& z1,
+                                       const torch::Tensor& z2,
+                                       const loss::ObjectiveOptions& options);
+
+}  // namespace hcl::train
