@@ -1,0 +1,71 @@
+// Encoders: ResNet-18/34/50 with torchvision's module names (conv1, bn1, layer1.0.conv1, ...), a
+// CIFAR stem (3x3 conv, stride 1, no max-pool: the reference's) or an ImageNet stem (7x7 stride 2
+// and max-pool), any number of input channels, no classifier; and a small conv net for tests and
+// CPU demos. All map N x C x H x W images to N x feature_dim() features.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+namespace hcl::model {
+
+enum class Stem { Cifar, ImageNet };
+Stem parse_stem(const std::string& name);  // "cifar" or "imagenet"
+
+struct EncoderOptions {
+  // "resnet18", "resnet34", "resnet50" or "small".
+  TORCH_ARG(std::string, arch) = "resnet18";
+  TORCH_ARG(Stem, stem) = Stem::Cifar;
+  TORCH_ARG(int64_t, in_channels) = 3;
+  // Zero the last BatchNorm weight of each residual branch (each block starts as the identity).
+  TORCH_ARG(bool, zero_init_residual) = false;
+};
+
+class EncoderImpl : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(torch::Tensor images) = 0;
+  virtual int64_t feature_dim() const = 0;
+};
+
+// Throws hcl::Error naming an unknown arch or a bad channel count.
+std::shared_ptr<EncoderImpl> make_encoder(const EncoderOptions& options);
+
+// ResNet with torchvision's layout. Blocks: BasicBlock (18, 34) or Bottleneck (50).
+class ResNetImpl : public EncoderImpl {
+ public:
+  ResNetImpl(const std::vector<int64_t>& blocks_per_stage, bool bottleneck, const EncoderOptions& options);
+  torch::Tensor forward(torch::Tensor images) override;
+  int64_t feature_dim() const override { return feature_dim_; }
+
+ private:
+  torch::nn::Sequential make_stage(int64_t planes, int64_t blocks, int64_t stride);
+
+  bool bottleneck_;
+  bool imagenet_stem_;
+  int64_t in_planes_ = 64;
+  int64_t feature_dim_ = 0;
+  torch::nn::Conv2d conv1{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr};
+  torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
+};
+
+// Three 3x3 conv-BN-ReLU layers (32, 64, 128 channels; strides 1, 2, 2) and global average pool.
+class SmallConvNetImpl : public EncoderImpl {
+ public:
+  explicit SmallConvNetImpl(const EncoderOptions& options);
+  torch::Tensor forward(torch::Tensor images) override;
+  int64_t feature_dim() const override { return 128; }
+
+ private:
+  torch::nn::Sequential body{nullptr};
+};
+
+// Kaiming normal (fan_out, relu) for convolutions, BatchNorm weight 1 and bias 0, as torchvision.
+void init_like_torchvision(torch::nn::Module& module);
+
+// Stores every 4-d parameter and buffer in channels_last (the fast layout for cuDNN).
+void to_channels_last(torch::nn::Module& module);
+
+}  // namespace hcl::model
