@@ -11,10 +11,11 @@ ProjectionHeadImpl::ProjectionHeadImpl(const ProjectionHeadOptions& o) {
   HCL_REQUIRE(o.in_features() > 0 && o.hidden() > 0 && o.out() > 0,
               "projection head dimensions must be positive, got ", o.in_features(), " -> ",
               o.hidden(), " -> ", o.out());
-  layers = register_module(
-      "layers", nn::Sequential(nn::Linear(nn::LinearOptions(o.in_features(), o.hidden()).bias(false)),
-                               nn::BatchNorm1d(o.hidden()), nn::Functional(torch::relu),
-                               nn::Linear(nn::LinearOptions(o.hidden(), o.out()).bias(true))));
+  layers = register_module("layers", nn::Sequential());
+  layers->push_back(nn::Linear(nn::LinearOptions(o.in_features(), o.hidden()).bias(false)));
+  layers->push_back(o.norm().norm1d(o.hidden()));
+  layers->push_back(nn::Functional(torch::relu));
+  layers->push_back(nn::Linear(nn::LinearOptions(o.hidden(), o.out()).bias(true)));
   init_like_torchvision(*this);
 }
 
@@ -25,7 +26,8 @@ ContrastiveModelImpl::ContrastiveModelImpl(const ModelOptions& options) {
   head = register_module("head", ProjectionHead(ProjectionHeadOptions()
                                                     .in_features(encoder->feature_dim())
                                                     .hidden(options.head_hidden())
-                                                    .out(options.projection_dim())));
+                                                    .out(options.projection_dim())
+                                                    .norm(options.encoder().norm())));
 }
 
 ModelOutput ContrastiveModelImpl::forward(torch::Tensor images) {

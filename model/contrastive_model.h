@@ -13,6 +13,7 @@ struct ProjectionHeadOptions {
   TORCH_ARG(int64_t, in_features) = 512;
   TORCH_ARG(int64_t, hidden) = 512;
   TORCH_ARG(int64_t, out) = 128;
+  TORCH_ARG(NormFactory, norm);
 };
 
 class ProjectionHeadImpl : public torch::nn::Module {
@@ -20,7 +21,7 @@ class ProjectionHeadImpl : public torch::nn::Module {
   explicit ProjectionHeadImpl(const ProjectionHeadOptions& options);
   torch::Tensor forward(torch::Tensor features);
 
-  // torchvision-style names: "0" (Linear), "1" (BatchNorm1d), "3" (Linear) as nn.Sequential.
+  // The reference's nn.Sequential: "0" (Linear), "1" (BatchNorm1d), "2" (ReLU), "3" (Linear).
   torch::nn::Sequential layers{nullptr};
 };
 TORCH_MODULE(ProjectionHead);

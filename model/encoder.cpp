@@ -12,31 +12,44 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
 }
 
+// torchvision's downsample: Sequential(1x1 conv with the stride, norm) named "0" and "1".
+nn::Sequential downsample_path(int64_t in, int64_t out, int64_t stride, const NormFactory& norm) {
+  nn::Sequential path;
+  path->push_back(conv(in, out, 1, stride));
+  path->push_back(norm.norm2d(out));
+  return path;
+}
+
 // conv1-bn1-relu-conv2-bn2 (+ identity or downsample), then relu.
 class BasicBlockImpl : public nn::Module {
  public:
   static constexpr int64_t kExpansion = 1;
-  BasicBlockImpl(int64_t in, int64_t planes, int64_t stride)
+  BasicBlockImpl(int64_t in, int64_t planes, int64_t stride, const NormFactory& norm)
       : conv1(register_module("conv1", conv(in, planes, 3, stride))),
-        bn1(register_module("bn1", nn::BatchNorm2d(planes))),
+        bn1(add_norm("bn1", norm.norm2d(planes))),
         conv2(register_module("conv2", conv(planes, planes, 3, 1))),
-        bn2(register_module("bn2", nn::BatchNorm2d(planes))) {
+        bn2(add_norm("bn2", norm.norm2d(planes))) {
     if (stride != 1 || in != planes)
-      downsample = register_module(
-          "downsample", nn::Sequential(conv(in, planes, 1, stride), nn::BatchNorm2d(planes)));
+      downsample = register_module("downsample", downsample_path(in, planes, stride, norm));
   }
   torch::Tensor forward(torch::Tensor x) {
-    torch::Tensor out = torch::relu(bn1(conv1(x)));
-    out = bn2(conv2(out));
+    torch::Tensor out = torch::relu(bn1.forward(conv1(x)));
+    out = bn2.forward(conv2(out));
     return torch::relu(out + (downsample ? downsample->forward(x) : x));
   }
-  nn::BatchNorm2d& last_bn() { return bn2; }
+  static constexpr const char* kLastNorm = "bn2";
+
+ private:
+  nn::AnyModule add_norm(const std::string& name, nn::AnyModule m) {
+    register_module(name, m.ptr());
+    return m;
+  }
 
   // Declared in registration order (torchvision's parameter order).
   nn::Conv2d conv1;
-  nn::BatchNorm2d bn1;
+  nn::AnyModule bn1;
   nn::Conv2d conv2;
-  nn::BatchNorm2d bn2;
+  nn::AnyModule bn2;
   nn::Sequential downsample{nullptr};
 };
 TORCH_MODULE(BasicBlock);
@@ -45,32 +58,37 @@ TORCH_MODULE(BasicBlock);
 class BottleneckImpl : public nn::Module {
  public:
   static constexpr int64_t kExpansion = 4;
-  BottleneckImpl(int64_t in, int64_t planes, int64_t stride)
+  BottleneckImpl(int64_t in, int64_t planes, int64_t stride, const NormFactory& norm)
       : conv1(register_module("conv1", conv(in, planes, 1, 1))),
-        bn1(register_module("bn1", nn::BatchNorm2d(planes))),
+        bn1(add_norm("bn1", norm.norm2d(planes))),
         conv2(register_module("conv2", conv(planes, planes, 3, stride))),
-        bn2(register_module("bn2", nn::BatchNorm2d(planes))),
+        bn2(add_norm("bn2", norm.norm2d(planes))),
         conv3(register_module("conv3", conv(planes, planes * kExpansion, 1, 1))),
-        bn3(register_module("bn3", nn::BatchNorm2d(planes * kExpansion))) {
+        bn3(add_norm("bn3", norm.norm2d(planes * kExpansion))) {
     if (stride != 1 || in != planes * kExpansion)
-      downsample = register_module("downsample",
-                                   nn::Sequential(conv(in, planes * kExpansion, 1, stride),
-                                                  nn::BatchNorm2d(planes * kExpansion)));
+      downsample =
+          register_module("downsample", downsample_path(in, planes * kExpansion, stride, norm));
   }
   torch::Tensor forward(torch::Tensor x) {
-    torch::Tensor out = torch::relu(bn1(conv1(x)));
-    out = torch::relu(bn2(conv2(out)));
-    out = bn3(conv3(out));
+    torch::Tensor out = torch::relu(bn1.forward(conv1(x)));
+    out = torch::relu(bn2.forward(conv2(out)));
+    out = bn3.forward(conv3(out));
     return torch::relu(out + (downsample ? downsample->forward(x) : x));
   }
-  nn::BatchNorm2d& last_bn() { return bn3; }
+  static constexpr const char* kLastNorm = "bn3";
+
+ private:
+  nn::AnyModule add_norm(const std::string& name, nn::AnyModule m) {
+    register_module(name, m.ptr());
+    return m;
+  }
 
   nn::Conv2d conv1;
-  nn::BatchNorm2d bn1;
+  nn::AnyModule bn1;
   nn::Conv2d conv2;
-  nn::BatchNorm2d bn2;
+  nn::AnyModule bn2;
   nn::Conv2d conv3;
-  nn::BatchNorm2d bn3;
+  nn::AnyModule bn3;
   nn::Sequential downsample{nullptr};
 };
 TORCH_MODULE(Bottleneck);
@@ -88,32 +106,32 @@ ResNetImpl::ResNetImpl(const std::vector<int64_t>& blocks_per_stage, bool bottle
     : bottleneck_(bottleneck), imagenet_stem_(options.stem() == Stem::ImageNet) {
   conv1 = register_module("conv1", imagenet_stem_ ? conv(options.in_channels(), 64, 7, 2)
                                                   : conv(options.in_channels(), 64, 3, 1));
-  bn1 = register_module("bn1", nn::BatchNorm2d(64));
-  layer1 = register_module("layer1", make_stage(64, blocks_per_stage[0], 1));
-  layer2 = register_module("layer2", make_stage(128, blocks_per_stage[1], 2));
-  layer3 = register_module("layer3", make_stage(256, blocks_per_stage[2], 2));
-  layer4 = register_module("layer4", make_stage(512, blocks_per_stage[3], 2));
+  bn1 = options.norm().norm2d(64);
+  register_module("bn1", bn1.ptr());
+  layer1 = register_module("layer1", make_stage(64, blocks_per_stage[0], 1, options.norm()));
+  layer2 = register_module("layer2", make_stage(128, blocks_per_stage[1], 2, options.norm()));
+  layer3 = register_module("layer3", make_stage(256, blocks_per_stage[2], 2, options.norm()));
+  layer4 = register_module("layer4", make_stage(512, blocks_per_stage[3], 2, options.norm()));
   feature_dim_ = 512 * (bottleneck_ ? BottleneckImpl::kExpansion : BasicBlockImpl::kExpansion);
   init_like_torchvision(*this);
   if (options.zero_init_residual()) {
     torch::NoGradGuard no_grad;
+    const std::string last = std::string(bottleneck_ ? BottleneckImpl::kLastNorm : BasicBlockImpl::kLastNorm) + ".weight";
     for (auto* stage : {&layer1, &layer2, &layer3, &layer4})
-      for (const auto& block : (*stage)->children()) {
-        if (auto* basic = block->as<BasicBlockImpl>()) basic->last_bn()->weight.zero_();
-        if (auto* neck = block->as<BottleneckImpl>()) neck->last_bn()->weight.zero_();
-      }
+      for (const auto& block : (*stage)->children()) block->named_parameters()[last].zero_();
   }
 }
 
-nn::Sequential ResNetImpl::make_stage(int64_t planes, int64_t blocks, int64_t stride) {
+nn::Sequential ResNetImpl::make_stage(int64_t planes, int64_t blocks, int64_t stride,
+                                      const NormFactory& norm) {
   nn::Sequential stage;
   for (int64_t i = 0; i < blocks; ++i) {
     const int64_t s = i == 0 ? stride : 1;
     if (bottleneck_) {
-      stage->push_back(Bottleneck(in_planes_, planes, s));
+      stage->push_back(Bottleneck(in_planes_, planes, s, norm));
       in_planes_ = planes * BottleneckImpl::kExpansion;
     } else {
-      stage->push_back(BasicBlock(in_planes_, planes, s));
+      stage->push_back(BasicBlock(in_planes_, planes, s, norm));
       in_planes_ = planes * BasicBlockImpl::kExpansion;
     }
   }
@@ -121,18 +139,21 @@ nn::Sequential ResNetImpl::make_stage(int64_t planes, int64_t blocks, int64_t st
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) {
-  x = torch::relu(bn1(conv1(x)));
+  x = torch::relu(bn1.forward(conv1(x)));
   if (imagenet_stem_) x = torch::max_pool2d(x, 3, 2, 1);
   x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
   return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
 }
 
 SmallConvNetImpl::SmallConvNetImpl(const EncoderOptions& options) {
-  body = register_module(
-      "body", nn::Sequential(conv(options.in_channels(), 32, 3, 1), nn::BatchNorm2d(32),
-                             nn::Functional(torch::relu), conv(32, 64, 3, 2), nn::BatchNorm2d(64),
-                             nn::Functional(torch::relu), conv(64, 128, 3, 2),
-                             nn::BatchNorm2d(128), nn::Functional(torch::relu)));
+  body = register_module("body", nn::Sequential());
+  int64_t in = options.in_channels();
+  for (auto [out, stride] : {std::pair<int64_t, int64_t>{32, 1}, {64, 2}, {128, 2}}) {
+    body->push_back(conv(in, out, 3, stride));
+    body->push_back(options.norm().norm2d(out));
+    body->push_back(nn::Functional(torch::relu));
+    in = out;
+  }
   init_like_torchvision(*this);
 }
 
@@ -155,12 +176,13 @@ void init_like_torchvision(nn::Module& module) {
   for (auto& m : module.modules(/*include_self=*/false)) {
     if (auto* c = m->as<nn::Conv2dImpl>()) {
       nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
-    } else if (auto* bn = m->as<nn::BatchNorm2dImpl>()) {
-      nn::init::ones_(bn->weight);
-      nn::init::zeros_(bn->bias);
-    } else if (auto* bn1d = m->as<nn::BatchNorm1dImpl>()) {
-      nn::init::ones_(bn1d->weight);
-      nn::init::zeros_(bn1d->bias);
+      continue;
+    }
+    // Normalisation layers of any kind (BatchNorm, SyncBatchNorm): they own running statistics.
+    auto params = m->named_parameters(/*recurse=*/false);
+    if (m->named_buffers(/*recurse=*/false).contains("running_mean") && params.contains("weight")) {
+      nn::init::ones_(params["weight"]);
+      nn::init::zeros_(params["bias"]);
     }
   }
 }

@@ -6,12 +6,24 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
 namespace hcl::model {
 
 enum class Stem { Cifar, ImageNet };
+
+// Makes the normalisation layers (torchvision's norm_layer): BatchNorm by default; the trainer
+// passes SyncBatchNorm. Each returns a module with BatchNorm's parameters and buffers.
+struct NormFactory {
+  std::function<torch::nn::AnyModule(int64_t channels)> norm2d = [](int64_t c) {
+    return torch::nn::AnyModule(torch::nn::BatchNorm2d(c));
+  };
+  std::function<torch::nn::AnyModule(int64_t features)> norm1d = [](int64_t f) {
+    return torch::nn::AnyModule(torch::nn::BatchNorm1d(f));
+  };
+};
 Stem parse_stem(const std::string& name);  // "cifar" or "imagenet"
 
 struct EncoderOptions {
@@ -21,6 +33,7 @@ struct EncoderOptions {
   TORCH_ARG(int64_t, in_channels) = 3;
   // Zero the last BatchNorm weight of each residual branch (each block starts as the identity).
   TORCH_ARG(bool, zero_init_residual) = false;
+  TORCH_ARG(NormFactory, norm);
 };
 
 class EncoderImpl : public torch::nn::Module {
@@ -40,14 +53,14 @@ class ResNetImpl : public EncoderImpl {
   int64_t feature_dim() const override { return feature_dim_; }
 
  private:
-  torch::nn::Sequential make_stage(int64_t planes, int64_t blocks, int64_t stride);
+  torch::nn::Sequential make_stage(int64_t planes, int64_t blocks, int64_t stride, const NormFactory& norm);
 
   bool bottleneck_;
   bool imagenet_stem_;
   int64_t in_planes_ = 64;
   int64_t feature_dim_ = 0;
   torch::nn::Conv2d conv1{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr};
+  torch::nn::AnyModule bn1;
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
 };
 
@@ -62,7 +75,8 @@ class SmallConvNetImpl : public EncoderImpl {
   torch::nn::Sequential body{nullptr};
 };
 
-// Kaiming normal (fan_out, relu) for convolutions, BatchNorm weight 1 and bias 0, as torchvision.
+// Kaiming normal (fan_out, relu) for convolutions, and every normalisation layer's weight 1 and
+// bias 0, as torchvision.
 void init_like_torchvision(torch::nn::Module& module);
 
 // Stores every 4-d parameter and buffer in channels_last (the fast layout for cuDNN).
