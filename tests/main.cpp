@@ -37,6 +37,11 @@ int main(int argc, char** argv) {
     listeners.Append(new RankFailurePrinter(mpi.rank()));
   }
   int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
+  // A CTest entry whose filter selects nothing would otherwise pass without testing anything.
+  if (::testing::UnitTest::GetInstance()->test_to_run_count() == 0) {
+    std::cerr << "no test matched the filter" << std::endl;
+    failed = 1;
+  }
   int any_failed = failed;
   MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   if (any_failed && !failed) std::cerr << "[rank " << mpi.rank() << "] another rank failed\n";
