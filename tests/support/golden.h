@@ -87,4 +87,13 @@ inline ::testing::AssertionResult close(const torch::Tensor& actual, const torch
          << e.flatten()[worst].item<double>() << " (rtol " << rtol << ", atol " << atol << ")";
 }
 
+// ||actual - expected|| <= rtol * ||expected||: the relative error of a whole tensor.
+inline ::testing::AssertionResult close_norm(const torch::Tensor& actual, const torch::Tensor& expected,
+                                             double rtol) {
+  const torch::Tensor a = actual.to(torch::kDouble), e = expected.to(torch::kDouble);
+  const double error = (a - e).norm().item<double>(), scale = e.norm().item<double>();
+  if (error <= rtol * scale) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "relative error " << error / scale << " > " << rtol;
+}
+
 }  // namespace hcl::test
