@@ -1,0 +1,43 @@
+// BatchPrefetcher: one batch ahead on a std::async thread.
+#include "data/prefetch.h"
+
+namespace hcl::data {
+
+BatchPrefetcher::BatchPrefetcher(const Dataset& dataset, DistributedSampler& sampler, bool pin_memory)
+    : dataset_(dataset), sampler_(sampler), pin_(pin_memory) {}
+
+BatchPrefetcher::~BatchPrefetcher() {
+  if (pending_.valid()) pending_.wait();
+}
+
+HostBatch BatchPrefetcher::load(int64_t epoch, int64_t step) {
+  HostBatch b;
+  b.epoch = epoch;
+  b.step = step;
+  b.indices = sampler_.rank_indices(epoch, step);
+  b.images = dataset_.images.index_select(0, b.indices);
+  if (pin_) b.images = b.images.pin_memory();
+  return b;
+}
+
+void BatchPrefetcher::start(int64_t epoch, int64_t step) {
+  pending_epoch_ = epoch;
+  pending_step_ = step;
+  pending_ = std::async(std::launch::async, [this, epoch, step] { return load(epoch, step); });
+}
+
+HostBatch BatchPrefetcher::get(int64_t epoch, int64_t step) {
+  HostBatch batch;
+  if (pending_.valid() && pending_epoch_ == epoch && pending_step_ == step) {
+    batch = pending_.get();
+  } else {
+    if (pending_.valid()) pending_.wait();
+    batch = load(epoch, step);
+  }
+  int64_t next_epoch = epoch, next_step = step + 1;
+  if (next_step >= sampler_.steps_per_epoch()) next_epoch += 1, next_step = 0;
+  start(next_epoch, next_step);
+  return batch;
+}
+
+}  // namespace hcl::data

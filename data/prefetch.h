@@ -1,0 +1,41 @@
+// Prefetches the next step's images on a background thread: the sampler's indices for the rank,
+// the uint8 images gathered from the in-memory dataset, pinned when they go to a GPU, so the
+// host-to-device copy of step k+1 can start while step k computes.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <future>
+
+#include "data/dataset.h"
+#include "data/sampler.h"
+
+namespace hcl::data {
+
+struct HostBatch {
+  int64_t epoch = 0, step = 0;
+  torch::Tensor indices;  // int64, the rank's images
+  torch::Tensor images;   // uint8 N x C x H x W, CPU (pinned when requested)
+};
+
+class BatchPrefetcher {
+ public:
+  // `dataset` and `sampler` must outlive the prefetcher; only its thread uses the sampler.
+  BatchPrefetcher(const Dataset& dataset, DistributedSampler& sampler, bool pin_memory);
+  ~BatchPrefetcher();
+
+  // The batch of (epoch, step); starts loading the one after it.
+  HostBatch get(int64_t epoch, int64_t step);
+
+ private:
+  HostBatch load(int64_t epoch, int64_t step);
+  void start(int64_t epoch, int64_t step);
+
+  const Dataset& dataset_;
+  DistributedSampler& sampler_;
+  bool pin_;
+  int64_t pending_epoch_ = -1, pending_step_ = -1;
+  std::future<HostBatch> pending_;
+};
+
+}  // namespace hcl::data

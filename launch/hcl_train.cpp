@@ -1,0 +1,65 @@
+// hcl-train: distributed hard-negative contrastive pretraining.
+//   mpirun -np W hcl-train [--config FILE] [options]     (or srun, or a plain single process)
+// Exit codes: 0 done, 2 bad configuration (nothing written), 1 a failure during the run (every rank
+// is stopped).
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "core/check.h"
+#include "core/log.h"
+#include "dist/runtime.h"
+#include "launch/options.h"
+#include "train/trainer.h"
+
+namespace {
+
+// The error decided on rank 0 (file-system checks) reaches every rank, so all exit together.
+std::string broadcast_error(std::string error) {
+  int length = static_cast<int>(error.size());
+  MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  error.resize(length);
+  MPI_Bcast(error.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
+  return error;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hcl::dist::MpiRuntime mpi(&argc, &argv);
+  const bool rank0 = mpi.rank() == 0;
+  hcl::launch::ParsedOptions parsed;
+  try {
+    parsed = hcl::launch::parse_train_options(argc, argv);
+    if (parsed.help) {
+      if (rank0) std::cout << parsed.help_text;
+      return 0;
+    }
+  } catch (const hcl::Error& e) {
+    if (rank0) std::cerr << "hcl-train: error: " << e.what() << "\n";
+    return 2;
+  }
+  const hcl::train::TrainConfig& config = parsed.config;
+  const std::string error = broadcast_error(rank0 ? hcl::launch::check_output_folder(config) : "");
+  if (!error.empty()) {
+    if (rank0) std::cerr << "hcl-train: error: " << error << "\n";
+    return 2;
+  }
+  if (rank0) hcl::launch::prepare_output_folder(config);
+  MPI_Barrier(MPI_COMM_WORLD);
+  hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::parse_severity(config.log_level),
+                  config.log_file ? config.out : ""});
+  try {
+    const hcl::train::TrainSummary s = hcl::train::run_training(config, mpi.topology());
+    std::ostringstream knn;
+    knn << std::fixed << std::setprecision(2);
+    if (s.knn_top1_before >= 0) knn << 100 * s.knn_top1_before << "% before, ";
+    knn << 100 * s.knn_top1_after << "% after";
+    HCL_LOG(info) << "done: " << s.steps << " steps, final loss " << s.final_loss << "; kNN top-1 "
+                  << knn.str();
+  } catch (const std::exception& e) {
+    HCL_LOG(fatal) << e.what();
+    hcl::dist::MpiRuntime::abort_job(1);
+  }
+  return 0;
+}

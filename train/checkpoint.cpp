@@ -1,0 +1,161 @@
+// Checkpoint files: "HCLCKPT1", payload length, CRC-32, then a LibTorch archive.
+#include "train/checkpoint.h"
+
+#include <zlib.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "core/check.h"
+
+namespace hcl::train {
+namespace {
+
+constexpr char kMagic[8] = {'H', 'C', 'L', 'C', 'K', 'P', 'T', '1'};
+constexpr size_t kHeader = 8 + 8 + 8;
+
+uint32_t crc_of(const std::string& bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const size_t chunk = 1u << 30;
+  for (size_t off = 0; off < bytes.size(); off += chunk)
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + off),
+                static_cast<uInt>(std::min(chunk, bytes.size() - off)));
+  return static_cast<uint32_t>(crc);
+}
+
+// The archive bytes of a checkpoint file, after checking magic, length and checksum.
+std::string read_payload(const std::string& path) {
+  HCL_REQUIRE(std::filesystem::is_regular_file(path), "checkpoint ", path, ": no such file");
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  HCL_REQUIRE(bytes.size() >= kHeader && std::memcmp(bytes.data(), kMagic, 8) == 0, "checkpoint ",
+              path, ": not an hcl checkpoint (bad magic)");
+  uint64_t length = 0, crc = 0;
+  std::memcpy(&length, bytes.data() + 8, 8);
+  std::memcpy(&crc, bytes.data() + 16, 8);
+  HCL_REQUIRE(bytes.size() - kHeader == length, "checkpoint ", path, ": truncated (",
+              bytes.size() - kHeader, " of ", length, " bytes)");
+  std::string payload = bytes.substr(kHeader);
+  HCL_REQUIRE(crc_of(payload) == crc, "checkpoint ", path, ": corrupt (checksum mismatch)");
+  return payload;
+}
+
+void write_all(int fd, const char* data, size_t size, const std::string& path) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      ::close(fd);
+      throw Error("checkpoint " + path + ": write failed: " + std::strerror(errno));
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, torch::nn::Module& model,
+                     torch::optim::Optimizer* optimizer, const TrainPosition& position,
+                     const TrainConfig& config) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive;
+  for (const auto& p : model.named_parameters()) model_archive.write(p.key(), p.value().detach().cpu());
+  for (const auto& b : model.named_buffers()) model_archive.write(b.key(), b.value().cpu(), /*is_buffer=*/true);
+  archive.write("model", model_archive);
+  if (optimizer != nullptr) {
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer->save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+  }
+  archive.write("config", c10::IValue(config.to_json().dump()));
+  archive.write("position", c10::IValue(std::vector<int64_t>{position.epoch, position.step, position.global_step}));
+  std::string payload;
+  archive.save_to([&](const void* data, size_t size) -> size_t {
+    payload.append(static_cast<const char*>(data), size);
+    return size;
+  });
+
+  const uint64_t length = payload.size(), crc = crc_of(payload);
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  HCL_REQUIRE(fd >= 0, "checkpoint ", tmp, ": cannot create: ", std::strerror(errno));
+  write_all(fd, kMagic, 8, tmp);
+  write_all(fd, reinterpret_cast<const char*>(&length), 8, tmp);
+  write_all(fd, reinterpret_cast<const char*>(&crc), 8, tmp);
+  write_all(fd, payload.data(), payload.size(), tmp);
+  if (::fsync(fd) != 0 || ::close(fd) != 0)
+    throw Error("checkpoint " + tmp + ": flush failed: " + std::strerror(errno));
+  HCL_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0, "checkpoint ", path,
+              ": rename failed: ", std::strerror(errno));
+}
+
+namespace {
+Checkpoint header_of(torch::serialize::InputArchive& archive) {
+  Checkpoint c;
+  c10::IValue config, position;
+  archive.read("config", config);
+  archive.read("position", position);
+  c.config = TrainConfig::from_json(nlohmann::json::parse(config.toStringRef()));
+  const auto p = position.toIntVector();
+  c.position = {p.at(0), p.at(1), p.at(2)};
+  return c;
+}
+
+void load_archive(const std::string& path, torch::serialize::InputArchive& archive,
+                  c10::optional<torch::Device> device = c10::nullopt) {
+  const std::string payload = read_payload(path);
+  try {
+    archive.load_from(payload.data(), payload.size(), device);
+  } catch (const c10::Error& e) {
+    throw Error("checkpoint " + path + ": unreadable archive (" + e.what_without_backtrace() + ")");
+  }
+}
+}  // namespace
+
+Checkpoint read_checkpoint_header(const std::string& path) {
+  torch::serialize::InputArchive archive;
+  load_archive(path, archive);
+  return header_of(archive);
+}
+
+Checkpoint load_checkpoint(const std::string& path, torch::nn::Module& model,
+                           torch::optim::Optimizer* optimizer, const TrainConfig& expected) {
+  torch::serialize::InputArchive archive;
+  // Tensors (optimizer state too) land on the model's device.
+  const auto params = model.parameters();
+  load_archive(path, archive, params.empty() ? c10::optional<torch::Device>() : params.front().device());
+  Checkpoint c = header_of(archive);
+  const nlohmann::json have = c.config.model_identity(), want = expected.model_identity();
+  for (const auto& item : want.items())
+    HCL_REQUIRE(have.at(item.key()) == item.value(), "checkpoint ", path, " is incompatible: --",
+                item.key(), " is ", have.at(item.key()).dump(), " there but ", item.value().dump(), " here");
+  torch::serialize::InputArchive model_archive;
+  archive.read("model", model_archive);
+  torch::NoGradGuard no_grad;
+  try {
+    for (auto& p : model.named_parameters()) {
+      torch::Tensor value;
+      model_archive.read(p.key(), value);
+      p.value().copy_(value);
+    }
+    for (auto& b : model.named_buffers()) {
+      torch::Tensor value;
+      model_archive.read(b.key(), value, /*is_buffer=*/true);
+      b.value().copy_(value);
+    }
+    if (optimizer != nullptr) {
+      torch::serialize::InputArchive optimizer_archive;
+      archive.read("optimizer", optimizer_archive);
+      optimizer->load(optimizer_archive);
+    }
+  } catch (const c10::Error& e) {
+    throw Error("checkpoint " + path + ": does not fit this model (" + e.what_without_backtrace() + ")");
+  }
+  return c;
+}
+
+}  // namespace hcl::train

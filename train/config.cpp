@@ -1,0 +1,105 @@
+// Validation and JSON form of TrainConfig.
+#include "train/config.h"
+
+#include <cmath>
+
+#include "core/check.h"
+
+namespace hcl::train {
+namespace {
+
+void require_one_of(const std::string& option, const std::string& value,
+                    std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (const char* a : allowed) {
+    if (value == a) return;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  throw Error("--" + option + ": unknown value '" + value + "' (expected one of " + list + ")");
+}
+
+}  // namespace
+
+#define HCL_OPTION_CHECK(cond, option, ...) HCL_REQUIRE(cond, "--" option ": ", __VA_ARGS__)
+
+void TrainConfig::validate() const {
+  require_one_of("dataset", dataset, {"fashion-mnist", "mnist", "cifar10", "cifar100", "stl10", "synthetic"});
+  require_one_of("arch", arch, {"resnet18", "resnet34", "resnet50", "small"});
+  require_one_of("stem", stem, {"cifar", "imagenet"});
+  require_one_of("view-forward", view_forward, {"per-view", "joint"});
+  require_one_of("estimator", estimator, {"hard", "easy"});
+  require_one_of("beta-schedule", beta_schedule, {"constant", "down"});
+  require_one_of("optimizer", optimizer, {"adam", "sgd", "lars"});
+  require_one_of("lr-schedule", lr_schedule, {"constant", "cosine"});
+  require_one_of("precision", precision, {"fp32", "bf16"});
+  require_one_of("device", device, {"auto", "cpu", "cuda"});
+  require_one_of("backend", backend, {"auto", "mpi", "nccl"});
+  require_one_of("log-level", log_level, {"trace", "debug", "info", "warning", "error"});
+  HCL_OPTION_CHECK(crop_scale_min > 0 && crop_scale_min <= 1, "crop-scale-min", "must be in (0, 1], got ", crop_scale_min);
+  HCL_OPTION_CHECK(blur_p >= 0 && blur_p <= 1, "blur-p", "must be in [0, 1], got ", blur_p);
+  HCL_OPTION_CHECK(projection_dim >= 1, "projection-dim", "must be >= 1, got ", projection_dim);
+  HCL_OPTION_CHECK(head_hidden >= 1, "head-hidden", "must be >= 1, got ", head_hidden);
+  HCL_OPTION_CHECK(std::isfinite(temperature) && temperature > 0, "temperature", "must be > 0, got ", temperature);
+  HCL_OPTION_CHECK(tau_plus >= 0 && tau_plus < 1, "tau-plus", "must be in [0, 1), got ", tau_plus);
+  HCL_OPTION_CHECK(std::isfinite(beta) && beta >= 0, "beta", "must be >= 0, got ", beta);
+  HCL_OPTION_CHECK(column_chunk >= 0, "column-chunk", "must be >= 0 (0: unchunked), got ", column_chunk);
+  HCL_OPTION_CHECK(batch_size >= 2, "batch-size", "must be >= 2 images per rank, got ", batch_size);
+  HCL_OPTION_CHECK(accumulate >= 1, "accumulate", "must be >= 1, got ", accumulate);
+  HCL_OPTION_CHECK(batch_size % accumulate == 0, "accumulate", accumulate,
+                   " does not divide the batch size ", batch_size);
+  HCL_OPTION_CHECK(batch_size / accumulate >= 2, "accumulate", "leaves fewer than 2 images per micro-batch");
+  HCL_OPTION_CHECK(epochs >= 1, "epochs", "must be >= 1, got ", epochs);
+  HCL_OPTION_CHECK(max_steps >= 0, "max-steps", "must be >= 0 (0: no limit), got ", max_steps);
+  HCL_OPTION_CHECK(std::isfinite(lr) && lr > 0, "lr", "must be > 0, got ", lr);
+  HCL_OPTION_CHECK(weight_decay >= 0, "weight-decay", "must be >= 0, got ", weight_decay);
+  HCL_OPTION_CHECK(momentum >= 0 && momentum < 1, "momentum", "must be in [0, 1), got ", momentum);
+  HCL_OPTION_CHECK(warmup_epochs >= 0, "warmup-epochs", "must be >= 0, got ", warmup_epochs);
+  HCL_OPTION_CHECK(nccl_timeout >= 1, "nccl-timeout", "must be >= 1 second, got ", nccl_timeout);
+  HCL_OPTION_CHECK(bucket_mb >= 1, "bucket-mb", "must be >= 1, got ", bucket_mb);
+  HCL_OPTION_CHECK(threads >= 0, "threads", "must be >= 0, got ", threads);
+  HCL_OPTION_CHECK(seed >= 0, "seed", "must be >= 0, got ", seed);
+  HCL_OPTION_CHECK(log_interval >= 1, "log-interval", "must be >= 1, got ", log_interval);
+  HCL_OPTION_CHECK(eval_interval >= 0, "eval-interval", "must be >= 0, got ", eval_interval);
+  HCL_OPTION_CHECK(knn_k >= 1, "knn-k", "must be >= 1, got ", knn_k);
+  HCL_OPTION_CHECK(knn_temperature > 0, "knn-temperature", "must be > 0, got ", knn_temperature);
+  HCL_OPTION_CHECK(knn_bank_size >= 0, "knn-bank-size", "must be >= 0, got ", knn_bank_size);
+  HCL_OPTION_CHECK(knn_test_size >= 0, "knn-test-size", "must be >= 0, got ", knn_test_size);
+  HCL_OPTION_CHECK(checkpoint_interval >= 0, "checkpoint-interval", "must be >= 0, got ", checkpoint_interval);
+  HCL_OPTION_CHECK(!out.empty(), "out", "must name a folder");
+  if (precision == "bf16")
+    HCL_OPTION_CHECK(device != "cpu", "precision", "bf16 needs a CUDA device (--device cuda or auto)");
+}
+
+nlohmann::json TrainConfig::to_json() const {
+  nlohmann::json j;
+  visit_fields(*this, [&](const char* key, const auto& field, const char*) { j[key] = field; });
+  return j;
+}
+
+TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
+  TrainConfig c;
+  size_t known = 0;
+  visit_fields(c, [&](const char* key, auto& field, const char*) {
+    if (!j.contains(key)) return;
+    ++known;
+    try {
+      j.at(key).get_to(field);
+    } catch (const nlohmann::json::exception&) {
+      throw Error(std::string("--") + key + ": wrong type in JSON: " + j.at(key).dump());
+    }
+  });
+  if (known != j.size())
+    for (const auto& item : j.items()) {
+      bool found = false;
+      visit_fields(c, [&](const char* key, auto&, const char*) { found = found || item.key() == key; });
+      HCL_REQUIRE(found, "unknown option '", item.key(), "' in the configuration");
+    }
+  return c;
+}
+
+nlohmann::json TrainConfig::model_identity() const {
+  return {{"dataset", dataset}, {"arch", arch}, {"stem", stem}, {"projection-dim", projection_dim},
+          {"head-hidden", head_hidden}, {"optimizer", optimizer}};
+}
+
+}  // namespace hcl::train

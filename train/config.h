@@ -1,0 +1,127 @@
+// The trainer's configuration: every option with its default (the reference's where it has one).
+// launch/ fills it from the command line and config files; validate() rejects bad values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace hcl::train {
+
+struct TrainConfig {
+  // data
+  std::string dataset = "fashion-mnist";
+  std::string data_dir;  // "": the dataset's default folder
+  std::string train_split = "train";
+  double crop_scale_min = 0.08;
+  double blur_p = 0.0;
+  // model
+  std::string arch = "resnet18";
+  std::string stem = "cifar";
+  int64_t projection_dim = 128;
+  int64_t head_hidden = 512;
+  bool sync_bn = true;
+  std::string view_forward = "per-view";
+  // objective
+  std::string estimator = "hard";
+  double temperature = 0.5;
+  double tau_plus = 0.1;
+  double beta = 1.0;
+  std::string beta_schedule = "constant";
+  int64_t column_chunk = 0;
+  // optimisation
+  int64_t batch_size = 256;
+  int64_t accumulate = 1;
+  int64_t epochs = 100;
+  int64_t max_steps = 0;
+  std::string optimizer = "adam";
+  double lr = 1e-3;
+  double weight_decay = 1e-6;
+  double momentum = 0.9;
+  double warmup_epochs = 0;
+  std::string lr_schedule = "constant";
+  // runtime
+  std::string precision = "fp32";
+  std::string device = "auto";
+  std::string backend = "auto";
+  int64_t nccl_timeout = 300;
+  int64_t bucket_mb = 25;
+  int64_t threads = 0;
+  int64_t seed = 0;
+  // monitoring and output
+  int64_t log_interval = 10;
+  double eval_interval = 1;
+  int64_t knn_k = 200;
+  double knn_temperature = 0.5;
+  int64_t knn_bank_size = 0;
+  int64_t knn_test_size = 0;
+  double checkpoint_interval = 1;
+  std::string out = "runs/hcl";
+  std::string resume;
+  bool force = false;
+  std::string log_level = "info";
+  bool log_file = false;
+
+  // Calls visit(name, field, help) for every option, in --help order. The one list of options:
+  // the command line, config files, JSON and the checkpoint all go through it.
+  template <typename Self, typename Visit>
+  static void visit_fields(Self& c, Visit&& visit) {
+    visit("dataset", c.dataset, "fashion-mnist, mnist, cifar10, cifar100, stl10 or synthetic");
+    visit("data-dir", c.data_dir, "dataset folder (empty: the dataset's default)");
+    visit("train-split", c.train_split, "split to pretrain on (stl10: train+unlabeled, unlabeled)");
+    visit("crop-scale-min", c.crop_scale_min, "smallest random crop, as a fraction of the image");
+    visit("blur-p", c.blur_p, "probability of Gaussian blur");
+    visit("arch", c.arch, "encoder: resnet18, resnet34, resnet50 or small");
+    visit("stem", c.stem, "cifar (3x3, no max-pool) or imagenet (7x7 stride 2, max-pool)");
+    visit("projection-dim", c.projection_dim, "output dimension of the projection head");
+    visit("head-hidden", c.head_hidden, "hidden width of the projection head");
+    visit("sync-bn", c.sync_bn, "BatchNorm statistics over all ranks (W x B equals 1 x WB)");
+    visit("view-forward", c.view_forward, "per-view (BN over B, the reference) or joint (BN over 2B)");
+    visit("estimator", c.estimator, "hard (HCL; beta 0: debiased) or easy (SimCLR)");
+    visit("temperature", c.temperature, "temperature t of the scores");
+    visit("tau-plus", c.tau_plus, "class prior tau+ in [0, 1)");
+    visit("beta", c.beta, "hardness beta >= 0");
+    visit("beta-schedule", c.beta_schedule, "constant, or down (to 0 in 9 steps over the run)");
+    visit("column-chunk", c.column_chunk, "objective column chunk to bound memory (0: none)");
+    visit("batch-size", c.batch_size, "images per rank per step (global batch: x ranks)");
+    visit("accumulate", c.accumulate, "micro-batches per step (divides batch-size)");
+    visit("epochs", c.epochs, "epochs of pretraining");
+    visit("max-steps", c.max_steps, "stop after this many steps (0: no limit)");
+    visit("optimizer", c.optimizer, "adam, sgd (momentum) or lars (lr x global batch / 256)");
+    visit("lr", c.lr, "learning rate (lars: base learning rate)");
+    visit("weight-decay", c.weight_decay, "weight decay");
+    visit("momentum", c.momentum, "momentum of sgd and lars");
+    visit("warmup-epochs", c.warmup_epochs, "linear learning-rate warm-up, in epochs");
+    visit("lr-schedule", c.lr_schedule, "constant or cosine (after warm-up)");
+    visit("precision", c.precision, "fp32 or bf16 (bf16 autocast, CUDA only)");
+    visit("device", c.device, "auto (the local rank's GPU if any), cpu or cuda");
+    visit("backend", c.backend, "collectives: auto (by device), mpi or nccl");
+    visit("nccl-timeout", c.nccl_timeout, "seconds before a stuck NCCL collective aborts the job");
+    visit("bucket-mb", c.bucket_mb, "gradient all-reduce bucket size in MB");
+    visit("threads", c.threads, "CPU threads per rank (0: LibTorch's default)");
+    visit("seed", c.seed, "seed of initialisation, sampling and augmentation");
+    visit("log-interval", c.log_interval, "steps between progress lines and metrics records");
+    visit("eval-interval", c.eval_interval, "epochs between kNN evaluations (0: start and end only)");
+    visit("knn-k", c.knn_k, "neighbours of the kNN monitor");
+    visit("knn-temperature", c.knn_temperature, "temperature of the kNN weights exp(sim / t)");
+    visit("knn-bank-size", c.knn_bank_size, "train images in the kNN memory bank (0: all)");
+    visit("knn-test-size", c.knn_test_size, "test images scored by the kNN monitor (0: all)");
+    visit("checkpoint-interval", c.checkpoint_interval, "epochs between checkpoints (0: only at the end)");
+    visit("out", c.out, "output folder: config, metrics.jsonl, checkpoints, logs");
+    visit("resume", c.resume, "checkpoint file to continue from");
+    visit("force", c.force, "use an output folder that holds another run");
+    visit("log-level", c.log_level, "trace, debug, info, warning or error");
+    visit("log-file", c.log_file, "also write a log file per rank in the output folder");
+  }
+
+  // Throws hcl::Error "--option: problem" naming the first invalid value.
+  void validate() const;
+  nlohmann::json to_json() const;
+  // Unknown keys are errors.
+  static TrainConfig from_json(const nlohmann::json& j);
+  // The options that must match to continue a run from a checkpoint (architecture, dimensions).
+  nlohmann::json model_identity() const;
+};
+
+}  // namespace hcl::train

@@ -1,0 +1,45 @@
+// The kNN monitor of the reference: weighted k-nearest neighbours (weights exp(sim / t)) on
+// L2-normalised encoder features, the train split as memory bank and the test split scored.
+// Distributed: each rank embeds its share of the bank and of the test images; the bank is
+// all-gathered and the correct counts summed.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "data/augment.h"
+#include "data/dataset.h"
+#include "dist/communicator.h"
+#include "model/contrastive_model.h"
+
+namespace hcl::train {
+
+struct KnnOptions {
+  TORCH_ARG(int64_t, k) = 200;
+  TORCH_ARG(double, temperature) = 0.5;
+  TORCH_ARG(int64_t, bank_size) = 0;  // 0: the whole train split
+  TORCH_ARG(int64_t, test_size) = 0;  // 0: the whole test split
+  TORCH_ARG(int64_t, batch) = 512;
+  TORCH_ARG(int64_t, seed) = 0;       // which subset, when sizes are limited
+};
+
+struct KnnResult {
+  double top1 = 0, top5 = 0;  // fractions of the test images scored
+  int64_t bank = 0, test = 0;
+};
+
+// Encoder features of uint8 `images` (eval mode, in batches on `device`), normalised, float32.
+torch::Tensor embed(model::ContrastiveModel& model, const data::TwoViewAugmenter& transform,
+                    const torch::Tensor& images, int64_t batch, const torch::Device& device);
+
+// Collective. Leaves the model in eval mode; the caller restores train mode.
+KnnResult knn_evaluate(model::ContrastiveModel& model, dist::Communicator& comm,
+                       const data::TwoViewAugmenter& transform, const data::Dataset& train,
+                       const data::Dataset& test, const KnnOptions& options,
+                       const torch::Device& device);
+
+// The weighted vote for a block of queries: top-1 and top-5 correct counts.
+std::pair<int64_t, int64_t> knn_votes(const torch::Tensor& queries, const torch::Tensor& query_labels,
+                                      const torch::Tensor& bank, const torch::Tensor& bank_labels,
+                                      int64_t num_classes, int64_t k, double temperature);
+
+}  // namespace hcl::train

@@ -1,0 +1,350 @@
+// The training loop: data -> two views -> forward -> global objective -> backward -> bucketed
+// gradient averaging -> optimizer, with logging, metrics, checkpoints and kNN evaluation.
+#include "train/trainer.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+
+#include "core/check.h"
+#include "core/log.h"
+#include "core/torch_compat.h"
+#include "data/augment.h"
+#include "data/prefetch.h"
+#include "dist/data_parallel.h"
+#include "dist/sync_batchnorm.h"
+#include "loss/beta_schedule.h"
+#include "train/checkpoint.h"
+#include "train/knn.h"
+#include "train/optim.h"
+#include "train/step.h"
+
+namespace hcl::train {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point start) {
+  return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+// Every rank must run the same configuration: compare a hash of it before any work.
+void check_same_config(dist::Communicator& comm, const TrainConfig& config) {
+  nlohmann::json j = config.to_json();
+  const auto hash = static_cast<int64_t>(std::hash<std::string>{}(j.dump()) >> 1);
+  torch::Tensor both = torch::tensor({hash, -hash}, torch::kLong);
+  comm.all_reduce(both, dist::ReduceOp::Max);
+  HCL_REQUIRE(both[0].item<int64_t>() == -both[1].item<int64_t>(),
+              "ranks were started with different configurations (check the command line and config "
+              "files of every rank)");
+}
+
+// Same dataset on every rank (size and content fingerprint).
+void check_same_dataset(dist::Communicator& comm, const data::Dataset& d) {
+  const int64_t sum = d.images.flatten().narrow(0, 0, std::min<int64_t>(d.images.numel(), 1 << 20))
+                          .to(torch::kLong).sum().item<int64_t>();
+  torch::Tensor v = torch::tensor({d.size(), sum, -d.size(), -sum}, torch::kLong);
+  comm.all_reduce(v, dist::ReduceOp::Max);
+  HCL_REQUIRE(v[0].item<int64_t>() == -v[2].item<int64_t>() && v[1].item<int64_t>() == -v[3].item<int64_t>(),
+              "ranks loaded different datasets (", d.name, ": ", d.size(), " images here); "
+              "every rank must read the same files");
+}
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<int64_t>(seconds);
+  std::ostringstream out;
+  if (s >= 3600) out << s / 3600 << "h";
+  out << std::setw(s >= 3600 ? 2 : 1) << std::setfill('0') << (s % 3600) / 60 << "m" << std::setw(2)
+      << std::setfill('0') << s % 60 << "s";
+  return out.str();
+}
+
+struct StepTimes {
+  double data = 0, forward = 0, objective = 0, backward = 0, sync = 0, optimizer = 0;
+  void add(const StepTimes& o) {
+    data += o.data, forward += o.forward, objective += o.objective, backward += o.backward,
+        sync += o.sync, optimizer += o.optimizer;
+  }
+  double total() const { return data + forward + objective + backward + sync + optimizer; }
+};
+
+}  // namespace
+
+torch::Device choose_device(const std::string& choice, int local_rank) {
+  if (choice == "cpu") return torch::kCPU;
+  const bool cuda = torch::cuda::is_available();
+  if (choice == "cuda") HCL_REQUIRE(cuda, "--device cuda: no CUDA device is available to this rank");
+  if (!cuda) return torch::kCPU;
+  const auto count = static_cast<int>(torch::cuda::device_count());
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
+}
+
+TrainSummary run_training(const TrainConfig& config, const dist::Topology& topology) {
+  const torch::Device device = choose_device(config.device, topology.local_rank);
+  HCL_REQUIRE(config.precision != "bf16" || device.is_cuda(), "--precision bf16 needs a CUDA device");
+  if (config.threads > 0) torch::set_num_threads(static_cast<int>(config.threads));
+
+  dist::CommunicatorOptions comm_options;
+  comm_options.backend = dist::parse_backend_choice(config.backend);
+  comm_options.timeout = std::chrono::seconds(config.nccl_timeout);
+  dist::Communicator comm(MPI_COMM_WORLD, comm_options);
+  check_same_config(comm, config);
+  comm.log_startup(device);
+  // Gradient buckets and SyncBatchNorm issue identical shapes on every rank by construction: their
+  // own communicator skips the per-call shape check.
+  dist::CommunicatorOptions fast = comm_options;
+  fast.check_shapes = false;
+  dist::Communicator grad_comm(MPI_COMM_WORLD, fast);
+
+  const int world = comm.world_size();
+  const bool rank0 = comm.rank() == 0;
+  HCL_LOG(info) << "configuration: " << config.to_json().dump();
+
+  // Data.
+  const data::Dataset train_set = data::load_dataset(config.dataset, config.data_dir, config.train_split);
+  const data::Dataset test_set = data::load_dataset(config.dataset, config.data_dir, "test");
+  // The kNN memory bank needs labels: the labeled train split when pretraining on another one.
+  const bool labeled = config.train_split == "train";
+  const data::Dataset labeled_train =
+      labeled ? data::Dataset{} : data::load_dataset(config.dataset, config.data_dir, "train");
+  const data::Dataset& bank_set = labeled ? train_set : labeled_train;
+  check_same_dataset(comm, train_set);
+  HCL_LOG(info) << "data: " << config.dataset << " " << config.train_split << " " << train_set.size()
+                << " images of " << train_set.channels() << "x" << train_set.height() << "x"
+                << train_set.width() << ", test " << test_set.size();
+  const int64_t global_batch = config.batch_size * world;
+  HCL_REQUIRE(global_batch <= train_set.size(), "--batch-size: the global batch (", config.batch_size,
+              " per rank x ", world, " ranks = ", global_batch, ") exceeds the dataset (",
+              train_set.size(), " images)");
+  data::DistributedSampler sampler(train_set.size(), config.batch_size, comm.rank(), world,
+                                   static_cast<uint64_t>(config.seed));
+  const auto [mean, stddev] = data::dataset_normalization(config.dataset, train_set.channels());
+  const data::TwoViewAugmenter augmenter(data::AugmentOptions()
+                                             .output_size(train_set.height())
+                                             .scale_min(config.crop_scale_min)
+                                             .blur_p(config.blur_p)
+                                             .mean(mean)
+                                             .stddev(stddev),
+                                         static_cast<uint64_t>(config.seed));
+
+  // Model, replicated from rank 0.
+  model::NormFactory norm;
+  if (config.sync_bn) {
+    norm.norm2d = [&grad_comm](int64_t c) { return torch::nn::AnyModule(dist::SyncBatchNorm(c, grad_comm)); };
+    norm.norm1d = norm.norm2d;
+  }
+  torch::manual_seed(static_cast<uint64_t>(config.seed));
+  model::ContrastiveModel net(model::ModelOptions()
+                                  .encoder(model::EncoderOptions()
+                                               .arch(config.arch)
+                                               .stem(model::parse_stem(config.stem))
+                                               .in_channels(train_set.channels())
+                                               .norm(norm))
+                                  .head_hidden(config.head_hidden)
+                                  .projection_dim(config.projection_dim));
+  net->to(device);
+  if (device.is_cuda()) model::to_channels_last(*net);
+  dist::DataParallel dp(grad_comm, *net, dist::DataParallelOptions()
+                                               .bucket_bytes(config.bucket_mb << 20)
+                                               .overlap(device.is_cuda()));  // CPU: buckets after backward
+  dp.broadcast_from_root();
+  dp.verify_replicas();
+  int64_t parameters = 0;
+  for (const auto& p : net->parameters()) parameters += p.numel();
+  HCL_LOG(info) << "model: " << config.arch << " (" << config.stem << " stem), " << parameters
+                << " parameters, " << (config.sync_bn ? "SyncBatchNorm" : "per-rank BatchNorm") << ", "
+                << dp.bucket_count() << " gradient bucket(s)";
+
+  // Optimisation.
+  const double base_lr = config.optimizer == "lars" ? config.lr * global_batch / 256.0 : config.lr;
+  Optimizer optimizer(*net, OptimizerOptions()
+                                .name(config.optimizer)
+                                .lr(base_lr)
+                                .weight_decay(config.weight_decay)
+                                .momentum(config.momentum));
+  const int64_t steps_per_epoch = sampler.steps_per_epoch();
+  int64_t total_steps = steps_per_epoch * config.epochs;
+  if (config.max_steps > 0) total_steps = std::min(total_steps, config.max_steps);
+  const ScheduleOptions schedule = ScheduleOptions()
+                                       .name(config.lr_schedule)
+                                       .warmup_steps(static_cast<int64_t>(config.warmup_epochs * steps_per_epoch))
+                                       .total_steps(total_steps);
+  const auto beta_schedule = loss::make_beta_schedule(config.beta_schedule, config.beta, config.epochs);
+  const ViewForward view_mode = parse_view_forward(config.view_forward);
+
+  TrainPosition position;
+  if (!config.resume.empty()) {
+    const Checkpoint c = load_checkpoint(config.resume, *net, &optimizer.torch_optimizer(), config);
+    position = c.position;
+    dp.verify_replicas();
+    HCL_LOG(info) << "resumed from " << config.resume << " at epoch " << position.epoch << ", step "
+                  << position.step << " (" << position.global_step << " steps done)";
+  }
+
+  const std::filesystem::path out(config.out);
+  std::ofstream metrics;
+  if (rank0) {
+    std::ofstream(out / "config.json") << config.to_json().dump(2) << "\n";
+    metrics.open(out / "metrics.jsonl", std::ios::app);
+  }
+  auto write_metrics = [&](const nlohmann::json& record) {
+    if (rank0) metrics << record.dump() << std::endl;
+  };
+
+  const KnnOptions knn = KnnOptions()
+                             .k(config.knn_k)
+                             .temperature(config.knn_temperature)
+                             .bank_size(config.knn_bank_size)
+                             .test_size(config.knn_test_size)
+                             .seed(config.seed);
+  double paused = 0;  // seconds of evaluation and checkpoints, kept out of the throughput
+  auto evaluate = [&](const char* when) {
+    const auto start = clock_type::now();
+    const KnnResult r = knn_evaluate(net, comm, augmenter, bank_set, test_set, knn, device);
+    net->train();
+    HCL_LOG(info) << "kNN (" << when << ", epoch " << position.epoch << ", step " << position.global_step
+                  << "): top-1 " << std::fixed << std::setprecision(2) << 100 * r.top1 << "%, top-5 "
+                  << 100 * r.top5 << "% (k " << config.knn_k << ", bank " << r.bank << ", test " << r.test
+                  << ", " << std::setprecision(1) << seconds_since(start) << " s)";
+    write_metrics({{"type", "knn"}, {"when", when}, {"epoch", position.epoch},
+                   {"step", position.global_step}, {"top1", r.top1}, {"top5", r.top5}});
+    paused += seconds_since(start);
+    return r.top1;
+  };
+
+  TrainSummary summary;
+  if (position.global_step == 0) summary.knn_top1_before = evaluate("before training");
+  paused = 0;
+
+  auto save = [&](const char* why) {
+    const auto start = clock_type::now();
+    if (rank0) {
+      const std::string path = (out / "checkpoint.pt").string();
+      save_checkpoint(path, *net, &optimizer.torch_optimizer(), position, config);
+      HCL_LOG(info) << "checkpoint (" << why << "): " << path << " at step " << position.global_step;
+    }
+    comm.barrier();
+    paused += seconds_since(start);
+  };
+
+  // The loop.
+  net->train();
+  data::BatchPrefetcher prefetcher(train_set, sampler, device.is_cuda());
+  const loss::ObjectiveOptions objective_base = loss::ObjectiveOptions()
+                                                    .estimator(loss::parse_estimator(config.estimator))
+                                                    .temperature(config.temperature)
+                                                    .tau_plus(config.tau_plus)
+                                                    .column_chunk(config.column_chunk)
+                                                    .check_values(!device.is_cuda());
+  const int64_t micro = config.batch_size / config.accumulate;
+  StepTimes window;
+  int64_t window_steps = 0;
+  auto window_start = clock_type::now();
+  const auto run_start = clock_type::now();
+  const int64_t first_step = position.global_step;
+  const int64_t eval_every = static_cast<int64_t>(config.eval_interval * steps_per_epoch);
+  const int64_t checkpoint_every = static_cast<int64_t>(config.checkpoint_interval * steps_per_epoch);
+  double last_loss = 0;
+
+  while (position.global_step < total_steps) {
+    const bool log_step = (position.global_step + 1) % config.log_interval == 0 ||
+                          position.global_step + 1 == total_steps;
+    const bool timed = log_step || !device.is_cuda();
+    StepTimes t;
+    auto mark = clock_type::now();
+    auto lap = [&](double& slot) {
+      if (timed) synchronize_device(device);
+      const auto now = clock_type::now();
+      slot += std::chrono::duration<double>(now - mark).count();
+      mark = now;
+    };
+
+    const double beta = beta_schedule->beta(position.epoch);
+    const loss::ObjectiveOptions objective = loss::ObjectiveOptions(objective_base).beta(beta).with_stats(log_step);
+    const data::HostBatch batch = prefetcher.get(position.epoch, position.step);
+    const torch::Tensor images = batch.images.to(device, /*non_blocking=*/true);
+    const torch::Tensor view1 = augmenter.view(images, batch.indices, position.epoch, 0);
+    const torch::Tensor view2 = augmenter.view(images, batch.indices, position.epoch, 1);
+    lap(t.data);
+
+    optimizer.zero_grad();
+    torch::Tensor step_loss;
+    loss::ObjectiveStats stats;
+    for (int64_t m = 0; m < config.accumulate; ++m) {
+      dp.begin(/*sync=*/m + 1 == config.accumulate);
+      const torch::Tensor v1 = view1.narrow(0, m * micro, micro), v2 = view2.narrow(0, m * micro, micro);
+      StepOutput out;
+      if (config.precision == "bf16") {
+        compat::CudaBf16Autocast autocast;
+        out = forward_backward(net, comm, v1, v2, view_mode, objective, 1.0 / config.accumulate, timed);
+      } else {
+        out = forward_backward(net, comm, v1, v2, view_mode, objective, 1.0 / config.accumulate, timed);
+      }
+      t.forward += out.forward_seconds;
+      t.objective += out.objective_seconds;
+      t.backward += out.backward_seconds;
+      step_loss = step_loss.defined() ? step_loss + out.loss / config.accumulate : out.loss / config.accumulate;
+      if (m == 0) stats = out.stats;
+    }
+    mark = clock_type::now();
+    dp.finish();
+    lap(t.sync);
+    optimizer.set_lr(scheduled_lr(base_lr, schedule, position.global_step));
+    optimizer.step();
+    lap(t.optimizer);
+
+    ++position.global_step;
+    if (++position.step == steps_per_epoch) position.step = 0, ++position.epoch;
+    window.add(t);
+    ++window_steps;
+
+    if (log_step) {
+      // Averages over ranks: loss and statistics (one all-reduce), step time (max over ranks).
+      torch::Tensor values = torch::stack({step_loss.to(torch::kFloat), stats.positive_similarity,
+                                           stats.negative_similarity, stats.floor_fraction,
+                                           stats.effective_negatives}).to(torch::kDouble);
+      comm.all_reduce(values, dist::ReduceOp::Avg);
+      const auto v = values.cpu();
+      last_loss = v[0].item<double>();
+      const double elapsed = seconds_since(window_start) - paused;
+      const double images_per_s = window_steps * global_batch / elapsed;
+      const double per_step = elapsed / window_steps;
+      const double eta = per_step * (total_steps - position.global_step);
+      const double lr = scheduled_lr(base_lr, schedule, position.global_step - 1);
+      auto share = [&](double x) { return x / window_steps * 1000; };
+      HCL_LOG(info) << "epoch " << position.epoch << " step " << position.global_step << "/" << total_steps
+                    << std::fixed << std::setprecision(4) << " loss " << last_loss << std::setprecision(6)
+                    << " lr " << lr << std::setprecision(3) << " beta " << beta << " pos " << v[1].item<double>()
+                    << " neg " << v[2].item<double>() << " floor " << v[3].item<double>() << " ess "
+                    << v[4].item<double>() << std::setprecision(1) << " | " << images_per_s
+                    << " img/s | ms/step data " << share(window.data) << " fwd " << share(window.forward)
+                    << " obj " << share(window.objective) << " bwd " << share(window.backward) << " sync "
+                    << share(window.sync) << " opt " << share(window.optimizer) << " | ETA "
+                    << format_duration(eta);
+      write_metrics({{"type", "train"}, {"epoch", position.epoch}, {"step", position.global_step},
+                     {"loss", last_loss}, {"lr", lr}, {"beta", beta},
+                     {"positive_similarity", v[1].item<double>()}, {"negative_similarity", v[2].item<double>()},
+                     {"floor_fraction", v[3].item<double>()}, {"effective_negatives", v[4].item<double>()},
+                     {"images_per_s", images_per_s}, {"global_batch", global_batch},
+                     {"step_ms", {{"data", share(window.data)}, {"forward", share(window.forward)},
+                                  {"objective", share(window.objective)}, {"backward", share(window.backward)},
+                                  {"sync", share(window.sync)}, {"optimizer", share(window.optimizer)}}},
+                     {"eta_s", eta}, {"elapsed_s", seconds_since(run_start)}});
+      window = StepTimes();
+      window_steps = 0;
+      window_start = clock_type::now();
+      paused = 0;
+    }
+    const bool last = position.global_step == total_steps;
+    if (!last && eval_every > 0 && position.global_step % eval_every == 0) evaluate("during training");
+    if (!last && checkpoint_every > 0 && position.global_step % checkpoint_every == 0) save("interval");
+  }
+  save("end of training");
+  summary.knn_top1_after = evaluate("after training");
+  summary.final_loss = last_loss;
+  summary.steps = position.global_step - first_step;
+  return summary;
+}
+
+}  // namespace hcl::train

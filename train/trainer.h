@@ -1,0 +1,25 @@
+// hcl-train's work: pretraining with the global-batch objective across the ranks of MPI_COMM_WORLD,
+// with progress logs, metrics.jsonl, checkpoints and the kNN monitor.
+#pragma once
+
+#include <string>
+
+#include "dist/runtime.h"
+#include "train/config.h"
+
+namespace hcl::train {
+
+struct TrainSummary {
+  double knn_top1_before = -1, knn_top1_after = -1;  // -1: not evaluated
+  double final_loss = 0;
+  int64_t steps = 0;
+};
+
+// Runs the whole job on every rank (collective). `config` has been validated and its output folder
+// prepared by the caller. Throws hcl::Error on failures.
+TrainSummary run_training(const TrainConfig& config, const dist::Topology& topology);
+
+// The device of this rank: --device, or for "auto" the GPU of the local rank when CUDA is available.
+torch::Device choose_device(const std::string& choice, int local_rank);
+
+}  // namespace hcl::train
