@@ -24,14 +24,16 @@ std::pair<int64_t, int64_t> share(int64_t n, int rank, int world) {
 }  // namespace
 
 torch::Tensor embed(model::ContrastiveModel& model, const data::TwoViewAugmenter& transform,
-                    const torch::Tensor& images, int64_t batch, const torch::Device& device) {
+                    const torch::Tensor& images, int64_t batch, const torch::Device& device,
+                    bool normalize) {
   torch::NoGradGuard no_grad;
   model->eval();
   std::vector<torch::Tensor> parts;
   for (int64_t i = 0; i < images.size(0); i += batch) {
     const torch::Tensor x = transform.evaluation(images.narrow(0, i, std::min(batch, images.size(0) - i)).to(device));
     const torch::Tensor f = model->features(x).to(torch::kFloat);
-    parts.push_back(torch::nn::functional::normalize(f, torch::nn::functional::NormalizeFuncOptions().dim(1)));
+    parts.push_back(normalize ? torch::nn::functional::normalize(f, torch::nn::functional::NormalizeFuncOptions().dim(1))
+                              : f);
   }
   const int64_t dim = parts.empty() ? 0 : parts.front().size(1);
   return parts.empty() ? torch::empty({0, dim}, torch::TensorOptions().device(device)) : torch::cat(parts, 0);
@@ -52,6 +54,26 @@ std::pair<int64_t, int64_t> knn_votes(const torch::Tensor& queries, const torch:
   return {hits.select(1, 0).sum().item<int64_t>(), top5};
 }
 
+torch::Tensor embed_distributed(model::ContrastiveModel& model, dist::Communicator& comm,
+                                const data::TwoViewAugmenter& transform, const torch::Tensor& images,
+                                int64_t batch, const torch::Device& device, bool normalize) {
+  const int w = comm.world_size();
+  const int64_t n = images.size(0), per = (n + w - 1) / w;
+  const auto [begin, count] = share(n, comm.rank(), w);
+  const torch::Tensor mine = embed(model, transform, images.narrow(0, begin, count), batch, device, normalize);
+  // Shares padded to equal size for the gather, then trimmed.
+  const int64_t dim = model->encoder->feature_dim();
+  torch::Tensor padded = torch::zeros({per, dim}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+  if (count > 0) padded.narrow(0, 0, count).copy_(mine);
+  const torch::Tensor gathered = comm.all_gather(padded);
+  std::vector<torch::Tensor> rows;
+  for (int q = 0; q < w; ++q) {
+    const int64_t q_count = share(n, q, w).second;
+    if (q_count > 0) rows.push_back(gathered.narrow(0, q * per, q_count));
+  }
+  return torch::cat(rows, 0);
+}
+
 KnnResult knn_evaluate(model::ContrastiveModel& model, dist::Communicator& comm,
                        const data::TwoViewAugmenter& transform, const data::Dataset& train,
                        const data::Dataset& test, const KnnOptions& o, const torch::Device& device) {
@@ -61,23 +83,9 @@ KnnResult knn_evaluate(model::ContrastiveModel& model, dist::Communicator& comm,
   const torch::Tensor bank_index = subset(train.size(), o.bank_size(), static_cast<uint64_t>(o.seed()) * 2 + 1);
   const torch::Tensor test_index = subset(test.size(), o.test_size(), static_cast<uint64_t>(o.seed()) * 2 + 2);
 
-  // The bank: every rank embeds a share (padded to equal size for the gather), then all of it.
   const int64_t n_bank = bank_index.size(0);
-  const int64_t per = (n_bank + w - 1) / w;
-  const auto [bank_begin, bank_count] = share(n_bank, r, w);
-  torch::Tensor mine = embed(model, transform, train.images.index_select(0, bank_index.narrow(0, bank_begin, bank_count)),
-                             o.batch(), device);
-  const int64_t dim = model->encoder->feature_dim();
-  torch::Tensor padded = torch::zeros({per, dim}, mine.options());
-  if (bank_count > 0) padded.narrow(0, 0, bank_count).copy_(mine);
-  torch::Tensor gathered = comm.all_gather(padded);
-  std::vector<torch::Tensor> rows;
-  for (int q = 0; q < w; ++q) {
-    const auto [begin, count] = share(n_bank, q, w);
-    (void)begin;
-    if (count > 0) rows.push_back(gathered.narrow(0, q * per, count));
-  }
-  const torch::Tensor bank = torch::cat(rows, 0);
+  const torch::Tensor bank = embed_distributed(model, comm, transform, train.images.index_select(0, bank_index),
+                                               o.batch(), device, /*normalize=*/true);
   const torch::Tensor bank_labels = train.labels.index_select(0, bank_index).to(device);
 
   // This rank's test images.

@@ -27,9 +27,16 @@ struct KnnResult {
   int64_t bank = 0, test = 0;
 };
 
-// Encoder features of uint8 `images` (eval mode, in batches on `device`), normalised, float32.
+// Encoder features of uint8 `images` (eval mode, in batches on `device`), float32.
 torch::Tensor embed(model::ContrastiveModel& model, const data::TwoViewAugmenter& transform,
-                    const torch::Tensor& images, int64_t batch, const torch::Device& device);
+                    const torch::Tensor& images, int64_t batch, const torch::Device& device,
+                    bool normalize = true);
+
+// Encoder features of all of `images`, each rank embedding an equal share, then all-gathered so
+// every rank holds them all (in order). `normalize`: L2-normalised rows. Collective; eval mode.
+torch::Tensor embed_distributed(model::ContrastiveModel& model, dist::Communicator& comm,
+                                const data::TwoViewAugmenter& transform, const torch::Tensor& images,
+                                int64_t batch, const torch::Device& device, bool normalize);
 
 // Collective. Leaves the model in eval mode; the caller restores train mode.
 KnnResult knn_evaluate(model::ContrastiveModel& model, dist::Communicator& comm,

@@ -1,0 +1,98 @@
+// hcl-eval: linear evaluation of a checkpoint written by hcl-train.
+//   [mpirun -np W] hcl-eval --checkpoint runs/demo/checkpoint.pt [--epochs 100] [--out result.json]
+// Prints the result as one JSON object and writes it to --out. Exit codes: 0 done, 2 bad options.
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "core/check.h"
+#include "core/log.h"
+#include "data/dataset.h"
+#include "dist/runtime.h"
+#include "train/checkpoint.h"
+#include "train/linear_eval.h"
+#include "train/trainer.h"
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+  hcl::dist::MpiRuntime mpi(&argc, &argv);
+  const bool rank0 = mpi.rank() == 0;
+  std::string checkpoint, data_dir, device_choice = "auto", out;
+  int64_t epochs = 100, batch_size = 512, threads = 0, seed = 0;
+  double lr = 1e-3, weight_decay = 1e-6;
+  po::options_description desc("hcl-eval options");
+  desc.add_options()("help,h", "print this help and exit")(
+      "checkpoint", po::value(&checkpoint)->required(), "checkpoint of hcl-train")(
+      "data-dir", po::value(&data_dir), "dataset folder (default: the one the run used)")(
+      "epochs", po::value(&epochs)->default_value(epochs), "epochs of the linear classifier")(
+      "batch-size", po::value(&batch_size)->default_value(batch_size), "batch size")(
+      "lr", po::value(&lr)->default_value(lr, "0.001"), "Adam learning rate")(
+      "weight-decay", po::value(&weight_decay)->default_value(weight_decay, "1e-06"), "Adam weight decay")(
+      "device", po::value(&device_choice)->default_value(device_choice), "auto, cpu or cuda")(
+      "threads", po::value(&threads)->default_value(threads), "CPU threads per rank (0: default)")(
+      "seed", po::value(&seed)->default_value(seed), "seed of the classifier")(
+      "out", po::value(&out), "result JSON file (default: linear_eval.json beside the checkpoint)");
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    if (vm.count("help")) {
+      if (rank0) std::cout << "usage: [mpirun -np W] hcl-eval --checkpoint FILE [options]\n\n" << desc;
+      return 0;
+    }
+    po::notify(vm);
+    HCL_REQUIRE(epochs >= 1, "--epochs: must be >= 1, got ", epochs);
+    HCL_REQUIRE(batch_size >= 1, "--batch-size: must be >= 1, got ", batch_size);
+    HCL_REQUIRE(lr > 0, "--lr: must be > 0, got ", lr);
+    HCL_REQUIRE(weight_decay >= 0, "--weight-decay: must be >= 0, got ", weight_decay);
+    HCL_REQUIRE(device_choice == "auto" || device_choice == "cpu" || device_choice == "cuda",
+                "--device: unknown value '", device_choice, "' (expected auto, cpu or cuda)");
+    HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
+  } catch (const po::error& e) {
+    if (rank0) std::cerr << "hcl-eval: error: " << e.what() << "\n";
+    return 2;
+  } catch (const hcl::Error& e) {
+    if (rank0) std::cerr << "hcl-eval: error: " << e.what() << "\n";
+    return 2;
+  }
+  hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::info, ""});
+  try {
+    if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
+    hcl::train::TrainConfig config = hcl::train::read_checkpoint_header(checkpoint).config;
+    if (!data_dir.empty()) config.data_dir = data_dir;
+    const torch::Device device = hcl::train::choose_device(device_choice, mpi.topology().local_rank);
+    const auto train = hcl::data::load_dataset(config.dataset, config.data_dir, "train");
+    const auto test = hcl::data::load_dataset(config.dataset, config.data_dir, "test");
+    hcl::model::ContrastiveModel net(hcl::model::ModelOptions()
+                                         .encoder(hcl::model::EncoderOptions()
+                                                      .arch(config.arch)
+                                                      .stem(hcl::model::parse_stem(config.stem))
+                                                      .in_channels(train.channels()))
+                                         .head_hidden(config.head_hidden)
+                                         .projection_dim(config.projection_dim));
+    net->to(device);
+    hcl::train::load_checkpoint(checkpoint, *net, nullptr, config);
+    HCL_LOG(info) << "linear evaluation of " << checkpoint << " (" << config.arch << ", "
+                  << config.dataset << ") on " << device;
+    hcl::dist::Communicator comm;
+    const auto r = hcl::train::linear_evaluation(
+        net, comm, train, test, config.dataset,
+        hcl::train::LinearEvalOptions().epochs(epochs).batch_size(batch_size).lr(lr).weight_decay(weight_decay).seed(seed),
+        device);
+    const nlohmann::json result = {{"checkpoint", checkpoint}, {"dataset", config.dataset},
+                                   {"arch", config.arch},      {"epochs", epochs},
+                                   {"top1", r.top1},           {"top5", r.top5},
+                                   {"train_top1", r.train_top1}, {"train_images", r.train_images},
+                                   {"test_images", r.test_images}};
+    if (rank0) {
+      const std::string path = out.empty() ? (std::filesystem::path(checkpoint).parent_path() / "linear_eval.json").string() : out;
+      std::ofstream(path) << result.dump(2) << "\n";
+      std::cout << result.dump() << std::endl;
+    }
+  } catch (const std::exception& e) {
+    HCL_LOG(fatal) << e.what();
+    hcl::dist::MpiRuntime::abort_job(1);
+  }
+  return 0;
+}

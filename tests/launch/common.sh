@@ -1,0 +1,24 @@
+# Helpers for the command-line tests of hcl-train (sourced). Expects HCL_TRAIN (the program) and
+# MPIRUN (mpirun with its flags) in the environment, as CTest sets them.
+set -euo pipefail
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/hcl-cli-test.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# train NP ARGS...: hcl-train under mpirun with NP ranks on small, fast settings (CPU, 1 thread).
+train() {
+  local np="$1"; shift
+  $MPIRUN -np "$np" -x OMP_NUM_THREADS=1 "$HCL_TRAIN" --dataset fashion-mnist --arch small \
+    --device cpu --threads 1 --batch-size "${BATCH:-32}" --log-interval 1 --eval-interval 0 \
+    --knn-bank-size 1000 --knn-test-size 500 --lr-schedule constant "$@"
+}
+
+# losses FILE: the train losses of a metrics.jsonl, one per line, full precision.
+losses() {
+  python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["type"] == "train": print(repr(r["loss"]))' "$1"
+}

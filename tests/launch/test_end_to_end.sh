@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# End to end, 2 ranks, a few dozen steps on a small model: the loss falls, metrics.jsonl, the
+# configuration and a checkpoint are written, and the kNN monitor reports before and after.
+source "$(dirname "$0")/common.sh"
+
+train 2 --max-steps 40 --out "$work/run" > "$work/log" 2>&1 || { cat "$work/log"; fail "hcl-train failed"; }
+[ -s "$work/run/checkpoint.pt" ] || fail "no checkpoint"
+[ -s "$work/run/config.json" ] || fail "no config.json"
+python3 - "$work/run/metrics.jsonl" <<'PY' || exit 1
+import json, sys
+records = [json.loads(l) for l in open(sys.argv[1])]
+train = [r for r in records if r["type"] == "train"]
+knn = [r for r in records if r["type"] == "knn"]
+assert len(train) == 40, f"{len(train)} train records"
+for key in ("loss", "lr", "beta", "images_per_s", "positive_similarity", "negative_similarity",
+            "floor_fraction", "effective_negatives", "eta_s", "step_ms"):
+    assert key in train[0], key
+first = sum(r["loss"] for r in train[:5]) / 5
+last = sum(r["loss"] for r in train[-5:]) / 5
+assert last < first - 0.05, f"loss did not fall: {first:.4f} -> {last:.4f}"
+assert [r["when"] for r in knn] == ["before training", "after training"], knn
+print(f"loss {first:.4f} -> {last:.4f}; kNN top-1 {knn[0]['top1']:.3f} -> {knn[1]['top1']:.3f}")
+PY
+grep -q "img/s" "$work/log" || fail "no progress lines"
+grep -q "\[rank 0/2\] info: kNN (after training" "$work/log" || fail "no kNN line"
+
+# Linear evaluation of that checkpoint, on 2 ranks.
+$MPIRUN -np 2 -x OMP_NUM_THREADS=1 "$HCL_EVAL" --checkpoint "$work/run/checkpoint.pt" --device cpu \
+  --threads 1 --epochs 3 --out "$work/linear.json" > "$work/eval.log" 2>&1 || { cat "$work/eval.log"; fail "hcl-eval failed"; }
+python3 - "$work/linear.json" <<'PY' || exit 1
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["test_images"] == 10000 and r["train_images"] == 60000, r
+assert 0.5 < r["top1"] <= r["top5"] <= 1, r  # ten classes: chance is 0.1
+print(f"linear evaluation: top-1 {r['top1']:.3f}, top-5 {r['top5']:.3f}")
+PY
+echo "2 passed, 0 failed"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Resume: a run stopped after 6 steps and resumed to 12 has exactly the losses of the uninterrupted
+# run (CPU), and so (to rounding) when resumed with a different number of ranks and the same global
+# batch, with SyncBatchNorm.
+source "$(dirname "$0")/common.sh"
+
+run() { train "$@" > "$work/log" 2>&1 || { cat "$work/log"; fail "hcl-train $*"; }; }
+
+run 2 --max-steps 12 --out "$work/whole"
+run 2 --max-steps 6 --out "$work/part"
+run 2 --max-steps 12 --out "$work/part" --resume "$work/part/checkpoint.pt"
+losses "$work/whole/metrics.jsonl" > "$work/whole.txt"
+losses "$work/part/metrics.jsonl" > "$work/part.txt"
+[ "$(wc -l < "$work/part.txt")" -eq 12 ] || fail "resumed run has $(wc -l < "$work/part.txt") records"
+diff "$work/whole.txt" "$work/part.txt" || fail "resumed losses differ from the uninterrupted run"
+
+# Same global batch (64) on 1 rank after 6 steps on 2 ranks.
+run 2 --max-steps 6 --out "$work/ranks"
+BATCH=64 run 1 --max-steps 12 --out "$work/ranks" --resume "$work/ranks/checkpoint.pt"
+losses "$work/ranks/metrics.jsonl" > "$work/ranks.txt"
+python3 - "$work/whole.txt" "$work/ranks.txt" <<'PY' || fail "resuming on 1 rank diverged"
+import sys
+a = [float(x) for x in open(sys.argv[1])]
+b = [float(x) for x in open(sys.argv[2])]
+assert len(a) == len(b) == 12, (len(a), len(b))
+worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
+assert worst < 1e-4, f"relative difference {worst:.2e}"
+print(f"1 rank after 2: worst relative loss difference {worst:.1e}")
+PY
+echo "2 passed, 0 failed"
