@@ -1,0 +1,126 @@
+// Benchmark of the objective (forward + backward) for 2N views of dimension 128, hard and easy,
+// unchunked and chunked, on the machine it runs on. Each case runs in a fresh child process so its
+// peak memory is its own. Prints one JSON object.
+//   hcl-bench-objective [--sizes 512,2048,8192,32768] [--chunk 4096] [--repeats 3] [--threads N]
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <sstream>
+
+#include "bench/timing.h"
+#include "loss/objective.h"
+
+extern char** environ;
+
+namespace {
+
+using hcl::loss::Estimator;
+
+struct Case {
+  int64_t views = 0, chunk = 0;
+  std::string estimator;
+};
+
+// Child: time one case, print {"ms":..., "peak_rss_mib":...}.
+int run_case(const Case& c, int repeats) {
+  torch::manual_seed(0);
+  const torch::Tensor z = torch::nn::functional::normalize(
+      torch::randn({c.views, 128}), torch::nn::functional::NormalizeFuncOptions().dim(1));
+  const auto options = hcl::loss::ObjectiveOptions()
+                           .estimator(hcl::loss::parse_estimator(c.estimator))
+                           .column_chunk(c.chunk)
+                           .with_stats(false);
+  const int64_t b = c.views / 2;
+  const double seconds = hcl::bench::median_seconds(
+      [&] {
+        torch::Tensor z1 = z.narrow(0, 0, b).clone().requires_grad_(true);
+        torch::Tensor z2 = z.narrow(0, b, b).clone().requires_grad_(true);
+        hcl::loss::contrastive_objective(z1, z2, options).loss.backward();
+      },
+      repeats);
+  std::cout << nlohmann::json{{"ms", seconds * 1000}, {"peak_rss_mib", hcl::bench::peak_rss_mib()}}.dump()
+            << std::endl;
+  return 0;
+}
+
+nlohmann::json spawn_case(const char* self, const Case& c, int repeats, int threads) {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  std::vector<std::string> args = {self, "--case", std::to_string(c.views), c.estimator,
+                                    std::to_string(c.chunk), std::to_string(repeats), std::to_string(threads)};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, self, &actions, nullptr, argv.data(), environ) != 0)
+    throw std::runtime_error("posix_spawn failed");
+  close(fds[1]);
+  std::string output;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buffer, sizeof(buffer))) > 0) output.append(buffer, n);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  posix_spawn_file_actions_destroy(&actions);
+  nlohmann::json r = {{"views", c.views}, {"estimator", c.estimator}, {"chunk", c.chunk}};
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || output.empty()) {
+    r["error"] = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status)) + " (out of memory?)"
+                                     : "exited with status " + std::to_string(WEXITSTATUS(status));
+    return r;
+  }
+  r.update(nlohmann::json::parse(output));
+  return r;
+}
+
+std::vector<int64_t> parse_sizes(const std::string& text) {
+  std::vector<int64_t> sizes;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) sizes.push_back(std::stoll(item));
+  return sizes;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 7 && std::string(argv[1]) == "--case") {
+    torch::set_num_threads(std::stoi(argv[6]));
+    return run_case({std::stoll(argv[2]), std::stoll(argv[4]), argv[3]}, std::stoi(argv[5]));
+  }
+  std::vector<int64_t> sizes = {512, 2048, 8192, 32768};
+  int64_t chunk = 4096;
+  int repeats = 3, threads = torch::get_num_threads();
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--sizes") sizes = parse_sizes(value);
+    else if (flag == "--chunk") chunk = std::stoll(value);
+    else if (flag == "--repeats") repeats = std::stoi(value);
+    else if (flag == "--threads") threads = std::stoi(value);
+    else { std::cerr << "unknown flag " << flag << "\n"; return 2; }
+  }
+  nlohmann::json results = nlohmann::json::array(), ratios = nlohmann::json::object();
+  for (int64_t views : sizes) {
+    double ms[2] = {0, 0};
+    for (int e = 0; e < 2; ++e) {
+      const std::string estimator = e == 0 ? "hard" : "easy";
+      const nlohmann::json whole = spawn_case(argv[0], {views, 0, estimator}, repeats, threads);
+      results.push_back(whole);
+      if (whole.contains("ms")) ms[e] = whole["ms"];
+      if (chunk > 0 && chunk < views) results.push_back(spawn_case(argv[0], {views, chunk, estimator}, repeats, threads));
+      std::cerr << whole.dump() << std::endl;
+    }
+    if (ms[0] > 0 && ms[1] > 0) ratios[std::to_string(views)] = ms[0] / ms[1];
+  }
+  std::cout << nlohmann::json{{"benchmark", "objective forward+backward"}, {"device", "cpu"},
+                              {"threads", threads}, {"dim", 128}, {"repeats", repeats},
+                              {"results", results}, {"hard_over_easy_unchunked", ratios}}
+                   .dump(2)
+            << std::endl;
+  return 0;
+}
