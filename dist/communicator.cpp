@@ -165,32 +165,57 @@ void Communicator::all_reduce(torch::Tensor& tensor, ReduceOp op) {
   tensor.copy_(contiguous);
 }
 
+namespace {
+std::vector<int64_t> scaled_dim0(const torch::Tensor& t, int64_t numerator, int64_t denominator) {
+  std::vector<int64_t> shape = t.sizes().vec();
+  shape[0] = shape[0] * numerator / denominator;
+  return shape;
+}
+
+void check_output(const char* op, const torch::Tensor& input, const torch::Tensor& output,
+                  const std::vector<int64_t>& shape) {
+  HCL_REQUIRE(output.defined() && output.is_contiguous() && output.sizes() == shape &&
+                  output.scalar_type() == input.scalar_type() && output.device() == input.device(),
+              op, ": output must be a contiguous ", input.scalar_type(), " tensor of shape ",
+              torch::IntArrayRef(shape), " on ", input.device());
+}
+}  // namespace
+
 torch::Tensor Communicator::all_gather(const torch::Tensor& tensor) {
-  Backend& backend = backend_for(tensor, "all_gather");
-  HCL_REQUIRE(tensor.dim() >= 1, "all_gather: needs at least one dimension (gathered along dim 0)");
-  check_same_everywhere("all_gather", tensor, -1);
-  const torch::Tensor input = tensor.contiguous();
-  std::vector<int64_t> shape = input.sizes().vec();
-  shape[0] *= topology_.world_size;
-  torch::Tensor output = torch::empty(shape, input.options());
-  backend.all_gather(input, output);
+  HCL_REQUIRE(tensor.defined() && tensor.dim() >= 1,
+              "all_gather: needs at least one dimension (gathered along dim 0)");
+  torch::Tensor output = torch::empty(scaled_dim0(tensor, topology_.world_size, 1), tensor.options());
+  all_gather_into(tensor, output);
   return output;
 }
 
+void Communicator::all_gather_into(const torch::Tensor& tensor, torch::Tensor& output) {
+  Backend& backend = backend_for(tensor, "all_gather");
+  HCL_REQUIRE(tensor.dim() >= 1, "all_gather: needs at least one dimension (gathered along dim 0)");
+  check_output("all_gather", tensor, output, scaled_dim0(tensor, topology_.world_size, 1));
+  check_same_everywhere("all_gather", tensor, -1);
+  backend.all_gather(tensor.contiguous(), output);
+}
+
 torch::Tensor Communicator::reduce_scatter(const torch::Tensor& tensor, ReduceOp op) {
+  HCL_REQUIRE(tensor.defined() && tensor.dim() >= 1 && tensor.size(0) % topology_.world_size == 0,
+              "reduce_scatter: dim 0 (", tensor.defined() && tensor.dim() >= 1 ? tensor.size(0) : 0,
+              ") must be divisible by the world size (", topology_.world_size, ")");
+  torch::Tensor output = torch::empty(scaled_dim0(tensor, 1, topology_.world_size), tensor.options());
+  reduce_scatter_into(tensor, output, op);
+  return output;
+}
+
+void Communicator::reduce_scatter_into(const torch::Tensor& tensor, torch::Tensor& output, ReduceOp op) {
   Backend& backend = backend_for(tensor, "reduce_scatter");
   HCL_REQUIRE(tensor.dim() >= 1 && tensor.size(0) % topology_.world_size == 0,
               "reduce_scatter: dim 0 (", tensor.dim() >= 1 ? tensor.size(0) : 0,
               ") must be divisible by the world size (", topology_.world_size, ")");
   HCL_REQUIRE(op != ReduceOp::Avg || tensor.is_floating_point(),
               "reduce_scatter: avg needs a floating-point tensor, got ", tensor.scalar_type());
+  check_output("reduce_scatter", tensor, output, scaled_dim0(tensor, 1, topology_.world_size));
   check_same_everywhere("reduce_scatter", tensor, static_cast<int64_t>(op));
-  const torch::Tensor input = tensor.contiguous();
-  std::vector<int64_t> shape = input.sizes().vec();
-  shape[0] /= topology_.world_size;
-  torch::Tensor output = torch::empty(shape, input.options());
-  backend.reduce_scatter(input, output, op);
-  return output;
+  backend.reduce_scatter(tensor.contiguous(), output, op);
 }
 
 void Communicator::broadcast(torch::Tensor& tensor, int root) {

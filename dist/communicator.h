@@ -52,8 +52,12 @@ class Communicator {
   void all_reduce(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum);
   // Concatenation of every rank's tensor along dim 0, rank-major.
   torch::Tensor all_gather(const torch::Tensor& tensor);
+  // The same into a preallocated contiguous `output` (dim 0 = world size x the input's).
+  void all_gather_into(const torch::Tensor& tensor, torch::Tensor& output);
   // Dim 0 is split in world_size blocks; rank r receives block r reduced over ranks.
   torch::Tensor reduce_scatter(const torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum);
+  // The same into a preallocated contiguous `output` (dim 0 = the input's / world size).
+  void reduce_scatter_into(const torch::Tensor& tensor, torch::Tensor& output, ReduceOp op = ReduceOp::Sum);
   // In place: every rank ends with root's tensor.
   void broadcast(torch::Tensor& tensor, int root = 0);
   void barrier();

@@ -1,0 +1,58 @@
+// Benchmark of the batched two-view augmentation: augmented images per second (both views of each
+// image) for 32x32x3 batches of 512, on the CPU (and the GPU where one exists), against the time of
+// one ResNet-18 (CIFAR stem) training step at the same batch. Prints one JSON object.
+//   hcl-bench-augment [--batch 512] [--repeats 5] [--step-batch 512]
+#include <iostream>
+
+#include "bench/timing.h"
+#include "data/augment.h"
+#include "data/dataset.h"
+#include "model/contrastive_model.h"
+#include "train/step.h"
+
+int main(int argc, char** argv) {
+  int64_t batch = 512, repeats = 5, step_batch = 512;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    const int64_t value = std::stoll(argv[i + 1]);
+    if (flag == "--batch") batch = value;
+    else if (flag == "--repeats") repeats = value;
+    else if (flag == "--step-batch") step_batch = value;
+  }
+  const hcl::data::Dataset d = hcl::data::make_synthetic(batch, 3, 32, 10, 1);
+  const hcl::data::TwoViewAugmenter aug(hcl::data::AugmentOptions().output_size(32), 0);
+  std::vector<torch::Device> devices = {torch::kCPU};
+  if (torch::cuda::is_available()) devices.emplace_back(torch::kCUDA, 0);
+  nlohmann::json results = nlohmann::json::array();
+  for (const torch::Device& device : devices) {
+    const torch::Tensor images = d.images.to(device);
+    const torch::Tensor index = torch::arange(batch, torch::kLong);
+    int64_t epoch = 0;
+    const double aug_seconds = hcl::bench::median_seconds([&] {
+      aug.view(images, index, epoch, 0);
+      aug.view(images, index, epoch++, 1);
+      hcl::train::synchronize_device(device);
+    }, static_cast<int>(repeats));
+
+    // One training step of ResNet-18 on two views of step_batch images (forward + backward).
+    torch::manual_seed(0);
+    hcl::model::ContrastiveModel net(hcl::model::ModelOptions().encoder(hcl::model::EncoderOptions().arch("resnet18")));
+    net->to(device);
+    const torch::Tensor views = torch::randn({2 * step_batch, 3, 32, 32}, torch::TensorOptions().device(device));
+    const double step_seconds = hcl::bench::median_seconds([&] {
+      net->zero_grad();
+      net->forward(views).projection.square().sum().backward();
+      hcl::train::synchronize_device(device);
+    }, device.is_cuda() ? 5 : 1, device.is_cuda() ? 2 : 0);
+    results.push_back({{"device", device.str()}, {"batch", batch},
+                       {"augment_ms_per_batch", aug_seconds * 1e3},
+                       {"images_per_s", batch / aug_seconds},
+                       {"resnet18_step_batch", step_batch},
+                       {"resnet18_step_ms", step_seconds * 1e3},
+                       {"augment_fraction_of_step", aug_seconds * step_batch / batch / step_seconds}});
+  }
+  std::cout << nlohmann::json{{"benchmark", "two-view augmentation"}, {"image", "32x32x3"},
+                              {"threads", torch::get_num_threads()}, {"results", results}}.dump(2)
+            << std::endl;
+  return 0;
+}
