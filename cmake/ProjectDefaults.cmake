@@ -6,10 +6,11 @@ option(HCL_USE_CCACHE "Use ccache when it is installed" ON)
 if(HCL_USE_CCACHE)
   find_program(HCL_CCACHE ccache)
   if(HCL_CCACHE)
-    # Precompiled headers need these sloppiness settings for ccache to hit.
+    # Precompiled headers need these sloppiness settings for ccache to hit; the base folder makes
+    # paths relative, so a fresh clone elsewhere (CI) reuses the cache.
     set(CMAKE_CXX_COMPILER_LAUNCHER
       ${CMAKE_COMMAND} -E env CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
-      ${HCL_CCACHE})
+      CCACHE_BASEDIR=${PROJECT_SOURCE_DIR} ${HCL_CCACHE})
   endif()
 endif()
 

@@ -12,6 +12,12 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
 }
 
+// Registers a normalisation layer under `name` and returns it for the member that calls it.
+nn::AnyModule register_norm(nn::Module& owner, const std::string& name, nn::AnyModule norm) {
+  owner.register_module(name, norm.ptr());
+  return norm;
+}
+
 // torchvision's downsample: Sequential(1x1 conv with the stride, norm) named "0" and "1".
 nn::Sequential downsample_path(int64_t in, int64_t out, int64_t stride, const NormFactory& norm) {
   nn::Sequential path;
@@ -26,9 +32,9 @@ class BasicBlockImpl : public nn::Module {
   static constexpr int64_t kExpansion = 1;
   BasicBlockImpl(int64_t in, int64_t planes, int64_t stride, const NormFactory& norm)
       : conv1(register_module("conv1", conv(in, planes, 3, stride))),
-        bn1(add_norm("bn1", norm.norm2d(planes))),
+        bn1(register_norm(*this, "bn1", norm.norm2d(planes))),
         conv2(register_module("conv2", conv(planes, planes, 3, 1))),
-        bn2(add_norm("bn2", norm.norm2d(planes))) {
+        bn2(register_norm(*this, "bn2", norm.norm2d(planes))) {
     if (stride != 1 || in != planes)
       downsample = register_module("downsample", downsample_path(in, planes, stride, norm));
   }
@@ -40,11 +46,6 @@ class BasicBlockImpl : public nn::Module {
   static constexpr const char* kLastNorm = "bn2";
 
  private:
-  nn::AnyModule add_norm(const std::string& name, nn::AnyModule m) {
-    register_module(name, m.ptr());
-    return m;
-  }
-
   // Declared in registration order (torchvision's parameter order).
   nn::Conv2d conv1;
   nn::AnyModule bn1;
@@ -60,11 +61,11 @@ class BottleneckImpl : public nn::Module {
   static constexpr int64_t kExpansion = 4;
   BottleneckImpl(int64_t in, int64_t planes, int64_t stride, const NormFactory& norm)
       : conv1(register_module("conv1", conv(in, planes, 1, 1))),
-        bn1(add_norm("bn1", norm.norm2d(planes))),
+        bn1(register_norm(*this, "bn1", norm.norm2d(planes))),
         conv2(register_module("conv2", conv(planes, planes, 3, stride))),
-        bn2(add_norm("bn2", norm.norm2d(planes))),
+        bn2(register_norm(*this, "bn2", norm.norm2d(planes))),
         conv3(register_module("conv3", conv(planes, planes * kExpansion, 1, 1))),
-        bn3(add_norm("bn3", norm.norm2d(planes * kExpansion))) {
+        bn3(register_norm(*this, "bn3", norm.norm2d(planes * kExpansion))) {
     if (stride != 1 || in != planes * kExpansion)
       downsample =
           register_module("downsample", downsample_path(in, planes * kExpansion, stride, norm));
@@ -78,11 +79,6 @@ class BottleneckImpl : public nn::Module {
   static constexpr const char* kLastNorm = "bn3";
 
  private:
-  nn::AnyModule add_norm(const std::string& name, nn::AnyModule m) {
-    register_module(name, m.ptr());
-    return m;
-  }
-
   nn::Conv2d conv1;
   nn::AnyModule bn1;
   nn::Conv2d conv2;
@@ -106,8 +102,7 @@ ResNetImpl::ResNetImpl(const std::vector<int64_t>& blocks_per_stage, bool bottle
     : bottleneck_(bottleneck), imagenet_stem_(options.stem() == Stem::ImageNet) {
   conv1 = register_module("conv1", imagenet_stem_ ? conv(options.in_channels(), 64, 7, 2)
                                                   : conv(options.in_channels(), 64, 3, 1));
-  bn1 = options.norm().norm2d(64);
-  register_module("bn1", bn1.ptr());
+  bn1 = register_norm(*this, "bn1", options.norm().norm2d(64));
   layer1 = register_module("layer1", make_stage(64, blocks_per_stage[0], 1, options.norm()));
   layer2 = register_module("layer2", make_stage(128, blocks_per_stage[1], 2, options.norm()));
   layer3 = register_module("layer3", make_stage(256, blocks_per_stage[2], 2, options.norm()));

@@ -151,6 +151,36 @@ TEST(Collectives, BadArgumentsGiveClearErrors) {
   EXPECT_EQ(parse_backend_choice("nccl"), BackendChoice::Nccl);
 }
 
+// The NCCL backend on CUDA tensors (GPU machines; NCCL cannot put two ranks on one GPU, so this
+// runs where every rank has a GPU of its own).
+TEST(Collectives, NcclOnCudaTensors) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  if (static_cast<int>(torch::cuda::device_count()) < world_size()) GTEST_SKIP() << "fewer GPUs than ranks";
+  Communicator comm;
+  const torch::Device gpu(torch::kCUDA, static_cast<c10::DeviceIndex>(comm.local_rank()));
+  EXPECT_STREQ(comm.backend_name(gpu), "nccl");
+  const int w = world_size(), r = world_rank();
+  const double rank_sum = w * (w + 1) / 2.0;
+  for (auto dtype : {torch::kFloat, torch::kDouble, torch::kBFloat16, torch::kLong}) {
+    SCOPED_TRACE(::testing::Message() << dtype);
+    torch::Tensor t = rank_tensor(r, {3, 5}, dtype).to(gpu);
+    comm.all_reduce(t, ReduceOp::Sum);
+    EXPECT_TRUE(torch::allclose(t.cpu().to(torch::kDouble), rank_tensor(0, {3, 5}, torch::kDouble) * rank_sum, 1e-2));
+    const torch::Tensor gathered = comm.all_gather(rank_tensor(r, {2, 3}, dtype).to(gpu)).cpu();
+    for (int q = 0; q < w; ++q) EXPECT_TRUE(torch::equal(gathered.narrow(0, 2 * q, 2), rank_tensor(q, {2, 3}, dtype)));
+    const torch::Tensor scattered = comm.reduce_scatter(rank_tensor(r, {2 * w, 4}, dtype).to(gpu)).cpu();
+    EXPECT_TRUE(torch::allclose(scattered.to(torch::kDouble),
+                                rank_tensor(0, {2 * w, 4}, torch::kDouble).narrow(0, 2 * r, 2) * rank_sum, 1e-2));
+    torch::Tensor b = rank_tensor(r, {4}, dtype).to(gpu);
+    comm.broadcast(b, 0);
+    EXPECT_TRUE(torch::equal(b.cpu(), rank_tensor(0, {4}, dtype)));
+  }
+  torch::Tensor avg = torch::ones({8}, torch::TensorOptions().device(gpu));
+  comm.all_reduce(avg, ReduceOp::Avg);
+  EXPECT_TRUE(torch::allclose(avg.cpu(), torch::ones({8})));
+  comm.barrier();
+}
+
 TEST(Collectives, MoveKeepsTheCommunicatorWorking) {
   Communicator first;
   Communicator second(std::move(first));

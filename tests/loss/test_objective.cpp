@@ -93,6 +93,22 @@ TEST(GoldenLoss, Float64Chunked) {
 TEST(GoldenLoss, Float32) { check_golden(torch::kFloat, 0, 2e-5, 1e-6); }
 TEST(GoldenLoss, Float32Chunked) { check_golden(torch::kFloat, 5, 2e-5, 1e-6); }
 
+TEST(GoldenLoss, Float32OnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const auto& file : test::golden_files()) {
+    const test::GoldenCase c = test::load_golden(file);
+    SCOPED_TRACE(c.file);
+    const torch::Device gpu(torch::kCUDA, 0);
+    for (int64_t chunk : {0, 5}) {
+      const Evaluation e = evaluate(c.out_1.to(gpu, torch::kFloat), c.out_2.to(gpu, torch::kFloat),
+                                    options_of(c).column_chunk(chunk));
+      EXPECT_TRUE(close(e.loss.cpu(), torch::tensor(c.loss, torch::kDouble), 2e-5));
+      EXPECT_TRUE(close(e.grad_1.cpu(), c.grad_out_1, 2e-5, 1e-6));
+      EXPECT_TRUE(close(e.grad_2.cpu(), c.grad_out_2, 2e-5, 1e-6));
+    }
+  }
+}
+
 // ---- agreement with the literal reference on random data ------------------------------------
 
 TEST(Objective, MatchesTheLiteralReferenceOnRandomData) {
