@@ -165,6 +165,13 @@ const std::vector<std::string>& dataset_names() {
   return names;
 }
 
+ImageShape dataset_image_shape(const std::string& name) {
+  if (name == "fashion-mnist" || name == "mnist") return {1, 28};
+  if (name == "stl10") return {3, 96};
+  if (name == "cifar10" || name == "cifar100" || name == "synthetic") return {3, 32};
+  throw Error("unknown dataset '" + name + "'");
+}
+
 std::string default_data_dir(const std::string& name) {
   if (name == "fashion-mnist") return "/usr/share/datasets/fashion-mnist";
   return "";

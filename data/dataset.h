@@ -25,6 +25,12 @@ struct Dataset {
 // The dataset names accepted by load_dataset.
 const std::vector<std::string>& dataset_names();
 
+// Channels and image side of a dataset's images (before loading it).
+struct ImageShape {
+  int64_t channels = 3, size = 32;
+};
+ImageShape dataset_image_shape(const std::string& name);
+
 // The default folder of a dataset ("" where there is none).
 std::string default_data_dir(const std::string& name);
 

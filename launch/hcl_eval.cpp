@@ -1,4 +1,4 @@
-// hcl-eval: linear evaluation of a checkpoint written by hcl-train.
+// hcl-eval: linear evaluation of a checkpoint written by hcl-train or a file written by hcl-export.
 //   [mpirun -np W] hcl-eval --checkpoint runs/demo/checkpoint.pt [--epochs 100] [--out result.json]
 // Prints the result as one JSON object and writes it to --out. Exit codes: 0 done, 2 bad options.
 #include <boost/program_options.hpp>
@@ -10,7 +10,7 @@
 #include "core/log.h"
 #include "data/dataset.h"
 #include "dist/runtime.h"
-#include "train/checkpoint.h"
+#include "train/export.h"
 #include "train/linear_eval.h"
 #include "train/trainer.h"
 
@@ -59,20 +59,14 @@ int main(int argc, char** argv) {
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::info, ""});
   try {
     if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
-    hcl::train::TrainConfig config = hcl::train::read_checkpoint_header(checkpoint).config;
+    // A checkpoint of hcl-train or a file of hcl-export (with its JSON beside it).
+    hcl::train::TrainConfig config = hcl::train::config_of(checkpoint);
     if (!data_dir.empty()) config.data_dir = data_dir;
     const torch::Device device = hcl::train::choose_device(device_choice, mpi.topology().local_rank);
     const auto train = hcl::data::load_dataset(config.dataset, config.data_dir, "train");
     const auto test = hcl::data::load_dataset(config.dataset, config.data_dir, "test");
-    hcl::model::ContrastiveModel net(hcl::model::ModelOptions()
-                                         .encoder(hcl::model::EncoderOptions()
-                                                      .arch(config.arch)
-                                                      .stem(hcl::model::parse_stem(config.stem))
-                                                      .in_channels(train.channels()))
-                                         .head_hidden(config.head_hidden)
-                                         .projection_dim(config.projection_dim));
+    hcl::model::ContrastiveModel net = hcl::train::model_for_checkpoint(checkpoint);
     net->to(device);
-    hcl::train::load_checkpoint(checkpoint, *net, nullptr, config);
     HCL_LOG(info) << "linear evaluation of " << checkpoint << " (" << config.arch << ", "
                   << config.dataset << ") on " << device;
     hcl::dist::Communicator comm;

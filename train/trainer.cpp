@@ -208,7 +208,9 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
                   << 100 * r.top5 << "% (k " << config.knn_k << ", bank " << r.bank << ", test " << r.test
                   << ", " << std::setprecision(1) << seconds_since(start) << " s)";
     write_metrics({{"type", "knn"}, {"when", when}, {"epoch", position.epoch},
-                   {"step", position.global_step}, {"top1", r.top1}, {"top5", r.top5}});
+                   {"step", position.global_step},
+                   {"epochs_done", static_cast<double>(position.global_step) / steps_per_epoch},
+                   {"top1", r.top1}, {"top5", r.top5}});
     paused += seconds_since(start);
     return r.top1;
   };

@@ -24,6 +24,12 @@ PY
 grep -q "img/s" "$work/log" || fail "no progress lines"
 grep -q "\[rank 0/2\] info: kNN (after training" "$work/log" || fail "no kNN line"
 
+# Plots of that run (gnuplot is installed by scripts/setup).
+"$(dirname "$0")/../../scripts/plot_metrics" "$work/plots" "$work/run" > /dev/null 2>&1 || fail "plot_metrics"
+for png in loss lr beta throughput knn; do
+  [ "$(head -c 4 "$work/plots/$png.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "$png.png is not a PNG"
+done
+
 # Linear evaluation of that checkpoint, on 2 ranks.
 $MPIRUN -np 2 -x OMP_NUM_THREADS=1 "$HCL_EVAL" --checkpoint "$work/run/checkpoint.pt" --device cpu \
   --threads 1 --epochs 3 --out "$work/linear.json" > "$work/eval.log" 2>&1 || { cat "$work/eval.log"; fail "hcl-eval failed"; }
@@ -34,4 +40,4 @@ assert r["test_images"] == 10000 and r["train_images"] == 60000, r
 assert 0.5 < r["top1"] <= r["top5"] <= 1, r  # ten classes: chance is 0.1
 print(f"linear evaluation: top-1 {r['top1']:.3f}, top-5 {r['top5']:.3f}")
 PY
-echo "2 passed, 0 failed"
+echo "3 passed, 0 failed"

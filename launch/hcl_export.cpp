@@ -1,0 +1,56 @@
+// hcl-export: a trained encoder (and optionally the projection head) as a file that Python's
+// torch.load reads into a plain state_dict with torchvision's keys and shapes (conv1.weight,
+// bn1.running_mean, layer1.0.conv1.weight, ...), plus a JSON file beside it with the configuration
+// the run was trained with.
+//   hcl-export --checkpoint runs/x/checkpoint.pt --out resnet18.pt [--with-head]
+//              [--verification-sample sample.pt]
+// The verification sample holds an input batch and the encoder's features for it, so a Python
+// user (and our tests) can check that the weights load and compute the same function.
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "core/check.h"
+#include "dist/runtime.h"
+#include "train/checkpoint.h"
+#include "train/export.h"
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+  hcl::dist::MpiRuntime mpi(&argc, &argv);
+  std::string checkpoint, out, sample;
+  bool with_head = false;
+  po::options_description desc("hcl-export options");
+  desc.add_options()("help,h", "print this help and exit")(
+      "checkpoint", po::value(&checkpoint)->required(), "checkpoint of hcl-train")(
+      "out", po::value(&out)->required(), "output file (torch.load reads it; metadata in <out>.json)")(
+      "with-head", po::bool_switch(&with_head), "also export the projection head (keys head.*)")(
+      "verification-sample", po::value(&sample), "also write an input batch and its features here");
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: hcl-export --checkpoint FILE --out FILE [options]\n\n" << desc;
+      return 0;
+    }
+    po::notify(vm);
+    HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
+  } catch (const std::exception& e) {
+    std::cerr << "hcl-export: error: " << e.what() << "\n";
+    return 2;
+  }
+  try {
+    const hcl::train::TrainConfig config = hcl::train::read_checkpoint_header(checkpoint).config;
+    hcl::model::ContrastiveModel net = hcl::train::model_for_checkpoint(checkpoint);
+    hcl::train::export_for_python(net, config, out, with_head);
+    if (!sample.empty()) hcl::train::write_verification_sample(net, config, sample);
+    std::cout << "exported " << config.arch << " (" << config.stem << " stem) to " << out
+              << (with_head ? " with the projection head" : "") << "; configuration in " << out << ".json\n";
+  } catch (const std::exception& e) {
+    std::cerr << "hcl-export: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

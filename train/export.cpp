@@ -1,0 +1,121 @@
+// Export to and import from torch.load-able state dicts.
+#include "train/export.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/check.h"
+#include "data/dataset.h"
+#include "train/checkpoint.h"
+
+namespace hcl::train {
+namespace {
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  HCL_REQUIRE(in.good(), path, ": cannot read");
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes_atomically(const std::string& path, const std::vector<char>& bytes) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    HCL_REQUIRE(out.good(), path, ": cannot create");
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    HCL_REQUIRE(out.good(), path, ": write failed");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+// "layers.3.weight" (our head) <-> "head.3.weight" (the export).
+std::string exported_head_key(const std::string& key) { return "head." + key.substr(std::strlen("layers.")); }
+
+model::ContrastiveModel build(const TrainConfig& config) {
+  const data::ImageShape shape = data::dataset_image_shape(config.dataset);
+  return model::ContrastiveModel(model::ModelOptions()
+                                     .encoder(model::EncoderOptions()
+                                                  .arch(config.arch)
+                                                  .stem(model::parse_stem(config.stem))
+                                                  .in_channels(shape.channels))
+                                     .head_hidden(config.head_hidden)
+                                     .projection_dim(config.projection_dim));
+}
+
+}  // namespace
+
+bool is_exported_file(const std::string& path) {
+  return std::filesystem::is_regular_file(path + ".json") && read_bytes(path).rfind("HCLCKPT1", 0) != 0;
+}
+
+TrainConfig config_of(const std::string& path) {
+  if (!is_exported_file(path)) return read_checkpoint_header(path).config;
+  const nlohmann::json meta = nlohmann::json::parse(read_bytes(path + ".json"));
+  return TrainConfig::from_json(meta.at("config"));
+}
+
+model::ContrastiveModel model_for_checkpoint(const std::string& path) {
+  const TrainConfig config = config_of(path);
+  model::ContrastiveModel net = build(config);
+  if (!is_exported_file(path)) {
+    load_checkpoint(path, *net, nullptr, config);
+    return net;
+  }
+  const std::string bytes = read_bytes(path);
+  const c10::IValue value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+  HCL_REQUIRE(value.isGenericDict(), path, ": not a state_dict");
+  const auto dict = value.toGenericDict();
+  torch::NoGradGuard no_grad;
+  auto load = [&](const std::string& key, torch::Tensor& target) {
+    HCL_REQUIRE(dict.contains(key), path, ": missing ", key);
+    const torch::Tensor t = dict.at(key).toTensor();
+    HCL_REQUIRE(t.sizes() == target.sizes(), path, ": ", key, " has shape ", t.sizes(), ", the model ",
+                target.sizes());
+    target.copy_(t);
+  };
+  for (auto& p : net->encoder->named_parameters()) load(p.key(), p.value());
+  for (auto& b : net->encoder->named_buffers()) load(b.key(), b.value());
+  return net;
+}
+
+void export_for_python(model::ContrastiveModel& model, const TrainConfig& config,
+                       const std::string& path, bool with_head) {
+  c10::Dict<std::string, torch::Tensor> state;
+  for (const auto& p : model->encoder->named_parameters()) state.insert(p.key(), p.value().detach().cpu());
+  for (const auto& b : model->encoder->named_buffers()) state.insert(b.key(), b.value().cpu());
+  if (with_head) {
+    for (const auto& p : model->head->named_parameters()) state.insert(exported_head_key(p.key()), p.value().detach().cpu());
+    for (const auto& b : model->head->named_buffers()) state.insert(exported_head_key(b.key()), b.value().cpu());
+  }
+  write_bytes_atomically(path, torch::pickle_save(c10::IValue(state)));
+  const data::ImageShape shape = data::dataset_image_shape(config.dataset);
+  const nlohmann::json meta = {
+      {"format", "state_dict for torch.load; encoder keys as torchvision's ResNet"},
+      {"arch", config.arch},
+      {"stem", config.stem},
+      {"in_channels", shape.channels},
+      {"image_size", shape.size},
+      {"feature_dim", model->encoder->feature_dim()},
+      {"with_head", with_head},
+      {"torchvision_cifar_stem",
+       "conv1 = Conv2d(in_channels, 64, 3, 1, 1, bias=False); maxpool = Identity(); fc = Identity()"},
+      {"config", config.to_json()}};
+  std::ofstream(path + ".json") << meta.dump(2) << "\n";
+}
+
+void write_verification_sample(model::ContrastiveModel& model, const TrainConfig& config,
+                               const std::string& path) {
+  const data::ImageShape shape = data::dataset_image_shape(config.dataset);
+  torch::manual_seed(0);
+  const torch::Tensor input = torch::randn({4, shape.channels, shape.size, shape.size});
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const torch::Tensor features = model->features(input);
+  c10::Dict<std::string, torch::Tensor> sample;
+  sample.insert("input", input);
+  sample.insert("features", features);
+  write_bytes_atomically(path, torch::pickle_save(c10::IValue(sample)));
+}
+
+}  // namespace hcl::train
