@@ -1,6 +1,8 @@
 // Benchmark of the objective (forward + backward) for 2N views of dimension 128, hard and easy,
-// unchunked and chunked, on the machine it runs on. Each case runs in a fresh child process so its
-// peak memory is its own. Prints one JSON object.
+// unchunked and chunked, on the machine it runs on. Times are medians of runs that alternate hard
+// and easy in this process (side by side, so machine noise hits both alike); peak memory comes from
+// one run of each case in a fresh child process, so that each peak is its own. Prints one JSON
+// object.
 //   hcl-bench-objective [--sizes 512,2048,8192,32768] [--chunk 4096] [--repeats 3] [--threads N]
 #include <spawn.h>
 #include <sys/wait.h>
@@ -23,26 +25,48 @@ struct Case {
   std::string estimator;
 };
 
-// Child: time one case, print {"ms":..., "peak_rss_mib":...}.
-int run_case(const Case& c, int repeats) {
-  torch::manual_seed(0);
-  const torch::Tensor z = torch::nn::functional::normalize(
-      torch::randn({c.views, 128}), torch::nn::functional::NormalizeFuncOptions().dim(1));
+// One forward + backward of a case on fixed embeddings.
+void run_once(const Case& c, const torch::Tensor& z) {
   const auto options = hcl::loss::ObjectiveOptions()
                            .estimator(hcl::loss::parse_estimator(c.estimator))
                            .column_chunk(c.chunk)
                            .with_stats(false);
   const int64_t b = c.views / 2;
-  const double seconds = hcl::bench::median_seconds(
-      [&] {
-        torch::Tensor z1 = z.narrow(0, 0, b).clone().requires_grad_(true);
-        torch::Tensor z2 = z.narrow(0, b, b).clone().requires_grad_(true);
-        hcl::loss::contrastive_objective(z1, z2, options).loss.backward();
-      },
-      repeats);
-  std::cout << nlohmann::json{{"ms", seconds * 1000}, {"peak_rss_mib", hcl::bench::peak_rss_mib()}}.dump()
-            << std::endl;
+  torch::Tensor z1 = z.narrow(0, 0, b).clone().requires_grad_(true);
+  torch::Tensor z2 = z.narrow(0, b, b).clone().requires_grad_(true);
+  hcl::loss::contrastive_objective(z1, z2, options).loss.backward();
+}
+
+torch::Tensor embeddings(int64_t views) {
+  torch::manual_seed(0);
+  return torch::nn::functional::normalize(torch::randn({views, 128}),
+                                          torch::nn::functional::NormalizeFuncOptions().dim(1));
+}
+
+// Child: one run of a case, print {"peak_rss_mib":...}.
+int run_case(const Case& c, int) {
+  run_once(c, embeddings(c.views));
+  std::cout << nlohmann::json{{"peak_rss_mib", hcl::bench::peak_rss_mib()}}.dump() << std::endl;
   return 0;
+}
+
+// Medians of `repeats` alternating runs of each case (after one warm-up each), in milliseconds.
+std::vector<double> alternate(const std::vector<Case>& cases, int repeats) {
+  std::vector<torch::Tensor> z;
+  for (const Case& c : cases) {
+    z.push_back(embeddings(c.views));
+    run_once(c, z.back());
+  }
+  std::vector<std::vector<double>> times(cases.size());
+  for (int r = 0; r < repeats; ++r)
+    for (size_t i = 0; i < cases.size(); ++i)
+      times[i].push_back(hcl::bench::seconds_of([&] { run_once(cases[i], z[i]); }) * 1000);
+  std::vector<double> medians;
+  for (auto& t : times) {
+    std::sort(t.begin(), t.end());
+    medians.push_back(t[t.size() / 2]);
+  }
+  return medians;
 }
 
 nlohmann::json spawn_case(const char* self, const Case& c, int repeats, int threads) {
@@ -95,7 +119,7 @@ int main(int argc, char** argv) {
   }
   std::vector<int64_t> sizes = {512, 2048, 8192, 32768};
   int64_t chunk = 4096;
-  int repeats = 3, threads = torch::get_num_threads();
+  int repeats = 5, threads = torch::get_num_threads();
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--sizes") sizes = parse_sizes(value);
@@ -104,18 +128,22 @@ int main(int argc, char** argv) {
     else if (flag == "--threads") threads = std::stoi(value);
     else { std::cerr << "unknown flag " << flag << "\n"; return 2; }
   }
+  torch::set_num_threads(threads);
   nlohmann::json results = nlohmann::json::array(), ratios = nlohmann::json::object();
   for (int64_t views : sizes) {
-    double ms[2] = {0, 0};
-    for (int e = 0; e < 2; ++e) {
-      const std::string estimator = e == 0 ? "hard" : "easy";
-      const nlohmann::json whole = spawn_case(argv[0], {views, 0, estimator}, repeats, threads);
-      results.push_back(whole);
-      if (whole.contains("ms")) ms[e] = whole["ms"];
-      if (chunk > 0 && chunk < views) results.push_back(spawn_case(argv[0], {views, chunk, estimator}, repeats, threads));
-      std::cerr << whole.dump() << std::endl;
+    std::vector<Case> cases = {{views, 0, "hard"}, {views, 0, "easy"}};
+    if (chunk > 0 && chunk < views) {
+      cases.push_back({views, chunk, "hard"});
+      cases.push_back({views, chunk, "easy"});
     }
-    if (ms[0] > 0 && ms[1] > 0) ratios[std::to_string(views)] = ms[0] / ms[1];
+    const std::vector<double> ms = alternate(cases, repeats);
+    for (size_t i = 0; i < cases.size(); ++i) {
+      nlohmann::json r = spawn_case(argv[0], cases[i], 1, threads);
+      r["ms"] = ms[i];
+      std::cerr << r.dump() << std::endl;
+      results.push_back(r);
+    }
+    ratios[std::to_string(views)] = ms[0] / ms[1];
   }
   std::cout << nlohmann::json{{"benchmark", "objective forward+backward"}, {"device", "cpu"},
                               {"threads", threads}, {"dim", 128}, {"repeats", repeats},

@@ -16,6 +16,12 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Bad input from the user (configuration, files) found before any work: programs exit with code 2.
+class InputError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 // "rank 3 on host node07" (or "rank ? on host ..." before MPI is initialised).
 std::string where_am_i();

@@ -45,18 +45,25 @@ int main(int argc, char** argv) {
     if (rank0) std::cerr << "hcl-train: error: " << error << "\n";
     return 2;
   }
-  if (rank0) hcl::launch::prepare_output_folder(config);
-  MPI_Barrier(MPI_COMM_WORLD);
-  hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::parse_severity(config.log_level),
-                  config.log_file ? config.out : ""});
+  const hcl::log::Severity level = hcl::log::parse_severity(config.log_level);
+  hcl::log::init({mpi.rank(), mpi.world_size(), level, ""});
+  // Once every rank has checked its input: rank 0 makes the output folder, then per-rank log files.
+  const auto prepare_output = [&] {
+    if (rank0) hcl::launch::prepare_output_folder(config);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (config.log_file) hcl::log::init({mpi.rank(), mpi.world_size(), level, config.out});
+  };
   try {
-    const hcl::train::TrainSummary s = hcl::train::run_training(config, mpi.topology());
+    const hcl::train::TrainSummary s = hcl::train::run_training(config, mpi.topology(), prepare_output);
     std::ostringstream knn;
     knn << std::fixed << std::setprecision(2);
     if (s.knn_top1_before >= 0) knn << 100 * s.knn_top1_before << "% before, ";
     knn << 100 * s.knn_top1_after << "% after";
     HCL_LOG(info) << "done: " << s.steps << " steps, final loss " << s.final_loss << "; kNN top-1 "
                   << knn.str();
+  } catch (const hcl::InputError& e) {  // every rank has it: all exit 2 together
+    if (rank0) std::cerr << "hcl-train: error: " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     HCL_LOG(fatal) << e.what();
     hcl::dist::MpiRuntime::abort_job(1);

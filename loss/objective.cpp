@@ -1,7 +1,8 @@
 // The log-space objective. One pass over column chunks gives, for every anchor, the log-sum-exp of
 // c * s_ij over its negatives for each coefficient c the estimator needs ((1+beta, beta) for hard, 1
 // for easy); a custom autograd function recomputes the chunks in backward, so memory stays at
-// A x chunk. The per-anchor algebra after that pass runs on length-A vectors with plain autograd.
+// A x chunk (and anchors are tiled within a chunk, so the elementwise work runs in cache). The
+// per-anchor algebra after that pass runs on length-A vectors with plain autograd.
 #include "loss/objective.h"
 
 #include <cmath>
@@ -33,6 +34,14 @@ torch::Tensor masked_scores(const torch::Tensor& anchors, const torch::Tensor& c
   return scores;
 }
 
+// Rows per tile of a chunk of n columns: small enough that a tile's scores stay in cache on the
+// CPU (4M elements), large enough to keep a GPU busy (64M). Rows are independent, so tiling them
+// changes nothing but speed and memory.
+int64_t rows_per_tile(int64_t n, const torch::Device& device) {
+  const int64_t budget = device.is_cuda() ? (int64_t{1} << 26) : (int64_t{1} << 22);
+  return std::max<int64_t>(1, budget / std::max<int64_t>(1, n));
+}
+
 // Per anchor and coefficient c_k: log sum_{j negative} exp(c_k s_ij). Output 0 is K x A
 // (differentiable); output 1 is A: log sum_j exp(2 c_w s_ij) for the coefficient index w given
 // (for the weight statistics; not differentiable; empty when w < 0).
@@ -51,28 +60,37 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
                                              : torch::Tensor();
     for (int64_t j0 = 0; j0 < columns; j0 += chunk) {
       const int64_t n = std::min(chunk, columns - j0);
-      torch::Tensor d = masked_scores(anchors, candidates, excluded, j0, n, inv_temperature);
-      // Shift by the row maximum over the chunk's negatives (0 where the chunk has none).
-      torch::Tensor shift = std::get<0>(d.max(1, true));
-      shift.masked_fill_(shift.isinf(), 0.0);
-      d.sub_(shift);
-      const torch::Tensor shift_row = shift.squeeze(1);
-      // Negatives of this chunk per anchor (for c = 0, the log-sum-exp is the log of the count).
-      const torch::Tensor local = excluded - j0;
-      const torch::Tensor kept =
-          n - local.ge(0).logical_and_(local.lt(n)).sum(1).to(anchors.scalar_type());
-      for (int64_t k = 0; k < k_count; ++k) {
-        const double c = coefficients[k];
-        torch::Tensor chunk_lse;
-        if (c == 0.0) {
-          chunk_lse = kept.log();
-        } else {
-          const torch::Tensor e = c == 1.0 ? d.exp() : d.mul(c).exp_();
-          chunk_lse = e.sum(1).log_().add_(shift_row, c);
-          if (k == weight_index)
-            log_sq = torch::logaddexp(log_sq, e.square().sum(1).log_().add_(shift_row, 2 * c));
+      const int64_t tile = rows_per_tile(n, anchors.device());
+      for (int64_t i0 = 0; i0 < rows; i0 += tile) {
+        const int64_t r = std::min(tile, rows - i0);
+        const torch::Tensor tile_excluded = excluded.narrow(0, i0, r);
+        torch::Tensor d = masked_scores(anchors.narrow(0, i0, r), candidates, tile_excluded, j0, n,
+                                        inv_temperature);
+        // Shift by the row maximum over the chunk's negatives (0 where the chunk has none).
+        torch::Tensor shift = std::get<0>(d.max(1, true));
+        shift.masked_fill_(shift.isinf(), 0.0);
+        d.sub_(shift);
+        const torch::Tensor shift_row = shift.squeeze(1);
+        // Negatives of this chunk per anchor (for c = 0, the log-sum-exp is the log of the count).
+        const torch::Tensor local = tile_excluded - j0;
+        const torch::Tensor kept =
+            n - local.ge(0).logical_and_(local.lt(n)).sum(1).to(anchors.scalar_type());
+        for (int64_t k = 0; k < k_count; ++k) {
+          const double c = coefficients[k];
+          torch::Tensor chunk_lse;
+          if (c == 0.0) {
+            chunk_lse = kept.log();
+          } else {
+            const torch::Tensor e = c == 1.0 ? d.exp() : d.mul(c).exp_();
+            chunk_lse = e.sum(1).log_().add_(shift_row, c);
+            if (k == weight_index) {
+              torch::Tensor sq = log_sq.narrow(0, i0, r);
+              sq.copy_(torch::logaddexp(sq, e.square().sum(1).log_().add_(shift_row, 2 * c)));
+            }
+          }
+          torch::Tensor target = lse[k].narrow(0, i0, r);
+          target.copy_(torch::logaddexp(target, chunk_lse));
         }
-        lse[k] = torch::logaddexp(lse[k], chunk_lse);
       }
     }
     ctx->save_for_backward({anchors, candidates, excluded, lse});
@@ -97,25 +115,33 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const torch::Tensor& grad_lse = grads[0];
 
-    const int64_t columns = candidates.size(0);
+    const int64_t rows = anchors.size(0), columns = candidates.size(0);
     torch::Tensor grad_anchors = torch::zeros_like(anchors);
-    torch::Tensor grad_candidates = torch::empty_like(candidates);
+    torch::Tensor grad_candidates = torch::zeros_like(candidates);
     for (int64_t j0 = 0; j0 < columns; j0 += chunk) {
       const int64_t n = std::min(chunk, columns - j0);
-      const torch::Tensor scores = masked_scores(anchors, candidates, excluded, j0, n, inv_temperature);
-      torch::Tensor p;
-      for (size_t k = 0; k < coefficients.size(); ++k) {
-        const double c = coefficients[k];
-        if (c == 0.0) continue;  // a constant in s: no gradient
-        torch::Tensor term = (c == 1.0 ? scores - lse[k].unsqueeze(1)
-                                       : scores.mul(c).sub_(lse[k].unsqueeze(1)))
-                                 .exp_()
-                                 .mul_((grad_lse[k] * c).unsqueeze(1));
-        p = p.defined() ? p.add_(term) : term;
+      const torch::Tensor chunk_candidates = candidates.narrow(0, j0, n);
+      torch::Tensor chunk_grad = grad_candidates.narrow(0, j0, n);
+      const int64_t tile = rows_per_tile(n, anchors.device());
+      for (int64_t i0 = 0; i0 < rows; i0 += tile) {
+        const int64_t r = std::min(tile, rows - i0);
+        const torch::Tensor tile_anchors = anchors.narrow(0, i0, r);
+        const torch::Tensor scores = masked_scores(tile_anchors, candidates, excluded.narrow(0, i0, r),
+                                                   j0, n, inv_temperature);
+        torch::Tensor p;
+        for (size_t k = 0; k < coefficients.size(); ++k) {
+          const double c = coefficients[k];
+          if (c == 0.0) continue;  // a constant in s: no gradient
+          const torch::Tensor tile_lse = lse[k].narrow(0, i0, r).unsqueeze(1);
+          torch::Tensor term = (c == 1.0 ? scores - tile_lse : scores.mul(c).sub_(tile_lse))
+                                   .exp_()
+                                   .mul_((grad_lse[k].narrow(0, i0, r) * c).unsqueeze(1));
+          p = p.defined() ? p.add_(term) : term;
+        }
+        if (!p.defined()) continue;
+        grad_anchors.narrow(0, i0, r).addmm_(p, chunk_candidates, 1.0, inv_temperature);
+        chunk_grad.addmm_(p.t(), tile_anchors, 1.0, inv_temperature);
       }
-      if (!p.defined()) p = torch::zeros_like(scores);
-      grad_anchors.addmm_(p, candidates.narrow(0, j0, n), 1.0, inv_temperature);
-      grad_candidates.narrow(0, j0, n).copy_(p.t().mm(anchors).mul_(inv_temperature));
     }
     return {grad_anchors, grad_candidates, torch::Tensor(), torch::Tensor(),
             torch::Tensor(),  torch::Tensor(),   torch::Tensor()};

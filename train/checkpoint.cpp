@@ -116,6 +116,13 @@ void load_archive(const std::string& path, torch::serialize::InputArchive& archi
 }
 }  // namespace
 
+void check_compatible(const Checkpoint& checkpoint, const TrainConfig& expected, const std::string& path) {
+  const nlohmann::json have = checkpoint.config.model_identity(), want = expected.model_identity();
+  for (const auto& item : want.items())
+    HCL_REQUIRE(have.at(item.key()) == item.value(), "checkpoint ", path, " is incompatible: --",
+                item.key(), " is ", have.at(item.key()).dump(), " there but ", item.value().dump(), " here");
+}
+
 Checkpoint read_checkpoint_header(const std::string& path) {
   torch::serialize::InputArchive archive;
   load_archive(path, archive);
@@ -129,10 +136,7 @@ Checkpoint load_checkpoint(const std::string& path, torch::nn::Module& model,
   const auto params = model.parameters();
   load_archive(path, archive, params.empty() ? c10::optional<torch::Device>() : params.front().device());
   Checkpoint c = header_of(archive);
-  const nlohmann::json have = c.config.model_identity(), want = expected.model_identity();
-  for (const auto& item : want.items())
-    HCL_REQUIRE(have.at(item.key()) == item.value(), "checkpoint ", path, " is incompatible: --",
-                item.key(), " is ", have.at(item.key()).dump(), " there but ", item.value().dump(), " here");
+  check_compatible(c, expected, path);
   torch::serialize::InputArchive model_archive;
   archive.read("model", model_archive);
   torch::NoGradGuard no_grad;

@@ -31,6 +31,10 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainPosition& position,
                      const TrainConfig& config);
 
+// Throws hcl::Error when `checkpoint`'s model identity (arch, dimensions) differs from `expected`,
+// naming the difference.
+void check_compatible(const Checkpoint& checkpoint, const TrainConfig& expected, const std::string& path);
+
 // Reads the configuration and position only.
 Checkpoint read_checkpoint_header(const std::string& path);
 

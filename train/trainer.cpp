@@ -3,6 +3,7 @@
 #include "train/trainer.h"
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -51,6 +52,27 @@ void check_same_dataset(dist::Communicator& comm, const data::Dataset& d) {
               "every rank must read the same files");
 }
 
+// Runs `check` on every rank; if it failed anywhere, every rank throws InputError with the message
+// of the lowest failing rank. Every rank reaches the agreement, so none is left waiting.
+void agree_on_inputs(dist::Communicator& comm, const std::function<void()>& check) {
+  std::string problem;
+  try {
+    check();
+  } catch (const Error& e) {
+    problem = e.what();
+  }
+  torch::Tensor first = torch::tensor({problem.empty() ? comm.world_size() : comm.rank()}, torch::kLong);
+  comm.all_reduce(first, dist::ReduceOp::Min);
+  const int root = static_cast<int>(first.item<int64_t>());
+  if (root == comm.world_size()) return;
+  torch::Tensor length = torch::tensor({static_cast<int64_t>(problem.size())}, torch::kLong);
+  comm.broadcast(length, root);
+  torch::Tensor text = torch::zeros({length.item<int64_t>()}, torch::kByte);
+  if (comm.rank() == root) std::memcpy(text.data_ptr(), problem.data(), problem.size());
+  comm.broadcast(text, root);
+  throw InputError(std::string(static_cast<const char*>(text.data_ptr()), text.numel()));
+}
+
 std::string format_duration(double seconds) {
   const auto s = static_cast<int64_t>(seconds);
   std::ostringstream out;
@@ -80,7 +102,8 @@ torch::Device choose_device(const std::string& choice, int local_rank) {
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
 }
 
-TrainSummary run_training(const TrainConfig& config, const dist::Topology& topology) {
+TrainSummary run_training(const TrainConfig& config, const dist::Topology& topology,
+                          const std::function<void()>& prepare_output) {
   const torch::Device device = choose_device(config.device, topology.local_rank);
   HCL_REQUIRE(config.precision != "bf16" || device.is_cuda(), "--precision bf16 needs a CUDA device");
   if (config.threads > 0) torch::set_num_threads(static_cast<int>(config.threads));
@@ -101,22 +124,26 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
   const bool rank0 = comm.rank() == 0;
   HCL_LOG(info) << "configuration: " << config.to_json().dump();
 
-  // Data.
-  const data::Dataset train_set = data::load_dataset(config.dataset, config.data_dir, config.train_split);
-  const data::Dataset test_set = data::load_dataset(config.dataset, config.data_dir, "test");
+  // Input: datasets, batch size, resume checkpoint. Nothing has been written yet.
+  data::Dataset train_set, test_set, labeled_train;
   // The kNN memory bank needs labels: the labeled train split when pretraining on another one.
   const bool labeled = config.train_split == "train";
-  const data::Dataset labeled_train =
-      labeled ? data::Dataset{} : data::load_dataset(config.dataset, config.data_dir, "train");
+  const int64_t global_batch = config.batch_size * world;
+  agree_on_inputs(comm, [&] {
+    train_set = data::load_dataset(config.dataset, config.data_dir, config.train_split);
+    test_set = data::load_dataset(config.dataset, config.data_dir, "test");
+    if (!labeled) labeled_train = data::load_dataset(config.dataset, config.data_dir, "train");
+    HCL_REQUIRE(global_batch <= train_set.size(), "--batch-size: the global batch (", config.batch_size,
+                " per rank x ", world, " ranks = ", global_batch, ") exceeds the dataset (",
+                train_set.size(), " images)");
+    if (!config.resume.empty()) check_compatible(read_checkpoint_header(config.resume), config, config.resume);
+  });
   const data::Dataset& bank_set = labeled ? train_set : labeled_train;
   check_same_dataset(comm, train_set);
+  prepare_output();
   HCL_LOG(info) << "data: " << config.dataset << " " << config.train_split << " " << train_set.size()
                 << " images of " << train_set.channels() << "x" << train_set.height() << "x"
                 << train_set.width() << ", test " << test_set.size();
-  const int64_t global_batch = config.batch_size * world;
-  HCL_REQUIRE(global_batch <= train_set.size(), "--batch-size: the global batch (", config.batch_size,
-              " per rank x ", world, " ranks = ", global_batch, ") exceeds the dataset (",
-              train_set.size(), " images)");
   data::DistributedSampler sampler(train_set.size(), config.batch_size, comm.rank(), world,
                                    static_cast<uint64_t>(config.seed));
   const auto [mean, stddev] = data::dataset_normalization(config.dataset, train_set.channels());

@@ -2,6 +2,7 @@
 // with progress logs, metrics.jsonl, checkpoints and the kNN monitor.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "dist/runtime.h"
@@ -15,9 +16,13 @@ struct TrainSummary {
   int64_t steps = 0;
 };
 
-// Runs the whole job on every rank (collective). `config` has been validated and its output folder
-// prepared by the caller. Throws hcl::Error on failures.
-TrainSummary run_training(const TrainConfig& config, const dist::Topology& topology);
+// Runs the whole job on every rank (collective). `config` has been validated by the caller.
+// Everything that bad input can break (datasets, batch size, the resume checkpoint) is checked on
+// every rank first; then `prepare_output` runs on every rank (collective), before anything is
+// written. A problem found there throws hcl::InputError on every rank alike; later failures throw
+// hcl::Error.
+TrainSummary run_training(const TrainConfig& config, const dist::Topology& topology,
+                          const std::function<void()>& prepare_output);
 
 // The device of this rank: --device, or for "auto" the GPU of the local rank when CUDA is available.
 torch::Device choose_device(const std::string& choice, int local_rank);

@@ -28,6 +28,11 @@ expect_error "--resume: no such checkpoint file" --resume "$work/missing.pt" --o
 expect_error "--config: cannot read" --config "$work/missing.conf" --out "$work/new"
 printf 'lr = 0.1\nfrobnicate = 3\n' > "$work/bad.conf"
 expect_error "frobnicate" --config "$work/bad.conf" --out "$work/new"
+# Bad input found while loading, agreed on by every rank before anything is written.
+expect_error "no such file" --dataset cifar10 --data-dir "$work/no-cifar" --out "$work/new"
+expect_error "exceeds the dataset (60000 images)" --batch-size 40000 --out "$work/new"
+head -c 1000 /dev/urandom > "$work/garbage.pt"
+expect_error "not an hcl checkpoint" --resume "$work/garbage.pt" --out "$work/new"
 mkdir -p "$work/taken" && echo '{}' > "$work/taken/config.json"
 expect_error "holds another run" --out "$work/taken"
 [ "$(cat "$work/taken/config.json")" = "{}" ] || fail "existing run overwritten"
