@@ -5,8 +5,11 @@
 // per-anchor algebra after that pass runs on length-A vectors with plain autograd.
 #include "loss/objective.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <numeric>
 
 #include "core/check.h"
 #include "core/torch_compat.h"
@@ -32,6 +35,14 @@ torch::Tensor masked_scores(const torch::Tensor& anchors, const torch::Tensor& c
     scores.scatter_(1, column, torch::where(inside, minus_inf, scores.gather(1, column)));
   }
   return scores;
+}
+
+// Indices of `values` in ascending order of value.
+std::vector<int64_t> ascending(const std::vector<double>& values) {
+  std::vector<int64_t> order(values.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return values[a] < values[b]; });
+  return order;
 }
 
 // Rows per tile of a chunk of n columns: small enough that a tile's scores stay in cache on the
@@ -75,13 +86,19 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
         const torch::Tensor local = tile_excluded - j0;
         const torch::Tensor kept =
             n - local.ge(0).logical_and_(local.lt(n)).sum(1).to(anchors.scalar_type());
-        for (int64_t k = 0; k < k_count; ++k) {
+        // Smallest coefficient first, so that exp(2c D) can be the square of exp(c D) (beta = 1).
+        std::map<double, torch::Tensor> exps;
+        for (int64_t k : ascending(coefficients)) {
           const double c = coefficients[k];
           torch::Tensor chunk_lse;
           if (c == 0.0) {
             chunk_lse = kept.log();
           } else {
-            const torch::Tensor e = c == 1.0 ? d.exp() : d.mul(c).exp_();
+            const auto half = exps.find(c / 2);
+            const torch::Tensor e = half != exps.end() ? half->second.square()
+                                    : c == 1.0         ? d.exp()
+                                                       : d.mul(c).exp_();
+            exps.emplace(c, e);
             chunk_lse = e.sum(1).log_().add_(shift_row, c);
             if (k == weight_index) {
               torch::Tensor sq = log_sq.narrow(0, i0, r);
@@ -116,6 +133,8 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
     const torch::Tensor& grad_lse = grads[0];
 
     const int64_t rows = anchors.size(0), columns = candidates.size(0);
+    const bool paired = coefficients.size() == 2 && coefficients[1] > 0 &&
+                        coefficients[0] == 2 * coefficients[1];
     torch::Tensor grad_anchors = torch::zeros_like(anchors);
     torch::Tensor grad_candidates = torch::zeros_like(candidates);
     for (int64_t j0 = 0; j0 < columns; j0 += chunk) {
@@ -129,14 +148,25 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
         const torch::Tensor scores = masked_scores(tile_anchors, candidates, excluded.narrow(0, i0, r),
                                                    j0, n, inv_temperature);
         torch::Tensor p;
-        for (size_t k = 0; k < coefficients.size(); ++k) {
-          const double c = coefficients[k];
-          if (c == 0.0) continue;  // a constant in s: no gradient
-          const torch::Tensor tile_lse = lse[k].narrow(0, i0, r).unsqueeze(1);
-          torch::Tensor term = (c == 1.0 ? scores - tile_lse : scores.mul(c).sub_(tile_lse))
-                                   .exp_()
-                                   .mul_((grad_lse[k].narrow(0, i0, r) * c).unsqueeze(1));
-          p = p.defined() ? p.add_(term) : term;
+        if (paired) {
+          // c0 = 2 c1 (beta = 1): with E = exp(c1 s - L1), exp(c0 s - L0) = E^2 exp(2 L1 - L0),
+          // where 0 <= 2 L1 - L0 <= log N; one exponential instead of two.
+          const torch::Tensor l0 = lse[0].narrow(0, i0, r), l1 = lse[1].narrow(0, i0, r);
+          const double c1 = coefficients[1];
+          const torch::Tensor e = scores.mul(c1).sub_(l1.unsqueeze(1)).exp_();
+          const torch::Tensor w0 = (grad_lse[0].narrow(0, i0, r) * (2 * c1) * (2 * l1 - l0).exp()).unsqueeze(1);
+          const torch::Tensor w1 = (grad_lse[1].narrow(0, i0, r) * c1).unsqueeze(1);
+          p = e.mul(w0).add_(w1).mul_(e);
+        } else {
+          for (size_t k = 0; k < coefficients.size(); ++k) {
+            const double c = coefficients[k];
+            if (c == 0.0) continue;  // a constant in s: no gradient
+            const torch::Tensor tile_lse = lse[k].narrow(0, i0, r).unsqueeze(1);
+            torch::Tensor term = (c == 1.0 ? scores - tile_lse : scores.mul(c).sub_(tile_lse))
+                                     .exp_()
+                                     .mul_((grad_lse[k].narrow(0, i0, r) * c).unsqueeze(1));
+            p = p.defined() ? p.add_(term) : term;
+          }
         }
         if (!p.defined()) continue;
         grad_anchors.narrow(0, i0, r).addmm_(p, chunk_candidates, 1.0, inv_temperature);
