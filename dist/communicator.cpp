@@ -234,6 +234,16 @@ void Communicator::broadcast(torch::Tensor& tensor, int root) {
 
 void Communicator::barrier() { mpi_->barrier(); }
 
+// The values and their negations under one MAX all-reduce: a value is the same everywhere exactly
+// when its maximum equals minus the maximum of its negation (its minimum).
+torch::Tensor Communicator::differs_across_ranks(const torch::Tensor& values) {
+  const torch::Tensor flat = values.flatten();
+  torch::Tensor both = torch::cat({flat, -flat});
+  all_reduce(both, ReduceOp::Max);
+  const int64_t n = flat.numel();
+  return both.narrow(0, 0, n).ne(-both.narrow(0, n, n)).view_as(values);
+}
+
 void Communicator::log_startup(const torch::Device& device) {
   // Every rank's device string, gathered to all (fixed width keeps it one collective).
   constexpr int kWidth = 96;

@@ -62,6 +62,10 @@ class Communicator {
   void broadcast(torch::Tensor& tensor, int root = 0);
   void barrier();
 
+  // Per element of `values` (any dtype, on this rank's device): true where some rank holds a
+  // different value. Every rank gets the same answer. Collective.
+  torch::Tensor differs_across_ranks(const torch::Tensor& values);
+
   // The backend that a tensor on `device` goes through ("mpi" or "nccl").
   const char* backend_name(const torch::Device& device) const;
 

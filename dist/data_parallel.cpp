@@ -69,24 +69,15 @@ void DataParallel::broadcast_from_root() {
 
 void DataParallel::verify_replicas() {
   torch::NoGradGuard no_grad;
-  // Per tensor: element count, sum and sum of squares (float64). Equal everywhere exactly when the
-  // maximum of each value over ranks equals minus the maximum of its negation.
-  const size_t count = params_.size() + buffers_.size();
-  torch::Tensor local = torch::empty({static_cast<int64_t>(count), 3}, torch::kDouble);
-  size_t row = 0;
+  // Per tensor: element count, sum and sum of squares (float64, on the CPU).
+  std::vector<torch::Tensor> rows;
   for (auto* group : {&params_, &buffers_})
     for (const torch::Tensor& t : *group) {
       const torch::Tensor wide = t.detach().to(torch::kCPU, torch::kDouble);
-      local[row][0] = static_cast<double>(t.numel());
-      local[row][1] = wide.sum().item<double>();
-      local[row][2] = wide.square().sum().item<double>();
-      ++row;
+      rows.push_back(torch::stack({torch::full({}, static_cast<double>(t.numel()), torch::kDouble),
+                                   wide.sum(), wide.square().sum()}));
     }
-  torch::Tensor both = torch::cat({local, -local}, 0);
-  Communicator& c = *comm_;
-  c.all_reduce(both, ReduceOp::Max);
-  const torch::Tensor high = both.narrow(0, 0, count), low = -both.narrow(0, count, count);
-  const torch::Tensor differs = high.ne(low).any(1);
+  const torch::Tensor differs = comm_->differs_across_ranks(torch::stack(rows)).any(1);
   if (!differs.any().item<bool>()) return;
   const int64_t first = differs.nonzero()[0][0].item<int64_t>();
   const std::string name = first < static_cast<int64_t>(params_.size())

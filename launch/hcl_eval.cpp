@@ -49,10 +49,7 @@ int main(int argc, char** argv) {
     HCL_REQUIRE(device_choice == "auto" || device_choice == "cpu" || device_choice == "cuda",
                 "--device: unknown value '", device_choice, "' (expected auto, cpu or cuda)");
     HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
-  } catch (const po::error& e) {
-    if (rank0) std::cerr << "hcl-eval: error: " << e.what() << "\n";
-    return 2;
-  } catch (const hcl::Error& e) {
+  } catch (const std::exception& e) {  // po::error or hcl::Error: bad options
     if (rank0) std::cerr << "hcl-eval: error: " << e.what() << "\n";
     return 2;
   }

@@ -42,7 +42,7 @@ LinearEvalResult linear_evaluation(model::ContrastiveModel& model, dist::Communi
   for (int64_t epoch = 0; epoch < o.epochs(); ++epoch) {
     const auto order = data::permutation(n, data::mix64(static_cast<uint64_t>(o.seed()) ^ data::mix64(epoch)));
     const torch::Tensor perm = torch::tensor(order, torch::kLong).to(device);
-    double total = 0;
+    torch::Tensor total = torch::zeros({}, train_x.options());  // read once per logged epoch
     for (int64_t i = 0; i < n; i += o.batch_size()) {
       const torch::Tensor idx = perm.narrow(0, i, std::min(o.batch_size(), n - i));
       optimizer.zero_grad();
@@ -50,10 +50,10 @@ LinearEvalResult linear_evaluation(model::ContrastiveModel& model, dist::Communi
                                                                       train_y.index_select(0, idx));
       loss.backward();
       optimizer.step();
-      total += loss.item<double>() * idx.size(0);
+      total += loss.detach() * idx.size(0);
     }
     if ((epoch + 1) % 10 == 0 || epoch + 1 == o.epochs())
-      HCL_LOG(info) << "linear evaluation: epoch " << epoch + 1 << "/" << o.epochs() << " loss " << total / n;
+      HCL_LOG(info) << "linear evaluation: epoch " << epoch + 1 << "/" << o.epochs() << " loss " << total.item<double>() / n;
   }
   torch::NoGradGuard no_grad;
   LinearEvalResult r;

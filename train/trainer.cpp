@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <optional>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -32,11 +33,8 @@ double seconds_since(clock_type::time_point start) {
 
 // Every rank must run the same configuration: compare a hash of it before any work.
 void check_same_config(dist::Communicator& comm, const TrainConfig& config) {
-  nlohmann::json j = config.to_json();
-  const auto hash = static_cast<int64_t>(std::hash<std::string>{}(j.dump()) >> 1);
-  torch::Tensor both = torch::tensor({hash, -hash}, torch::kLong);
-  comm.all_reduce(both, dist::ReduceOp::Max);
-  HCL_REQUIRE(both[0].item<int64_t>() == -both[1].item<int64_t>(),
+  const auto hash = static_cast<int64_t>(std::hash<std::string>{}(config.to_json().dump()) >> 1);
+  HCL_REQUIRE(!comm.differs_across_ranks(torch::tensor({hash}, torch::kLong)).any().item<bool>(),
               "ranks were started with different configurations (check the command line and config "
               "files of every rank)");
 }
@@ -45,9 +43,7 @@ void check_same_config(dist::Communicator& comm, const TrainConfig& config) {
 void check_same_dataset(dist::Communicator& comm, const data::Dataset& d) {
   const int64_t sum = d.images.flatten().narrow(0, 0, std::min<int64_t>(d.images.numel(), 1 << 20))
                           .to(torch::kLong).sum().item<int64_t>();
-  torch::Tensor v = torch::tensor({d.size(), sum, -d.size(), -sum}, torch::kLong);
-  comm.all_reduce(v, dist::ReduceOp::Max);
-  HCL_REQUIRE(v[0].item<int64_t>() == -v[2].item<int64_t>() && v[1].item<int64_t>() == -v[3].item<int64_t>(),
+  HCL_REQUIRE(!comm.differs_across_ranks(torch::tensor({d.size(), sum}, torch::kLong)).any().item<bool>(),
               "ranks loaded different datasets (", d.name, ": ", d.size(), " images here); "
               "every rank must read the same files");
 }
@@ -88,7 +84,6 @@ struct StepTimes {
     data += o.data, forward += o.forward, objective += o.objective, backward += o.backward,
         sync += o.sync, optimizer += o.optimizer;
   }
-  double total() const { return data + forward + objective + backward + sync + optimizer; }
 };
 
 }  // namespace
@@ -303,13 +298,10 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
     for (int64_t m = 0; m < config.accumulate; ++m) {
       dp.begin(/*sync=*/m + 1 == config.accumulate);
       const torch::Tensor v1 = view1.narrow(0, m * micro, micro), v2 = view2.narrow(0, m * micro, micro);
-      StepOutput out;
-      if (config.precision == "bf16") {
-        compat::CudaBf16Autocast autocast;
-        out = forward_backward(net, comm, v1, v2, view_mode, objective, 1.0 / config.accumulate, timed);
-      } else {
-        out = forward_backward(net, comm, v1, v2, view_mode, objective, 1.0 / config.accumulate, timed);
-      }
+      std::optional<compat::CudaBf16Autocast> autocast;
+      if (config.precision == "bf16") autocast.emplace();
+      const StepOutput out =
+          forward_backward(net, comm, v1, v2, view_mode, objective, 1.0 / config.accumulate, timed);
       t.forward += out.forward_seconds;
       t.objective += out.objective_seconds;
       t.backward += out.backward_seconds;
@@ -329,7 +321,7 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
     ++window_steps;
 
     if (log_step) {
-      // Averages over ranks: loss and statistics (one all-reduce), step time (max over ranks).
+      // Loss and statistics averaged over ranks (one all-reduce); times are rank 0's.
       torch::Tensor values = torch::stack({step_loss.to(torch::kFloat), stats.positive_similarity,
                                            stats.negative_similarity, stats.floor_fraction,
                                            stats.effective_negatives}).to(torch::kDouble);
