@@ -22,6 +22,13 @@ class InputError : public Error {
   using Error::Error;
 };
 
+// A failure during the run that every rank reached together (a decision reduced across ranks):
+// programs report it once and exit 1 without aborting the job.
+class AgreedError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 // "rank 3 on host node07" (or "rank ? on host ..." before MPI is initialised).
 std::string where_am_i();

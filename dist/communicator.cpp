@@ -53,6 +53,7 @@ Communicator::Communicator(MPI_Comm comm, CommunicatorOptions options) : options
   HCL_CHECK_MPI(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   topology_ = query_topology(comm_);
   mpi_ = make_mpi_backend(comm_);
+  watchdog_ = std::make_unique<CollectiveWatchdog>(options_.timeout);
 }
 
 Communicator::~Communicator() { release(); }
@@ -60,6 +61,7 @@ Communicator::~Communicator() { release(); }
 void Communicator::release() noexcept {
   nccl_.reset();
   mpi_.reset();
+  watchdog_.reset();
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (comm_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm_);
@@ -70,6 +72,7 @@ Communicator::Communicator(Communicator&& other) noexcept
     : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
       options_(other.options_),
       topology_(other.topology_),
+      watchdog_(std::move(other.watchdog_)),
       mpi_(std::move(other.mpi_)),
       nccl_(std::move(other.nccl_)),
       nccl_device_(other.nccl_device_) {}
@@ -80,6 +83,7 @@ Communicator& Communicator::operator=(Communicator&& other) noexcept {
     comm_ = std::exchange(other.comm_, MPI_COMM_NULL);
     options_ = other.options_;
     topology_ = other.topology_;
+    watchdog_ = std::move(other.watchdog_);
     mpi_ = std::move(other.mpi_);
     nccl_ = std::move(other.nccl_);
     nccl_device_ = other.nccl_device_;
@@ -152,6 +156,7 @@ void Communicator::check_same_everywhere(const char* op, const torch::Tensor& te
 }
 
 void Communicator::all_reduce(torch::Tensor& tensor, ReduceOp op) {
+  const CollectiveWatchdog::Scope in_flight(*watchdog_, "all_reduce");
   Backend& backend = backend_for(tensor, "all_reduce");
   HCL_REQUIRE(op != ReduceOp::Avg || tensor.is_floating_point(),
               "all_reduce: avg needs a floating-point tensor, got ", tensor.scalar_type());
@@ -190,6 +195,7 @@ torch::Tensor Communicator::all_gather(const torch::Tensor& tensor) {
 }
 
 void Communicator::all_gather_into(const torch::Tensor& tensor, torch::Tensor& output) {
+  const CollectiveWatchdog::Scope in_flight(*watchdog_, "all_gather");
   Backend& backend = backend_for(tensor, "all_gather");
   HCL_REQUIRE(tensor.dim() >= 1, "all_gather: needs at least one dimension (gathered along dim 0)");
   check_output("all_gather", tensor, output, scaled_dim0(tensor, topology_.world_size, 1));
@@ -207,6 +213,7 @@ torch::Tensor Communicator::reduce_scatter(const torch::Tensor& tensor, ReduceOp
 }
 
 void Communicator::reduce_scatter_into(const torch::Tensor& tensor, torch::Tensor& output, ReduceOp op) {
+  const CollectiveWatchdog::Scope in_flight(*watchdog_, "reduce_scatter");
   Backend& backend = backend_for(tensor, "reduce_scatter");
   HCL_REQUIRE(tensor.dim() >= 1 && tensor.size(0) % topology_.world_size == 0,
               "reduce_scatter: dim 0 (", tensor.dim() >= 1 ? tensor.size(0) : 0,
@@ -219,6 +226,7 @@ void Communicator::reduce_scatter_into(const torch::Tensor& tensor, torch::Tenso
 }
 
 void Communicator::broadcast(torch::Tensor& tensor, int root) {
+  const CollectiveWatchdog::Scope in_flight(*watchdog_, "broadcast");
   Backend& backend = backend_for(tensor, "broadcast");
   HCL_REQUIRE(root >= 0 && root < topology_.world_size, "broadcast: root ", root,
               " outside [0, ", topology_.world_size, ")");
@@ -232,7 +240,10 @@ void Communicator::broadcast(torch::Tensor& tensor, int root) {
   tensor.copy_(contiguous);
 }
 
-void Communicator::barrier() { mpi_->barrier(); }
+void Communicator::barrier() {
+  const CollectiveWatchdog::Scope in_flight(*watchdog_, "barrier");
+  mpi_->barrier();
+}
 
 // The values and their negations under one MAX all-reduce: a value is the same everywhere exactly
 // when its maximum equals minus the maximum of its negation (its minimum).
@@ -245,6 +256,7 @@ torch::Tensor Communicator::differs_across_ranks(const torch::Tensor& values) {
 }
 
 void Communicator::log_startup(const torch::Device& device) {
+  const CollectiveWatchdog::Scope in_flight(*watchdog_, "log_startup");
   // Every rank's device string, gathered to all (fixed width keeps it one collective).
   constexpr int kWidth = 96;
   std::string mine = topology_.host + " " + device.str();

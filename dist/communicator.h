@@ -15,6 +15,7 @@
 
 #include "dist/backend.h"
 #include "dist/runtime.h"
+#include "dist/watchdog.h"
 
 namespace hcl::dist {
 
@@ -28,7 +29,8 @@ struct CommunicatorOptions {
   BackendChoice backend = BackendChoice::Auto;
   // Compare each collective's shape and dtype across ranks first (one small MPI all-reduce).
   bool check_shapes = true;
-  // NCCL: a collective still running after this long aborts the job.
+  // A collective still running after this long ends the job (MPI: dist/watchdog.h; NCCL: the
+  // backend's watchdog aborts the communicator).
   std::chrono::seconds timeout{300};
 };
 
@@ -80,6 +82,7 @@ class Communicator {
   MPI_Comm comm_ = MPI_COMM_NULL;
   CommunicatorOptions options_;
   Topology topology_;
+  std::unique_ptr<CollectiveWatchdog> watchdog_;
   std::unique_ptr<Backend> mpi_;
   std::unique_ptr<Backend> nccl_;  // made on the first collective over CUDA tensors
   int nccl_device_ = -1;

@@ -64,7 +64,10 @@ int main(int argc, char** argv) {
   } catch (const hcl::InputError& e) {  // every rank has it: all exit 2 together
     if (rank0) std::cerr << "hcl-train: error: " << e.what() << "\n";
     return 2;
-  } catch (const std::exception& e) {
+  } catch (const hcl::AgreedError& e) {  // every rank stopped at the same point: all exit 1 together
+    if (rank0) HCL_LOG(fatal) << e.what();
+    return 1;
+  } catch (const std::exception& e) {  // this rank alone: end the whole job rather than leave it waiting
     HCL_LOG(fatal) << e.what();
     hcl::dist::MpiRuntime::abort_job(1);
   }

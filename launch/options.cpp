@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -65,6 +66,17 @@ ParsedOptions parse_train_options(int argc, char** argv) {
   return parsed;
 }
 
+namespace {
+// Whether this process can create entries in `folder`: a probe folder made and removed at once
+// (permission bits alone say nothing for root, or on a read-only or full file system).
+bool can_create_in(const fs::path& folder) {
+  std::string probe = (folder / ".hcl-probe-XXXXXX").string();
+  if (::mkdtemp(probe.data()) == nullptr) return false;
+  ::rmdir(probe.c_str());
+  return true;
+}
+}  // namespace
+
 std::string check_output_folder(const train::TrainConfig& config) {
   if (!config.resume.empty() && !fs::is_regular_file(config.resume))
     return "--resume: no such checkpoint file '" + config.resume + "'";
@@ -72,7 +84,7 @@ std::string check_output_folder(const train::TrainConfig& config) {
   std::error_code ec;
   if (fs::exists(out, ec)) {
     if (!fs::is_directory(out)) return "--out: '" + config.out + "' exists and is not a folder";
-    if (::access(out.c_str(), W_OK) != 0) return "--out: folder '" + config.out + "' is not writable";
+    if (!can_create_in(out)) return "--out: folder '" + config.out + "' is not writable";
     const bool holds_run = fs::exists(out / "config.json") || fs::exists(out / "metrics.jsonl") ||
                            fs::exists(out / "checkpoint.pt");
     if (holds_run && config.resume.empty() && !config.force)
@@ -82,10 +94,11 @@ std::string check_output_folder(const train::TrainConfig& config) {
   }
   // The nearest existing ancestor must let us create the folder.
   fs::path parent = fs::absolute(out).parent_path();
-  while (!parent.empty() && !fs::exists(parent)) parent = parent.parent_path();
-  if (parent.empty() || !fs::is_directory(parent) || ::access(parent.c_str(), W_OK) != 0)
-    return "--out: cannot create '" + config.out + "' (" +
-           (parent.empty() ? std::string("no existing parent") : "'" + parent.string() + "' is not writable") + ")";
+  while (!parent.empty() && !fs::exists(parent, ec)) parent = parent.parent_path();
+  if (parent.empty()) return "--out: cannot create '" + config.out + "' (no existing parent)";
+  if (!fs::is_directory(parent)) return "--out: cannot create '" + config.out + "' ('" + parent.string() + "' is not a folder)";
+  if (!can_create_in(parent))
+    return "--out: cannot create '" + config.out + "' ('" + parent.string() + "' is not writable)";
   return "";
 }
 

@@ -7,10 +7,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
+#include <csignal>
 #include <fcntl.h>
+#include <unistd.h>
 
 #include "core/check.h"
+#include "train/fault_injection.h"
 
 namespace hcl::train {
 namespace {
@@ -44,16 +46,46 @@ std::string read_payload(const std::string& path) {
   return payload;
 }
 
-void write_all(int fd, const char* data, size_t size, const std::string& path) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      ::close(fd);
-      throw Error("checkpoint " + path + ": write failed: " + std::strerror(errno));
+// Writes a file through a descriptor; with HCL_FAULT=kill-in-checkpoint, the process kills itself
+// once the planned number of bytes is on disk (the reliability tests' crash in mid-write).
+class FileWriter {
+ public:
+  FileWriter(int fd, std::string path, int64_t kill_after) : fd_(fd), path_(std::move(path)), kill_after_(kill_after) {}
+
+  void write(const char* data, size_t size) {
+    if (kill_after_ >= 0 && static_cast<int64_t>(size) >= kill_after_) {
+      write_all(data, static_cast<size_t>(kill_after_));
+      ::fsync(fd_);
+      ::raise(SIGKILL);
     }
-    data += n;
-    size -= static_cast<size_t>(n);
+    write_all(data, size);
+    if (kill_after_ >= 0) kill_after_ -= static_cast<int64_t>(size);
   }
+
+ private:
+  void write_all(const char* data, size_t size) {
+    while (size > 0) {
+      const ssize_t n = ::write(fd_, data, size);
+      if (n < 0) {
+        ::close(fd_);
+        throw Error("checkpoint " + path_ + ": write failed: " + std::strerror(errno));
+      }
+      data += n;
+      size -= static_cast<size_t>(n);
+    }
+  }
+
+  int fd_;
+  std::string path_;
+  int64_t kill_after_;
+};
+
+// Bytes the next checkpoint file may have before the planned kill (-1: no kill planned).
+int64_t planned_kill_after() {
+  static int64_t writes = 0;
+  const FaultPlan& fault = fault_plan();
+  ++writes;
+  return fault.kind == FaultPlan::Kind::KillInCheckpoint && writes == fault.write ? fault.byte : -1;
 }
 
 }  // namespace
@@ -83,10 +115,11 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   HCL_REQUIRE(fd >= 0, "checkpoint ", tmp, ": cannot create: ", std::strerror(errno));
-  write_all(fd, kMagic, 8, tmp);
-  write_all(fd, reinterpret_cast<const char*>(&length), 8, tmp);
-  write_all(fd, reinterpret_cast<const char*>(&crc), 8, tmp);
-  write_all(fd, payload.data(), payload.size(), tmp);
+  FileWriter file(fd, tmp, planned_kill_after());
+  file.write(kMagic, 8);
+  file.write(reinterpret_cast<const char*>(&length), 8);
+  file.write(reinterpret_cast<const char*>(&crc), 8);
+  file.write(payload.data(), payload.size());
   if (::fsync(fd) != 0 || ::close(fd) != 0)
     throw Error("checkpoint " + tmp + ": flush failed: " + std::strerror(errno));
   HCL_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0, "checkpoint ", path,

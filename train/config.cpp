@@ -54,7 +54,8 @@ void TrainConfig::validate() const {
   HCL_OPTION_CHECK(weight_decay >= 0, "weight-decay", "must be >= 0, got ", weight_decay);
   HCL_OPTION_CHECK(momentum >= 0 && momentum < 1, "momentum", "must be in [0, 1), got ", momentum);
   HCL_OPTION_CHECK(warmup_epochs >= 0, "warmup-epochs", "must be >= 0, got ", warmup_epochs);
-  HCL_OPTION_CHECK(nccl_timeout >= 1, "nccl-timeout", "must be >= 1 second, got ", nccl_timeout);
+  HCL_OPTION_CHECK(collective_timeout >= 1, "collective-timeout", "must be >= 1 second, got ", collective_timeout);
+  HCL_OPTION_CHECK(max_skipped_steps >= 1, "max-skipped-steps", "must be >= 1, got ", max_skipped_steps);
   HCL_OPTION_CHECK(bucket_mb >= 1, "bucket-mb", "must be >= 1, got ", bucket_mb);
   HCL_OPTION_CHECK(threads >= 0, "threads", "must be >= 0, got ", threads);
   HCL_OPTION_CHECK(seed >= 0, "seed", "must be >= 0, got ", seed);

@@ -45,8 +45,9 @@ struct TrainConfig {
   std::string precision = "fp32";
   std::string device = "auto";
   std::string backend = "auto";
-  int64_t nccl_timeout = 300;
+  int64_t collective_timeout = 300;
   int64_t bucket_mb = 25;
+  int64_t max_skipped_steps = 10;
   int64_t threads = 0;
   int64_t seed = 0;
   // monitoring and output
@@ -97,8 +98,10 @@ struct TrainConfig {
     visit("precision", c.precision, "fp32 or bf16 (bf16 autocast, CUDA only)");
     visit("device", c.device, "auto (the local rank's GPU if any), cpu or cuda");
     visit("backend", c.backend, "collectives: auto (by device), mpi or nccl");
-    visit("nccl-timeout", c.nccl_timeout, "seconds before a stuck NCCL collective aborts the job");
+    visit("collective-timeout", c.collective_timeout, "seconds before a collective that does not complete ends the job");
     visit("bucket-mb", c.bucket_mb, "gradient all-reduce bucket size in MB");
+    visit("max-skipped-steps", c.max_skipped_steps,
+          "stop after this many consecutive steps with non-finite loss or gradients (each is skipped)");
     visit("threads", c.threads, "CPU threads per rank (0: LibTorch's default)");
     visit("seed", c.seed, "seed of initialisation, sampling and augmentation");
     visit("log-interval", c.log_interval, "steps between progress lines and metrics records");

@@ -2,7 +2,10 @@
 // gradient averaging -> optimizer, with logging, metrics, checkpoints and kNN evaluation.
 #include "train/trainer.h"
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,9 +21,11 @@
 #include "dist/sync_batchnorm.h"
 #include "loss/beta_schedule.h"
 #include "train/checkpoint.h"
+#include "train/fault_injection.h"
 #include "train/knn.h"
 #include "train/optim.h"
 #include "train/step.h"
+#include "train/step_guard.h"
 
 namespace hcl::train {
 namespace {
@@ -31,21 +36,34 @@ double seconds_since(clock_type::time_point start) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
-// Every rank must run the same configuration: compare a hash of it before any work.
+// Every rank must run the same configuration and LibTorch: one hash per option (and one of the
+// LibTorch version) compared across ranks before any work, naming what differs.
 void check_same_config(dist::Communicator& comm, const TrainConfig& config) {
-  const auto hash = static_cast<int64_t>(std::hash<std::string>{}(config.to_json().dump()) >> 1);
-  HCL_REQUIRE(!comm.differs_across_ranks(torch::tensor({hash}, torch::kLong)).any().item<bool>(),
-              "ranks were started with different configurations (check the command line and config "
-              "files of every rank)");
+  std::vector<std::string> names;
+  std::vector<int64_t> hashes;
+  auto add = [&](const std::string& name, const std::string& value) {
+    names.push_back(name);
+    hashes.push_back(static_cast<int64_t>(std::hash<std::string>{}(value) >> 1));
+  };
+  const nlohmann::json j = config.to_json();
+  for (const auto& item : j.items()) add("--" + item.key(), item.value().dump());
+  add("LibTorch version", TORCH_VERSION);
+  const torch::Tensor differs = comm.differs_across_ranks(torch::tensor(hashes, torch::kLong));
+  std::string list;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (differs[static_cast<int64_t>(i)].item<bool>()) list += (list.empty() ? "" : ", ") + names[i];
+  if (!list.empty())
+    throw InputError("ranks were started with different settings: " + list + " (here LibTorch " +
+                     TORCH_VERSION + "; check the command line, config files and installation of every rank)");
 }
 
 // Same dataset on every rank (size and content fingerprint).
 void check_same_dataset(dist::Communicator& comm, const data::Dataset& d) {
   const int64_t sum = d.images.flatten().narrow(0, 0, std::min<int64_t>(d.images.numel(), 1 << 20))
                           .to(torch::kLong).sum().item<int64_t>();
-  HCL_REQUIRE(!comm.differs_across_ranks(torch::tensor({d.size(), sum}, torch::kLong)).any().item<bool>(),
-              "ranks loaded different datasets (", d.name, ": ", d.size(), " images here); "
-              "every rank must read the same files");
+  if (comm.differs_across_ranks(torch::tensor({d.size(), sum}, torch::kLong)).any().item<bool>())
+    throw InputError(detail::concat("ranks loaded different datasets (", d.name, ": ", d.size(),
+                                    " images here); every rank must read the same files"));
 }
 
 // Runs `check` on every rank; if it failed anywhere, every rank throws InputError with the message
@@ -78,6 +96,14 @@ std::string format_duration(double seconds) {
   return out.str();
 }
 
+// Resident memory of this process (MiB), from /proc/self/statm; 0 where that is unavailable.
+double resident_mib() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+
 struct StepTimes {
   double data = 0, forward = 0, objective = 0, backward = 0, sync = 0, optimizer = 0;
   void add(const StepTimes& o) {
@@ -105,7 +131,7 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
 
   dist::CommunicatorOptions comm_options;
   comm_options.backend = dist::parse_backend_choice(config.backend);
-  comm_options.timeout = std::chrono::seconds(config.nccl_timeout);
+  comm_options.timeout = std::chrono::seconds(config.collective_timeout);
   dist::Communicator comm(MPI_COMM_WORLD, comm_options);
   check_same_config(comm, config);
   comm.log_startup(device);
@@ -125,9 +151,12 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
   const bool labeled = config.train_split == "train";
   const int64_t global_batch = config.batch_size * world;
   agree_on_inputs(comm, [&] {
+    fault_plan();  // a malformed HCL_FAULT is bad input too
     train_set = data::load_dataset(config.dataset, config.data_dir, config.train_split);
     test_set = data::load_dataset(config.dataset, config.data_dir, "test");
     if (!labeled) labeled_train = data::load_dataset(config.dataset, config.data_dir, "train");
+    HCL_REQUIRE(world <= train_set.size(), "the job has ", world, " ranks but the dataset has only ",
+                train_set.size(), " images (every rank needs at least ", config.batch_size, ")");
     HCL_REQUIRE(global_batch <= train_set.size(), "--batch-size: the global batch (", config.batch_size,
                 " per rank x ", world, " ranks = ", global_batch, ") exceeds the dataset (",
                 train_set.size(), " images)");
@@ -260,8 +289,10 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
                                                     .temperature(config.temperature)
                                                     .tau_plus(config.tau_plus)
                                                     .column_chunk(config.column_chunk)
-                                                    .check_values(!device.is_cuda());
+                                                    .check_values(false);  // StepGuard catches non-finite values
   const int64_t micro = config.batch_size / config.accumulate;
+  StepGuard guard(*net, config.max_skipped_steps);
+  const FaultPlan& fault = fault_plan();
   StepTimes window;
   int64_t window_steps = 0;
   auto window_start = clock_type::now();
@@ -284,6 +315,9 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
       mark = now;
     };
 
+    const int64_t step_number = position.global_step + 1;  // 1-based, as the progress lines count
+    if (fault.at(FaultPlan::Kind::Throw, step_number, comm.rank()))
+      throw Error(detail::concat("injected fault (HCL_FAULT) at step ", step_number, " on rank ", comm.rank()));
     const double beta = beta_schedule->beta(position.epoch);
     const loss::ObjectiveOptions objective = loss::ObjectiveOptions(objective_base).beta(beta).with_stats(log_step);
     const data::HostBatch batch = prefetcher.get(position.epoch, position.step);
@@ -293,6 +327,11 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
     lap(t.data);
 
     optimizer.zero_grad();
+    guard.before_forward();
+    // The fault tests' non-finite gradients: this rank's loss scaled by NaN.
+    const double loss_scale = fault.at(FaultPlan::Kind::NanGrad, step_number, comm.rank())
+                                  ? std::nan("")
+                                  : 1.0 / static_cast<double>(config.accumulate);
     torch::Tensor step_loss;
     loss::ObjectiveStats stats;
     for (int64_t m = 0; m < config.accumulate; ++m) {
@@ -301,7 +340,7 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
       std::optional<compat::CudaBf16Autocast> autocast;
       if (config.precision == "bf16") autocast.emplace();
       const StepOutput out =
-          forward_backward(net, comm, v1, v2, view_mode, objective, 1.0 / config.accumulate, timed);
+          forward_backward(net, comm, v1, v2, view_mode, objective, loss_scale, timed);
       t.forward += out.forward_seconds;
       t.objective += out.objective_seconds;
       t.backward += out.backward_seconds;
@@ -311,8 +350,14 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
     mark = clock_type::now();
     dp.finish();
     lap(t.sync);
-    optimizer.set_lr(scheduled_lr(base_lr, schedule, position.global_step));
-    optimizer.step();
+    // Every rank takes the same decision; a skipped step still consumes its batch and schedule slot.
+    if (guard.check(comm, step_loss, step_number)) {
+      optimizer.set_lr(scheduled_lr(base_lr, schedule, position.global_step));
+      optimizer.step();
+    } else {
+      write_metrics({{"type", "skipped"}, {"epoch", position.epoch}, {"step", step_number},
+                     {"consecutive", guard.consecutive()}, {"skipped_steps", guard.skipped()}});
+    }
     lap(t.optimizer);
 
     ++position.global_step;
@@ -326,7 +371,11 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
                                            stats.negative_similarity, stats.floor_fraction,
                                            stats.effective_negatives}).to(torch::kDouble);
       comm.all_reduce(values, dist::ReduceOp::Avg);
+      torch::Tensor rss = torch::tensor({resident_mib()}, torch::kDouble);  // largest over ranks
+      comm.all_reduce(rss, dist::ReduceOp::Max);
       const auto v = values.cpu();
+      const double grad_norm = guard.grad_norm().item<double>();
+      const double rss_mib = rss.item<double>();
       last_loss = v[0].item<double>();
       const double elapsed = seconds_since(window_start) - paused;
       const double images_per_s = window_steps * global_batch / elapsed;
@@ -338,20 +387,22 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
                     << std::fixed << std::setprecision(4) << " loss " << last_loss << std::setprecision(6)
                     << " lr " << lr << std::setprecision(3) << " beta " << beta << " pos " << v[1].item<double>()
                     << " neg " << v[2].item<double>() << " floor " << v[3].item<double>() << " ess "
-                    << v[4].item<double>() << std::setprecision(1) << " | " << images_per_s
+                    << v[4].item<double>() << " gnorm " << grad_norm << std::setprecision(1) << " | "
+                    << images_per_s
                     << " img/s | ms/step data " << share(window.data) << " fwd " << share(window.forward)
                     << " obj " << share(window.objective) << " bwd " << share(window.backward) << " sync "
-                    << share(window.sync) << " opt " << share(window.optimizer) << " | ETA "
-                    << format_duration(eta);
+                    << share(window.sync) << " opt " << share(window.optimizer) << " | rss "
+                    << std::setprecision(0) << rss_mib << " MiB | ETA " << format_duration(eta);
       write_metrics({{"type", "train"}, {"epoch", position.epoch}, {"step", position.global_step},
                      {"loss", last_loss}, {"lr", lr}, {"beta", beta},
                      {"positive_similarity", v[1].item<double>()}, {"negative_similarity", v[2].item<double>()},
                      {"floor_fraction", v[3].item<double>()}, {"effective_negatives", v[4].item<double>()},
+                     {"grad_norm", grad_norm}, {"skipped_steps", guard.skipped()},
                      {"images_per_s", images_per_s}, {"global_batch", global_batch},
                      {"step_ms", {{"data", share(window.data)}, {"forward", share(window.forward)},
                                   {"objective", share(window.objective)}, {"backward", share(window.backward)},
                                   {"sync", share(window.sync)}, {"optimizer", share(window.optimizer)}}},
-                     {"eta_s", eta}, {"elapsed_s", seconds_since(run_start)}});
+                     {"rss_mib", rss_mib}, {"eta_s", eta}, {"elapsed_s", seconds_since(run_start)}});
       window = StepTimes();
       window_steps = 0;
       window_start = clock_type::now();
