@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Configuration errors: a one-line message naming the option, exit code 2, and nothing written.
+# Bad input: a one-line message naming the problem, exit code 2 on every rank (no crash, no hang),
+# and nothing written or overwritten.
 source "$(dirname "$0")/common.sh"
 
 passed=0
-expect_error() {  # expect_error FRAGMENT ARGS...
+expect_error() {  # expect_error FRAGMENT ARGS...   (NP ranks, 2 unless set)
   local fragment="$1"; shift
   local status=0
-  $MPIRUN -np 2 "$HCL_TRAIN" --device cpu "$@" > "$work/out" 2> "$work/err" || status=$?
+  $MPIRUN -np "${NP:-2}" ${HCL_FAULT:+-x HCL_FAULT} "$HCL_TRAIN" --device cpu "$@" > "$work/out" 2> "$work/err" || status=$?
   [ "$status" -eq 2 ] || { cat "$work/err"; fail "exit $status (expected 2) for: $*"; }
   # One line from hcl-train (rank 0 only; mpirun adds its own notice about the exit code).
   [ "$(grep -c '^hcl-train: error: ' "$work/err")" -eq 1 ] || { cat "$work/err"; fail "not one line for: $*"; }
@@ -36,6 +37,41 @@ expect_error "not an hcl checkpoint" --resume "$work/garbage.pt" --out "$work/ne
 mkdir -p "$work/taken" && echo '{}' > "$work/taken/config.json"
 expect_error "holds another run" --out "$work/taken"
 [ "$(cat "$work/taken/config.json")" = "{}" ] || fail "existing run overwritten"
+expect_error "--batch-size" --batch-size 2.5 --out "$work/new"
+expect_error "--accumulate: 3 does not divide the batch size 256" --accumulate 3 --out "$work/new"
+expect_error "--precision: bf16 needs a CUDA device" --precision bf16 --out "$work/new"
+expect_error "--knn-k: must be >= 1" --knn-k 0 --out "$work/new"
+expect_error "--max-skipped-steps: must be >= 1" --max-skipped-steps 0 --out "$work/new"
+expect_error "--collective-timeout: must be >= 1 second" --collective-timeout 0 --out "$work/new"
+# Output folders that cannot be used.
+touch "$work/a-file"
+expect_error "exists and is not a folder" --out "$work/a-file"
+expect_error "is not a folder" --out "$work/a-file/new"
+expect_error "is not writable" --out /proc/hcl-cannot-write-here
+# Datasets: too few images for the ranks, a truncated file, a corrupt one.
+tiny() { /usr/bin/python3 "$(dirname "$0")/make_tiny_dataset.py" /usr/share/datasets/fashion-mnist "$@"; }
+tiny "$work/three" 3
+NP=4 expect_error "the job has 4 ranks but the dataset has only 3 images" --data-dir "$work/three" --out "$work/new"
+tiny "$work/truncated" 100 truncated
+expect_error "train-images-idx3-ubyte: truncated or oversized" --data-dir "$work/truncated" --out "$work/new"
+tiny "$work/corrupt" 100 corrupt
+expect_error "train-images-idx3-ubyte: wrong magic number" --data-dir "$work/corrupt" --out "$work/new"
+# Checkpoints: truncated, and from an incompatible configuration (a real one, from a short run).
+tiny "$work/small" 64
+train 2 --data-dir "$work/small" --max-steps 1 --out "$work/run" > "$work/run.log" 2>&1 || { cat "$work/run.log"; fail "setup run"; }
+head -c 3000 "$work/run/checkpoint.pt" > "$work/truncated.pt"
+expect_error "truncated" --resume "$work/truncated.pt" --data-dir "$work/small" --batch-size 16 --out "$work/new"
+expect_error "is incompatible: --arch is \"small\" there but \"resnet18\" here" --arch resnet18 \
+  --resume "$work/run/checkpoint.pt" --data-dir "$work/small" --batch-size 16 --out "$work/new"
+# Ranks started differently (MPMD launch), and a malformed fault plan.
+status=0
+$MPIRUN -np 1 "$HCL_TRAIN" --device cpu --lr 0.1 --out "$work/new" : -np 1 "$HCL_TRAIN" --device cpu --lr 0.2 \
+  --out "$work/new" > /dev/null 2> "$work/err" || status=$?
+[ "$status" -eq 2 ] && grep -q "^hcl-train: error: ranks were started with different settings: --lr (" "$work/err" ||
+  { cat "$work/err"; fail "ranks that disagree"; }
+[ ! -e "$work/new" ] || fail "output written for ranks that disagree"
+passed=$((passed + 1))
+HCL_FAULT=explode expect_error "HCL_FAULT: unknown fault 'explode'" --out "$work/new"
 # As a plain process (no mpirun), stderr is exactly that one line.
 status=0
 "$HCL_TRAIN" --device cpu --momentum 1.5 --out "$work/new" > /dev/null 2> "$work/err" || status=$?

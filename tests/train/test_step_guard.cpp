@@ -1,0 +1,105 @@
+// StepGuard: a non-finite loss or gradient on one rank skips the step on every rank (gradients
+// zeroed, BatchNorm buffers restored, the skip counted), finite steps go ahead, and K skips in a row
+// raise AgreedError on every rank. Also the HCL_FAULT parser.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/check.h"
+#include "tests/support/mpi_world.h"
+#include "train/fault_injection.h"
+#include "train/step_guard.h"
+
+namespace hcl::train {
+namespace {
+
+struct Net : torch::nn::Module {
+  Net() {
+    linear = register_module("linear", torch::nn::Linear(4, 3));
+    norm = register_module("norm", torch::nn::BatchNorm1d(3));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return norm(linear(x)); }
+  torch::nn::Linear linear{nullptr};
+  torch::nn::BatchNorm1d norm{nullptr};
+};
+
+// One forward and backward on this rank's data; `poison` makes this rank's loss NaN.
+torch::Tensor step(Net& net, bool poison) {
+  const torch::Tensor x = torch::randn({8, 4}) + test::world_rank();
+  torch::Tensor loss = net.forward(x).pow(2).mean();
+  if (poison) loss = loss * std::nan("");
+  for (auto& p : net.parameters()) p.mutable_grad() = torch::Tensor();
+  loss.backward();
+  return loss.detach();
+}
+
+TEST(StepGuard, NonFiniteOnOneRankSkipsOnEveryRank) {
+  dist::Communicator comm;
+  const int last = comm.world_size() - 1;
+  Net net;
+  StepGuard guard(net, 3);
+
+  guard.before_forward();
+  step(net, false);
+  EXPECT_TRUE(guard.check(comm, torch::tensor(1.0), 1));
+  EXPECT_TRUE(std::isfinite(guard.grad_norm().item<double>()));
+  EXPECT_GT(guard.grad_norm().item<double>(), 0);
+
+  const torch::Tensor mean_before = net.norm->running_mean.clone();
+  const int64_t batches_before = net.norm->num_batches_tracked.item<int64_t>();
+  guard.before_forward();
+  const torch::Tensor loss = step(net, comm.rank() == last);
+  EXPECT_FALSE(guard.check(comm, loss, 2));  // every rank, though only the last one saw NaN
+  EXPECT_EQ(guard.skipped(), 1);
+  EXPECT_EQ(guard.consecutive(), 1);
+  for (const auto& p : net.parameters()) EXPECT_EQ(p.grad().abs().sum().item<double>(), 0.0);
+  EXPECT_TRUE(torch::equal(net.norm->running_mean, mean_before));
+  EXPECT_EQ(net.norm->num_batches_tracked.item<int64_t>(), batches_before);
+
+  guard.before_forward();
+  step(net, false);
+  EXPECT_TRUE(guard.check(comm, torch::tensor(1.0), 3));
+  EXPECT_EQ(guard.consecutive(), 0);
+  EXPECT_EQ(guard.skipped(), 1);
+}
+
+TEST(StepGuard, StopsAfterMaxConsecutiveSkipsOnEveryRank) {
+  dist::Communicator comm;
+  Net net;
+  StepGuard guard(net, 2);
+  guard.before_forward();
+  step(net, comm.rank() == 0);
+  EXPECT_FALSE(guard.check(comm, torch::tensor(1.0), 1));
+  guard.before_forward();
+  const torch::Tensor loss = step(net, false);
+  // Non-finite gradient on rank 0 only (finite loss everywhere).
+  if (comm.rank() == 0) net.linear->weight.mutable_grad()[0][0] = std::numeric_limits<float>::infinity();
+  try {
+    guard.check(comm, loss, 2);
+    FAIL() << "expected AgreedError";
+  } catch (const AgreedError& e) {
+    EXPECT_NE(std::string(e.what()).find("2 consecutive steps (up to step 2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(FaultPlan, ParsesTheTestFaults) {
+  EXPECT_EQ(parse_fault_plan("").kind, FaultPlan::Kind::None);
+  const FaultPlan t = parse_fault_plan("throw:step=3:rank=2");
+  EXPECT_TRUE(t.at(FaultPlan::Kind::Throw, 3, 2));
+  EXPECT_FALSE(t.at(FaultPlan::Kind::Throw, 3, 1));
+  EXPECT_FALSE(t.at(FaultPlan::Kind::Throw, 4, 2));
+  EXPECT_FALSE(t.at(FaultPlan::Kind::NanGrad, 3, 2));
+  const FaultPlan n = parse_fault_plan("nan-grad:step=2-5");
+  EXPECT_TRUE(n.at(FaultPlan::Kind::NanGrad, 2, 0) && n.at(FaultPlan::Kind::NanGrad, 5, 7));
+  EXPECT_FALSE(n.at(FaultPlan::Kind::NanGrad, 6, 0) || n.at(FaultPlan::Kind::NanGrad, 1, 0));
+  const FaultPlan k = parse_fault_plan("kill-in-checkpoint:byte=5000:write=2");
+  EXPECT_EQ(k.byte, 5000);
+  EXPECT_EQ(k.write, 2);
+  for (const char* bad : {"explode:step=1", "throw", "throw:step=0", "throw:step=5-3", "throw:step=x",
+                          "throw:step=1:colour=red", "throw:step", "kill-in-checkpoint:write=1"})
+    EXPECT_THROW(parse_fault_plan(bad), Error) << bad;
+}
+
+}  // namespace
+}  // namespace hcl::train
