@@ -16,6 +16,13 @@ endif()
 
 set(HCL_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter)
 
+# AddressSanitizer and UndefinedBehaviorSanitizer for everything we compile (scripts/sanitize).
+option(HCL_SANITIZE "Build with -fsanitize=address,undefined" OFF)
+if(HCL_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
 # Definitions for every target alike (the shared precompiled header requires identical ones):
 # MPI's C API only, Boost.Log as a shared library, and whether the NCCL backend is built.
 add_compile_definitions(OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1 BOOST_LOG_DYN_LINK=1)

@@ -4,6 +4,7 @@
 
 #include "core/check.h"
 #include "model/contrastive_model.h"
+#include "model/macs.h"
 
 namespace hcl::model {
 namespace {
@@ -25,6 +26,24 @@ TEST(Model, ParameterCountsEqualTorchvision) {
   EXPECT_EQ(count(*make_encoder(resnet("resnet18", 1))), 11167680);
   EXPECT_EQ(count(*ProjectionHead(ProjectionHeadOptions().in_features(512))), 328832);
   EXPECT_EQ(count(*ProjectionHead(ProjectionHeadOptions().in_features(2048))), 1115264);
+}
+
+// The figures for a 32x32 view with the CIFAR stem: ResNet-18 0.555 GMAC, ResNet-50 1.298.
+TEST(Model, CountedMultiplyAddsMatchTheKnownFigures) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor image = torch::randn({2, 3, 32, 32});
+  for (const auto& [arch, gmac] : {std::pair<std::string, double>{"resnet18", 0.555}, {"resnet50", 1.298}}) {
+    auto encoder = make_encoder(resnet(arch));
+    encoder->eval();
+    const double per_image = count_macs([&] { encoder->forward(image); }) / 2.0 / 1e9;
+    EXPECT_NEAR(per_image, gmac, 0.005 * gmac) << arch;
+  }
+  // A matrix product and a convolution with stride, padding and groups, counted exactly.
+  EXPECT_EQ(count_macs([] { torch::mm(torch::ones({3, 4}), torch::ones({4, 5})); }), 3 * 4 * 5);
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(4, 6, 3).stride(2).padding(1).groups(2));
+  // 9x9 input -> 5x5 output; each output sums 2 input channels x 3 x 3.
+  EXPECT_EQ(count_macs([&] { conv->forward(torch::ones({1, 4, 9, 9})); }), 5 * 5 * 6 * 2 * 9);
+  EXPECT_EQ(count_macs([] { torch::relu(torch::ones({10})); }), 0);
 }
 
 TEST(Model, NamesFollowTorchvision) {
