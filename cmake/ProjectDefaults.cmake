@@ -21,6 +21,8 @@ option(HCL_SANITIZE "Build with -fsanitize=address,undefined" OFF)
 if(HCL_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
   add_link_options(-fsanitize=address,undefined)
+  # GCC's flow analysis gives false "maybe uninitialized" warnings in LibTorch's headers under ASan.
+  list(APPEND HCL_WARNINGS -Wno-maybe-uninitialized)
 endif()
 
 # Definitions for every target alike (the shared precompiled header requires identical ones):

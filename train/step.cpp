@@ -20,6 +20,23 @@ void synchronize_device(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
+void configure_fast_math(const torch::Device& device) {
+  if (!device.is_cuda()) return;
+  at::globalContext().setFloat32MatmulPrecision("high");  // TF32 matrix products
+  at::globalContext().setAllowTF32CuDNN(true);
+  at::globalContext().setBenchmarkCuDNN(true);
+}
+
+#ifndef HCL_WITH_NCCL
+double peak_device_memory_mib(const torch::Device&) {
+  throw Error("peak_device_memory_mib: hcl was built without CUDA");
+}
+
+void reset_peak_device_memory(const torch::Device&) {
+  throw Error("reset_peak_device_memory: hcl was built without CUDA");
+}
+#endif
+
 StepOutput forward_backward(model::ContrastiveModel& model, dist::Communicator& comm,
                             const torch::Tensor& view1, const torch::Tensor& view2, ViewForward mode,
                             const loss::ObjectiveOptions& objective, double loss_scale, bool timed) {

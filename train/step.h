@@ -35,4 +35,14 @@ StepOutput forward_backward(model::ContrastiveModel& model, dist::Communicator& 
 // Waits for queued device work (CUDA) so a host clock measures it; nothing on CPU.
 void synchronize_device(const torch::Device& device);
 
+// CUDA: TF32 for float32 matrix products and convolutions, and cuDNN autotuning (the input shapes of
+// a run do not change). Nothing on CPU.
+void configure_fast_math(const torch::Device& device);
+
+// The most memory LibTorch's CUDA allocator has held on `device` so far, in MiB (train/cuda_memory.cpp;
+// throws hcl::Error in a build without CUDA).
+double peak_device_memory_mib(const torch::Device& device);
+// Starts a new peak for peak_device_memory_mib.
+void reset_peak_device_memory(const torch::Device& device);
+
 }  // namespace hcl::train

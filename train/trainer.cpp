@@ -128,6 +128,7 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
   const torch::Device device = choose_device(config.device, topology.local_rank);
   HCL_REQUIRE(config.precision != "bf16" || device.is_cuda(), "--precision bf16 needs a CUDA device");
   if (config.threads > 0) torch::set_num_threads(static_cast<int>(config.threads));
+  configure_fast_math(device);
 
   dist::CommunicatorOptions comm_options;
   comm_options.backend = dist::parse_backend_choice(config.backend);
