@@ -8,7 +8,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/hcl-scaling-test.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-python3 "$root/scripts/scaling" --build "$HCL_BUILD_DIR" --ranks 1,2 --steps 3 --warmup 1 --batch 16 \
+python3 "$root/scripts/scaling" --build "$HCL_BUILD_DIR" --ranks 1,2 --threads 1 --steps 3 --warmup 1 --batch 16 \
   --out "$work/weak" > "$work/weak.txt" || { cat "$work/weak.txt"; fail "weak scaling run"; }
 for f in scaling.json scaling.txt efficiency.png; do [ -s "$work/weak/$f" ] || fail "no $f"; done
 python3 - "$work/weak/scaling.json" <<'PY' || fail "weak scaling.json"
