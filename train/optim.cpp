@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "train/foreach_optim.h"
 
 namespace hcl::train {
 
@@ -22,16 +23,16 @@ Optimizer::Optimizer(torch::nn::Module& module, OptimizerOptions options) : opti
   for (const auto& p : module.parameters())
     if (p.requires_grad()) params.push_back(p);
   if (options_.name() == "adam") {
-    optimizer_ = std::make_unique<torch::optim::Adam>(
+    optimizer_ = std::make_unique<ForeachAdam>(
         params, torch::optim::AdamOptions(options_.lr()).weight_decay(options_.weight_decay()));
   } else if (options_.name() == "sgd") {
-    optimizer_ = std::make_unique<torch::optim::SGD>(
+    optimizer_ = std::make_unique<ForeachSGD>(
         params, torch::optim::SGDOptions(options_.lr()).momentum(options_.momentum()).weight_decay(options_.weight_decay()));
   } else {
     // SimCLR excludes BatchNorm and bias parameters (the 1-d ones) from LARS.
     for (const auto& p : params)
       if (p.dim() > 1) adapted_.push_back(p);
-    optimizer_ = std::make_unique<torch::optim::SGD>(
+    optimizer_ = std::make_unique<ForeachSGD>(
         params, torch::optim::SGDOptions(options_.lr()).momentum(options_.momentum()));
   }
 }

@@ -22,8 +22,9 @@ struct OptimizerOptions {
   void validate() const;
 };
 
-// An optimizer over a module's parameters. LARS is SGD with momentum applied to gradients that
-// lars_transform() rescaled first (SimCLR's formulation); call it before every step.
+// An optimizer over a module's parameters, updated with multi-tensor operations (ForeachAdam,
+// ForeachSGD: LibTorch's arithmetic and state). LARS is SGD with momentum applied to gradients that
+// lars_transform() rescaled first (SimCLR's formulation); step() does both.
 class Optimizer {
  public:
   Optimizer(torch::nn::Module& module, OptimizerOptions options);
