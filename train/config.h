@@ -47,6 +47,7 @@ struct TrainConfig {
   std::string backend = "auto";
   int64_t collective_timeout = 300;
   int64_t bucket_mb = 25;
+  bool finite_check = true;
   int64_t max_skipped_steps = 10;
   int64_t threads = 0;
   int64_t seed = 0;
@@ -100,6 +101,8 @@ struct TrainConfig {
     visit("backend", c.backend, "collectives: auto (by device), mpi or nccl");
     visit("collective-timeout", c.collective_timeout, "seconds before a collective that does not complete ends the job");
     visit("bucket-mb", c.bucket_mb, "gradient all-reduce bucket size in MB");
+    visit("finite-check", c.finite_check,
+          "skip steps with non-finite loss or gradients on any rank (CUDA: one host read per step)");
     visit("max-skipped-steps", c.max_skipped_steps,
           "stop after this many consecutive steps with non-finite loss or gradients (each is skipped)");
     visit("threads", c.threads, "CPU threads per rank (0: LibTorch's default)");

@@ -6,6 +6,16 @@
 
 namespace hcl::train {
 
+torch::Tensor gradient_norm(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  // One norm per gradient, then the norm of those: non-finite exactly when some entry is.
+  std::vector<torch::Tensor> norms;
+  for (const auto& p : params)
+    if (p.grad().defined()) norms.push_back(p.grad().norm().to(torch::kFloat));
+  if (norms.empty()) return torch::zeros({}, torch::kFloat);
+  return torch::stack(norms).norm();
+}
+
 StepGuard::StepGuard(torch::nn::Module& module, int64_t max_consecutive)
     : params_(module.parameters()), buffers_(module.buffers()), max_consecutive_(max_consecutive) {
   HCL_REQUIRE(max_consecutive >= 1, "StepGuard: max_consecutive must be >= 1, got ", max_consecutive);
@@ -19,11 +29,7 @@ void StepGuard::before_forward() {
 
 bool StepGuard::check(dist::Communicator& comm, const torch::Tensor& loss, int64_t step) {
   torch::NoGradGuard no_grad;
-  // One norm per gradient, then the norm of those: non-finite exactly when some entry is.
-  std::vector<torch::Tensor> norms;
-  for (const auto& p : params_)
-    if (p.grad().defined()) norms.push_back(p.grad().norm().to(torch::kFloat));
-  grad_norm_ = norms.empty() ? torch::zeros({}, loss.options().dtype(torch::kFloat)) : torch::stack(norms).norm();
+  grad_norm_ = gradient_norm(params_).to(loss.device());
   torch::Tensor bad = torch::logical_not(torch::isfinite(loss.to(torch::kFloat)) & torch::isfinite(grad_norm_))
                           .to(torch::kFloat)
                           .reshape({1});

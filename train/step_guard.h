@@ -12,6 +12,9 @@
 
 namespace hcl::train {
 
+// L2 norm of all gradients of `params` (a 0-d float tensor; 0 when none has a gradient).
+torch::Tensor gradient_norm(const std::vector<torch::Tensor>& params);
+
 class StepGuard {
  public:
   // `module` must outlive the guard. max_consecutive >= 1.

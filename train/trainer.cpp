@@ -328,7 +328,7 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
     lap(t.data);
 
     optimizer.zero_grad();
-    guard.before_forward();
+    if (config.finite_check) guard.before_forward();
     // The fault tests' non-finite gradients: this rank's loss scaled by NaN.
     const double loss_scale = fault.at(FaultPlan::Kind::NanGrad, step_number, comm.rank())
                                   ? std::nan("")
@@ -352,7 +352,7 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
     dp.finish();
     lap(t.sync);
     // Every rank takes the same decision; a skipped step still consumes its batch and schedule slot.
-    if (guard.check(comm, step_loss, step_number)) {
+    if (!config.finite_check || guard.check(comm, step_loss, step_number)) {
       optimizer.set_lr(scheduled_lr(base_lr, schedule, position.global_step));
       optimizer.step();
     } else {
@@ -375,7 +375,8 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
       torch::Tensor rss = torch::tensor({resident_mib()}, torch::kDouble);  // largest over ranks
       comm.all_reduce(rss, dist::ReduceOp::Max);
       const auto v = values.cpu();
-      const double grad_norm = guard.grad_norm().item<double>();
+      const double grad_norm =
+          (config.finite_check ? guard.grad_norm() : gradient_norm(net->parameters())).item<double>();
       const double rss_mib = rss.item<double>();
       last_loss = v[0].item<double>();
       const double elapsed = seconds_since(window_start) - paused;
