@@ -42,7 +42,9 @@ CollectiveWatchdog::Scope::~Scope() {
 }
 
 void CollectiveWatchdog::watch() {
-  const auto poll = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(500), timeout_ / 10);
+  // A tenth of the timeout (in milliseconds: a few seconds' tenth is not 0), at most 0.5 s.
+  const auto poll = std::max(std::chrono::milliseconds(1),
+                             std::min(std::chrono::milliseconds(500), std::chrono::milliseconds(timeout_) / 10));
   std::unique_lock<std::mutex> lock(mutex_);
   while (!wake_.wait_for(lock, poll, [this] { return stop_; })) {
     const int64_t started = started_ns_.load();

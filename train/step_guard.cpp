@@ -8,11 +8,14 @@ namespace hcl::train {
 
 torch::Tensor gradient_norm(const std::vector<torch::Tensor>& params) {
   torch::NoGradGuard no_grad;
-  // One norm per gradient, then the norm of those: non-finite exactly when some entry is.
-  std::vector<torch::Tensor> norms;
+  // One norm per gradient (a single multi-tensor op), then the norm of those: non-finite exactly
+  // when some entry is.
+  std::vector<torch::Tensor> grads;
   for (const auto& p : params)
-    if (p.grad().defined()) norms.push_back(p.grad().norm().to(torch::kFloat));
-  if (norms.empty()) return torch::zeros({}, torch::kFloat);
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return torch::zeros({}, torch::kFloat);
+  std::vector<torch::Tensor> norms = at::_foreach_norm(grads);
+  for (auto& n : norms) n = n.to(torch::kFloat);
   return torch::stack(norms).norm();
 }
 
