@@ -352,7 +352,7 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
     dp.finish();
     lap(t.sync);
     // Every rank takes the same decision; a skipped step still consumes its batch and schedule slot.
-    if (!config.finite_check || guard.check(comm, step_loss, step_number)) {
+    if (!config.finite_check || guard.check(grad_comm, step_loss, step_number)) {
       optimizer.set_lr(scheduled_lr(base_lr, schedule, position.global_step));
       optimizer.step();
     } else {
