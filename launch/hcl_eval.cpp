@@ -57,12 +57,13 @@ int main(int argc, char** argv) {
   try {
     if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
     // A checkpoint of hcl-train or a file of hcl-export (with its JSON beside it).
-    hcl::train::TrainConfig config = hcl::train::config_of(checkpoint);
+    hcl::train::TrainedModel trained = hcl::train::load_trained_model(checkpoint);
+    hcl::train::TrainConfig& config = trained.config;
+    hcl::model::ContrastiveModel& net = trained.model;
     if (!data_dir.empty()) config.data_dir = data_dir;
     const torch::Device device = hcl::train::choose_device(device_choice, mpi.topology().local_rank);
     const auto train = hcl::data::load_dataset(config.dataset, config.data_dir, "train");
     const auto test = hcl::data::load_dataset(config.dataset, config.data_dir, "test");
-    hcl::model::ContrastiveModel net = hcl::train::model_for_checkpoint(checkpoint);
     net->to(device);
     HCL_LOG(info) << "linear evaluation of " << checkpoint << " (" << config.arch << ", "
                   << config.dataset << ") on " << device;

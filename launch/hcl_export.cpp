@@ -13,7 +13,6 @@
 
 #include "core/check.h"
 #include "dist/runtime.h"
-#include "train/checkpoint.h"
 #include "train/export.h"
 
 namespace po = boost::program_options;
@@ -42,8 +41,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    const hcl::train::TrainConfig config = hcl::train::read_checkpoint_header(checkpoint).config;
-    hcl::model::ContrastiveModel net = hcl::train::model_for_checkpoint(checkpoint);
+    hcl::train::TrainedModel trained = hcl::train::load_checkpoint_model(checkpoint);
+    const hcl::train::TrainConfig& config = trained.config;
+    hcl::model::ContrastiveModel& net = trained.model;
     hcl::train::export_for_python(net, config, out, with_head);
     if (!sample.empty()) hcl::train::write_verification_sample(net, config, sample);
     std::cout << "exported " << config.arch << " (" << config.stem << " stem) to " << out

@@ -156,6 +156,13 @@ void check_compatible(const Checkpoint& checkpoint, const TrainConfig& expected,
                 item.key(), " is ", have.at(item.key()).dump(), " there but ", item.value().dump(), " here");
 }
 
+bool has_checkpoint_magic(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  in.read(magic, 8);
+  return in.gcount() == 8 && std::memcmp(magic, kMagic, 8) == 0;
+}
+
 Checkpoint read_checkpoint_header(const std::string& path) {
   torch::serialize::InputArchive archive;
   load_archive(path, archive);

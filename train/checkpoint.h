@@ -35,6 +35,9 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
 // naming the difference.
 void check_compatible(const Checkpoint& checkpoint, const TrainConfig& expected, const std::string& path);
 
+// Whether `path` starts with the checkpoint magic (reads 8 bytes; says nothing of the rest).
+bool has_checkpoint_magic(const std::string& path);
+
 // Reads the configuration and position only.
 Checkpoint read_checkpoint_header(const std::string& path);
 

@@ -8,6 +8,7 @@
 #include "core/check.h"
 #include "data/dataset.h"
 #include "train/checkpoint.h"
+#include "train/trainer.h"
 
 namespace hcl::train {
 namespace {
@@ -32,36 +33,22 @@ void write_bytes_atomically(const std::string& path, const std::vector<char>& by
 // "layers.3.weight" (our head) <-> "head.3.weight" (the export).
 std::string exported_head_key(const std::string& key) { return "head." + key.substr(std::strlen("layers.")); }
 
-model::ContrastiveModel build(const TrainConfig& config) {
-  const data::ImageShape shape = data::dataset_image_shape(config.dataset);
-  return model::ContrastiveModel(model::ModelOptions()
-                                     .encoder(model::EncoderOptions()
-                                                  .arch(config.arch)
-                                                  .stem(model::parse_stem(config.stem))
-                                                  .in_channels(shape.channels))
-                                     .head_hidden(config.head_hidden)
-                                     .projection_dim(config.projection_dim));
-}
-
 }  // namespace
 
-bool is_exported_file(const std::string& path) {
-  return std::filesystem::is_regular_file(path + ".json") && read_bytes(path).rfind("HCLCKPT1", 0) != 0;
+TrainedModel load_checkpoint_model(const std::string& path) {
+  const TrainConfig config = read_checkpoint_header(path).config;
+  model::ContrastiveModel net = build_model(config);
+  load_checkpoint(path, *net, nullptr, config);
+  return {config, net};
 }
 
-TrainConfig config_of(const std::string& path) {
-  if (!is_exported_file(path)) return read_checkpoint_header(path).config;
-  const nlohmann::json meta = nlohmann::json::parse(read_bytes(path + ".json"));
-  return TrainConfig::from_json(meta.at("config"));
-}
-
-model::ContrastiveModel model_for_checkpoint(const std::string& path) {
-  const TrainConfig config = config_of(path);
-  model::ContrastiveModel net = build(config);
-  if (!is_exported_file(path)) {
-    load_checkpoint(path, *net, nullptr, config);
-    return net;
-  }
+TrainedModel load_trained_model(const std::string& path) {
+  // An exported file has its JSON beside it and no checkpoint magic.
+  if (!std::filesystem::is_regular_file(path + ".json") || has_checkpoint_magic(path))
+    return load_checkpoint_model(path);
+  const TrainConfig config =
+      TrainConfig::from_json(nlohmann::json::parse(read_bytes(path + ".json")).at("config"));
+  model::ContrastiveModel net = build_model(config);
   const std::string bytes = read_bytes(path);
   const c10::IValue value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   HCL_REQUIRE(value.isGenericDict(), path, ": not a state_dict");
@@ -76,7 +63,7 @@ model::ContrastiveModel model_for_checkpoint(const std::string& path) {
   };
   for (auto& p : net->encoder->named_parameters()) load(p.key(), p.value());
   for (auto& b : net->encoder->named_buffers()) load(b.key(), b.value());
-  return net;
+  return {config, net};
 }
 
 void export_for_python(model::ContrastiveModel& model, const TrainConfig& config,

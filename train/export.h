@@ -12,9 +12,18 @@
 
 namespace hcl::train {
 
-// Builds the model a checkpoint (or an exported file with its JSON beside it) describes and loads
-// its weights, on the CPU, with plain BatchNorm (the same parameter and buffer names).
-model::ContrastiveModel model_for_checkpoint(const std::string& path);
+// A trained model and the configuration it was trained with.
+struct TrainedModel {
+  TrainConfig config;
+  model::ContrastiveModel model;
+};
+
+// Builds the model an hcl-train checkpoint describes and loads its weights, on the CPU, with plain
+// BatchNorm (the same parameter and buffer names). Throws hcl::Error for anything else.
+TrainedModel load_checkpoint_model(const std::string& path);
+
+// The same for a checkpoint or an exported file (with its JSON beside it; encoder weights only).
+TrainedModel load_trained_model(const std::string& path);
 
 // Writes `path` (torch.load-able dict: encoder keys as torchvision's, head keys as head.<i>.*) and
 // `path`.json (the training configuration and what the file holds).
@@ -24,11 +33,5 @@ void export_for_python(model::ContrastiveModel& model, const TrainConfig& config
 // Writes {"input": a fixed batch of 4 images, "features": the encoder's features in eval mode}.
 void write_verification_sample(model::ContrastiveModel& model, const TrainConfig& config,
                                const std::string& path);
-
-// True when `path` is an exported file (not an hcl checkpoint).
-bool is_exported_file(const std::string& path);
-
-// The training configuration of a checkpoint or of an exported file (from its JSON).
-TrainConfig config_of(const std::string& path);
 
 }  // namespace hcl::train

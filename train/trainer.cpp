@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/torch_compat.h"
 #include "data/augment.h"
+#include "data/dataset.h"
 #include "data/prefetch.h"
 #include "dist/data_parallel.h"
 #include "dist/sync_batchnorm.h"
@@ -123,6 +124,17 @@ torch::Device choose_device(const std::string& choice, int local_rank) {
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
 }
 
+model::ContrastiveModel build_model(const TrainConfig& config, const model::NormFactory& norm) {
+  return model::ContrastiveModel(model::ModelOptions()
+                                     .encoder(model::EncoderOptions()
+                                                  .arch(config.arch)
+                                                  .stem(model::parse_stem(config.stem))
+                                                  .in_channels(data::dataset_image_shape(config.dataset).channels)
+                                                  .norm(norm))
+                                     .head_hidden(config.head_hidden)
+                                     .projection_dim(config.projection_dim));
+}
+
 TrainSummary run_training(const TrainConfig& config, const dist::Topology& topology,
                           const std::function<void()>& prepare_output) {
   const torch::Device device = choose_device(config.device, topology.local_rank);
@@ -187,14 +199,7 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
     norm.norm1d = norm.norm2d;
   }
   torch::manual_seed(static_cast<uint64_t>(config.seed));
-  model::ContrastiveModel net(model::ModelOptions()
-                                  .encoder(model::EncoderOptions()
-                                               .arch(config.arch)
-                                               .stem(model::parse_stem(config.stem))
-                                               .in_channels(train_set.channels())
-                                               .norm(norm))
-                                  .head_hidden(config.head_hidden)
-                                  .projection_dim(config.projection_dim));
+  model::ContrastiveModel net = build_model(config, norm);
   net->to(device);
   if (device.is_cuda()) model::to_channels_last(*net);
   dist::DataParallel dp(grad_comm, *net, dist::DataParallelOptions()

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "dist/runtime.h"
+#include "model/contrastive_model.h"
 #include "train/config.h"
 
 namespace hcl::train {
@@ -23,6 +24,10 @@ struct TrainSummary {
 // hcl::Error.
 TrainSummary run_training(const TrainConfig& config, const dist::Topology& topology,
                           const std::function<void()>& prepare_output);
+
+// The model `config` describes (encoder, stem, head; input channels of its dataset), on the CPU,
+// with the given normalisation layers (BatchNorm by default).
+model::ContrastiveModel build_model(const TrainConfig& config, const model::NormFactory& norm = {});
 
 // The device of this rank: --device, or for "auto" the GPU of the local rank when CUDA is available.
 torch::Device choose_device(const std::string& choice, int local_rank);
