@@ -4,6 +4,7 @@
 //   hcl-bench-augment [--batch 512] [--repeats 5] [--step-batch 512]
 #include <iostream>
 
+#include "bench/flags.h"
 #include "bench/timing.h"
 #include "data/augment.h"
 #include "data/dataset.h"
@@ -12,12 +13,11 @@
 
 int main(int argc, char** argv) {
   int64_t batch = 512, repeats = 5, step_batch = 512;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    const int64_t value = std::stoll(argv[i + 1]);
-    if (flag == "--batch") batch = value;
-    else if (flag == "--repeats") repeats = value;
-    else if (flag == "--step-batch") step_batch = value;
+  try {
+    hcl::bench::Flags().add("batch", batch).add("repeats", repeats).add("step-batch", step_batch).parse(argc, argv);
+  } catch (const hcl::Error& e) {
+    std::cerr << "hcl-bench-augment: " << e.what() << "\n";
+    return 2;
   }
   const hcl::data::Dataset d = hcl::data::make_synthetic(batch, 3, 32, 10, 1);
   const hcl::data::TwoViewAugmenter aug(hcl::data::AugmentOptions().output_size(32), 0);

@@ -6,6 +6,7 @@
 //   mpirun -np 2 hcl-bench-collectives [--max-mib 64]
 #include <iostream>
 
+#include "bench/flags.h"
 #include "bench/timing.h"
 #include "core/log.h"
 #include "dist/communicator.h"
@@ -66,7 +67,12 @@ int main(int argc, char** argv) {
   hcl::dist::MpiRuntime mpi(&argc, &argv);
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::warning, ""});
   int64_t max_mib = 64;
-  if (argc == 3 && std::string(argv[1]) == "--max-mib") max_mib = std::stoll(argv[2]);
+  try {
+    hcl::bench::Flags().add("max-mib", max_mib).parse(argc, argv);
+  } catch (const hcl::Error& e) {
+    if (mpi.rank() == 0) std::cerr << "hcl-bench-collectives: " << e.what() << "\n";
+    return 2;
+  }
   const int n = mpi.world_size();
   Communicator checked;
   hcl::dist::CommunicatorOptions fast;

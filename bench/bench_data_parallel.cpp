@@ -6,6 +6,7 @@
 //   mpirun -np 2 hcl-bench-data-parallel [--batch 8] [--bucket-mb 25] [--steps 5]
 #include <iostream>
 
+#include "bench/flags.h"
 #include "bench/timing.h"
 #include "core/log.h"
 #include "dist/data_parallel.h"
@@ -16,12 +17,11 @@ int main(int argc, char** argv) {
   hcl::dist::MpiRuntime mpi(&argc, &argv);
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::warning, ""});
   int64_t batch = 8, bucket_mb = 25, steps = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    const int64_t value = std::stoll(argv[i + 1]);
-    if (flag == "--batch") batch = value;
-    else if (flag == "--bucket-mb") bucket_mb = value;
-    else if (flag == "--steps") steps = value;
+  try {
+    hcl::bench::Flags().add("batch", batch).add("bucket-mb", bucket_mb).add("steps", steps).parse(argc, argv);
+  } catch (const hcl::Error& e) {
+    if (mpi.rank() == 0) std::cerr << "hcl-bench-data-parallel: " << e.what() << "\n";
+    return 2;
   }
   const torch::Device device = torch::cuda::is_available()
       ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(mpi.topology().local_rank % torch::cuda::device_count()))

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "bench/flags.h"
 #include "bench/timing.h"
 #include "loss/objective.h"
 
@@ -120,13 +121,14 @@ int main(int argc, char** argv) {
   std::vector<int64_t> sizes = {512, 2048, 8192, 32768};
   int64_t chunk = 4096;
   int repeats = 5, threads = torch::get_num_threads();
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--sizes") sizes = parse_sizes(value);
-    else if (flag == "--chunk") chunk = std::stoll(value);
-    else if (flag == "--repeats") repeats = std::stoi(value);
-    else if (flag == "--threads") threads = std::stoi(value);
-    else { std::cerr << "unknown flag " << flag << "\n"; return 2; }
+  std::string size_list;
+  try {
+    hcl::bench::Flags().add("sizes", size_list).add("chunk", chunk).add("repeats", repeats).add("threads", threads)
+        .parse(argc, argv);
+    if (!size_list.empty()) sizes = parse_sizes(size_list);
+  } catch (const std::exception& e) {
+    std::cerr << "hcl-bench-objective: " << e.what() << "\n";
+    return 2;
   }
   torch::set_num_threads(threads);
   nlohmann::json results = nlohmann::json::array(), ratios = nlohmann::json::object();

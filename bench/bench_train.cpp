@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/flags.h"
 #include "bench/timing.h"
 #include "core/check.h"
 #include "core/log.h"
@@ -47,23 +48,19 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string flag = argv[i];
-    HCL_REQUIRE(i + 1 < argc, flag, ": missing value");
-    const std::string value = argv[i + 1];
-    if (flag == "--arch") a.arch = value;
-    else if (flag == "--precision") a.precision = value;
-    else if (flag == "--view-forward") a.view_forward = value;
-    else if (flag == "--data") a.data = value;
-    else if (flag == "--dataset") a.dataset = value;
-    else if (flag == "--device") a.device = value;
-    else if (flag == "--batch") a.batch = std::stoll(value);
-    else if (flag == "--steps") a.steps = std::stoll(value);
-    else if (flag == "--warmup") a.warmup = std::stoll(value);
-    else if (flag == "--threads") a.threads = std::stoll(value);
-    else if (flag == "--peak-tflops") a.peak_tflops = std::stod(value);
-    else throw Error("unknown option " + flag);
-  }
+  hcl::bench::Flags()
+      .add("arch", a.arch)
+      .add("precision", a.precision)
+      .add("view-forward", a.view_forward)
+      .add("data", a.data)
+      .add("dataset", a.dataset)
+      .add("device", a.device)
+      .add("batch", a.batch)
+      .add("steps", a.steps)
+      .add("warmup", a.warmup)
+      .add("threads", a.threads)
+      .add("peak-tflops", a.peak_tflops)
+      .parse(argc, argv);
   HCL_REQUIRE(a.batch >= 2 && a.steps >= 1 && a.warmup >= 0, "--batch >= 2, --steps >= 1, --warmup >= 0");
   HCL_REQUIRE(a.precision == "fp32" || a.precision == "bf16", "--precision: fp32 or bf16");
   return a;
