@@ -177,6 +177,17 @@ std::vector<int64_t> scaled_dim0(const torch::Tensor& t, int64_t numerator, int6
   return shape;
 }
 
+// The collectives along dim 0: all_gather needs one; reduce_scatter needs it divisible by the world.
+void require_gatherable(const torch::Tensor& t) {
+  HCL_REQUIRE(t.defined() && t.dim() >= 1, "all_gather: needs at least one dimension (gathered along dim 0)");
+}
+
+void require_scatterable(const torch::Tensor& t, int world_size) {
+  const bool has_dim0 = t.defined() && t.dim() >= 1;
+  HCL_REQUIRE(has_dim0 && t.size(0) % world_size == 0, "reduce_scatter: dim 0 (", has_dim0 ? t.size(0) : 0,
+              ") must be divisible by the world size (", world_size, ")");
+}
+
 void check_output(const char* op, const torch::Tensor& input, const torch::Tensor& output,
                   const std::vector<int64_t>& shape) {
   HCL_REQUIRE(output.defined() && output.is_contiguous() && output.sizes() == shape &&
@@ -187,8 +198,7 @@ void check_output(const char* op, const torch::Tensor& input, const torch::Tenso
 }  // namespace
 
 torch::Tensor Communicator::all_gather(const torch::Tensor& tensor) {
-  HCL_REQUIRE(tensor.defined() && tensor.dim() >= 1,
-              "all_gather: needs at least one dimension (gathered along dim 0)");
+  require_gatherable(tensor);
   torch::Tensor output = torch::empty(scaled_dim0(tensor, topology_.world_size, 1), tensor.options());
   all_gather_into(tensor, output);
   return output;
@@ -197,16 +207,14 @@ torch::Tensor Communicator::all_gather(const torch::Tensor& tensor) {
 void Communicator::all_gather_into(const torch::Tensor& tensor, torch::Tensor& output) {
   const CollectiveWatchdog::Scope in_flight(*watchdog_, "all_gather");
   Backend& backend = backend_for(tensor, "all_gather");
-  HCL_REQUIRE(tensor.dim() >= 1, "all_gather: needs at least one dimension (gathered along dim 0)");
+  require_gatherable(tensor);
   check_output("all_gather", tensor, output, scaled_dim0(tensor, topology_.world_size, 1));
   check_same_everywhere("all_gather", tensor, -1);
   backend.all_gather(tensor.contiguous(), output);
 }
 
 torch::Tensor Communicator::reduce_scatter(const torch::Tensor& tensor, ReduceOp op) {
-  HCL_REQUIRE(tensor.defined() && tensor.dim() >= 1 && tensor.size(0) % topology_.world_size == 0,
-              "reduce_scatter: dim 0 (", tensor.defined() && tensor.dim() >= 1 ? tensor.size(0) : 0,
-              ") must be divisible by the world size (", topology_.world_size, ")");
+  require_scatterable(tensor, topology_.world_size);
   torch::Tensor output = torch::empty(scaled_dim0(tensor, 1, topology_.world_size), tensor.options());
   reduce_scatter_into(tensor, output, op);
   return output;
@@ -215,9 +223,7 @@ torch::Tensor Communicator::reduce_scatter(const torch::Tensor& tensor, ReduceOp
 void Communicator::reduce_scatter_into(const torch::Tensor& tensor, torch::Tensor& output, ReduceOp op) {
   const CollectiveWatchdog::Scope in_flight(*watchdog_, "reduce_scatter");
   Backend& backend = backend_for(tensor, "reduce_scatter");
-  HCL_REQUIRE(tensor.dim() >= 1 && tensor.size(0) % topology_.world_size == 0,
-              "reduce_scatter: dim 0 (", tensor.dim() >= 1 ? tensor.size(0) : 0,
-              ") must be divisible by the world size (", topology_.world_size, ")");
+  require_scatterable(tensor, topology_.world_size);
   HCL_REQUIRE(op != ReduceOp::Avg || tensor.is_floating_point(),
               "reduce_scatter: avg needs a floating-point tensor, got ", tensor.scalar_type());
   check_output("reduce_scatter", tensor, output, scaled_dim0(tensor, 1, topology_.world_size));
