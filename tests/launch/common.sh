@@ -16,6 +16,11 @@ train() {
     --knn-bank-size "${KNN_BANK:-1000}" --knn-test-size "${KNN_TEST:-500}" --lr-schedule constant "$@"
 }
 
+# tiny_dataset DIR N [ok|truncated|corrupt]: the first N Fashion-MNIST images as a dataset folder.
+tiny_dataset() {
+  /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/make_tiny_dataset.py" /usr/share/datasets/fashion-mnist "$@"
+}
+
 # losses FILE: the train losses of a metrics.jsonl, one per line, full precision.
 losses() {
   python3 -c 'import json,sys

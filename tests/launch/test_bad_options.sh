@@ -49,15 +49,14 @@ expect_error "exists and is not a folder" --out "$work/a-file"
 expect_error "is not a folder" --out "$work/a-file/new"
 expect_error "is not writable" --out /proc/hcl-cannot-write-here
 # Datasets: too few images for the ranks, a truncated file, a corrupt one.
-tiny() { /usr/bin/python3 "$(dirname "$0")/make_tiny_dataset.py" /usr/share/datasets/fashion-mnist "$@"; }
-tiny "$work/three" 3
+tiny_dataset "$work/three" 3
 NP=4 expect_error "the job has 4 ranks but the dataset has only 3 images" --data-dir "$work/three" --out "$work/new"
-tiny "$work/truncated" 100 truncated
+tiny_dataset "$work/truncated" 100 truncated
 expect_error "train-images-idx3-ubyte: truncated or oversized" --data-dir "$work/truncated" --out "$work/new"
-tiny "$work/corrupt" 100 corrupt
+tiny_dataset "$work/corrupt" 100 corrupt
 expect_error "train-images-idx3-ubyte: wrong magic number" --data-dir "$work/corrupt" --out "$work/new"
 # Checkpoints: truncated, and from an incompatible configuration (a real one, from a short run).
-tiny "$work/small" 64
+tiny_dataset "$work/small" 64
 train 2 --data-dir "$work/small" --max-steps 1 --out "$work/run" > "$work/run.log" 2>&1 || { cat "$work/run.log"; fail "setup run"; }
 head -c 3000 "$work/run/checkpoint.pt" > "$work/truncated.pt"
 expect_error "truncated" --resume "$work/truncated.pt" --data-dir "$work/small" --batch-size 16 --out "$work/new"

@@ -8,7 +8,7 @@ LIMIT=60
 MPIRUN="timeout -k 5 $((LIMIT + 30)) $MPIRUN"
 
 # Small dataset (256 train images): 2 ranks x 32 images = 4 steps per epoch.
-/usr/bin/python3 "$(dirname "$0")/make_tiny_dataset.py" /usr/share/datasets/fashion-mnist "$work/tiny" 256
+tiny_dataset "$work/tiny" 256
 
 # rank_pid OUT RANK: the pid of rank RANK of the job writing to OUT.
 rank_pid() {
