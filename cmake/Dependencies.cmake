@@ -48,6 +48,7 @@ endif()
 # and NCCL are present, so that CI catches errors in code it cannot run.
 option(HCL_ENABLE_CUDA "Build the CUDA/NCCL code when the LibTorch found has CUDA" ON)
 option(HCL_COMPILE_GPU_SOURCES "Compile (not link) the GPU-only sources against a CPU LibTorch" ON)
+option(HCL_REQUIRE_CUDA "Fail unless the CUDA/NCCL backend is built (CI's LibTorch 2.x build)" OFF)
 
 set(HCL_WITH_CUDA OFF)
 set(HCL_CHECK_GPU_SOURCES OFF)
@@ -62,10 +63,18 @@ if(HCL_ENABLE_CUDA AND HCL_TORCH_HAS_CUDA)
       "or configure with -DHCL_ENABLE_CUDA=OFF")
   endif()
   set(HCL_WITH_CUDA ON)
-  message(STATUS "CUDA/NCCL backend: built (NCCL ${NCCL_VERSION})")
+  # LibTorch's CUDA library needs libnccl.so.2 too: resolve it when linking to the NCCL found here,
+  # not to another one on the linker's path (a CUDA toolkit's may be older than torch's own).
+  get_filename_component(_hcl_nccl_dir "${NCCL_LIBRARY}" DIRECTORY)
+  add_link_options("LINKER:-rpath-link,${_hcl_nccl_dir}")
+  message(STATUS "CUDA/NCCL backend: built (NCCL ${NCCL_VERSION}, ${NCCL_LIBRARY})")
 elseif(HCL_COMPILE_GPU_SOURCES AND NCCL_FOUND AND HCL_CUDA_RUNTIME_INCLUDE_DIR)
   set(HCL_CHECK_GPU_SOURCES ON)
   message(STATUS "CUDA/NCCL backend: compile-only check (CPU LibTorch; NCCL ${NCCL_VERSION})")
 else()
   message(STATUS "CUDA/NCCL backend: off")
+endif()
+if(HCL_REQUIRE_CUDA AND NOT HCL_WITH_CUDA)
+  message(FATAL_ERROR "HCL_REQUIRE_CUDA: the CUDA/NCCL backend is not built (LibTorch ${Torch_VERSION} "
+    "at ${TORCH_INSTALL_PREFIX} has CUDA: ${HCL_TORCH_HAS_CUDA}; NCCL found: ${NCCL_FOUND})")
 endif()

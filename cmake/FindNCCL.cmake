@@ -1,13 +1,18 @@
 # FindNCCL: locates the NCCL headers and library.
 #
-# Looks in NCCL_ROOT / $ENV{NCCL_HOME}, the CUDA toolkit (/usr/local/cuda) and the system (/usr).
+# Looks in NCCL_ROOT / $ENV{NCCL_HOME}, the CUDA toolkit (/usr/local/cuda) and the system (/usr); the
+# library is taken from beside the header found.
 # Defines NCCL_FOUND, NCCL_INCLUDE_DIR, NCCL_LIBRARY, NCCL_VERSION and the imported target NCCL::NCCL.
 
 find_path(NCCL_INCLUDE_DIR nccl.h
   HINTS ${NCCL_ROOT} $ENV{NCCL_HOME} $ENV{NCCL_ROOT} ${CUDAToolkit_ROOT} $ENV{CUDA_HOME} /usr/local/cuda
   PATH_SUFFIXES include)
-find_library(NCCL_LIBRARY nccl
-  HINTS ${NCCL_ROOT} $ENV{NCCL_HOME} $ENV{NCCL_ROOT} ${CUDAToolkit_ROOT} $ENV{CUDA_HOME} /usr/local/cuda
+# The library beside the header first, so that both come from one NCCL; pip's nvidia-nccl wheels
+# ship only the versioned libnccl.so.2.
+get_filename_component(_nccl_root_of_header "${NCCL_INCLUDE_DIR}/.." ABSOLUTE)
+find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 NAMES_PER_DIR
+  HINTS ${_nccl_root_of_header} ${NCCL_ROOT} $ENV{NCCL_HOME} $ENV{NCCL_ROOT} ${CUDAToolkit_ROOT}
+        $ENV{CUDA_HOME} /usr/local/cuda
   PATH_SUFFIXES lib lib64 lib/x86_64-linux-gnu)
 
 if(NCCL_INCLUDE_DIR AND EXISTS "${NCCL_INCLUDE_DIR}/nccl.h")

@@ -1,5 +1,6 @@
 // The differences between the LibTorch versions we build against (Debian's 1.13 on CPU, 2.x with
-// CUDA on GPU machines), kept in this one header.
+// CUDA on GPU machines and in CI's second build), kept in this one header. Both builds compile every
+// source that includes it (scripts/test and scripts/test_libtorch2).
 #pragma once
 
 #include <ATen/autocast_mode.h>
@@ -8,6 +9,17 @@
 // LibTorch 2.4 replaced the per-device autocast functions by ones that take the device type.
 #define HCL_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+// The CUDA caching allocator's statistic kinds (StatType) live in c10::cuda::CUDACachingAllocator in
+// 1.13 and in c10::CachingAllocator (shared by every device allocator) in 2.x. Both namespaces are
+// named here, so whichever declares StatType is found (an alias of one in the other is not
+// ambiguous): use compat::allocator_stats::StatType after including <c10/cuda/CUDACachingAllocator.h>.
+namespace c10::CachingAllocator {}
+namespace c10::cuda::CUDACachingAllocator {}
+namespace hcl::compat::allocator_stats {
+using namespace c10::CachingAllocator;
+using namespace c10::cuda::CUDACachingAllocator;
+}  // namespace hcl::compat::allocator_stats
 
 namespace hcl::compat {
 

@@ -1,13 +1,15 @@
 // Peak device memory for CUDA builds: the caching allocator's peak of allocated bytes.
 #include <c10/cuda/CUDACachingAllocator.h>
 
+#include "core/torch_compat.h"
 #include "train/step.h"
 
 namespace hcl::train {
 
 double peak_device_memory_mib(const torch::Device& device) {
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-  const auto& peak = stats.allocated_bytes[static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE)].peak;
+  constexpr auto all_pools = static_cast<size_t>(compat::allocator_stats::StatType::AGGREGATE);
+  const auto peak = stats.allocated_bytes[all_pools].peak;
   return static_cast<double>(peak) / (1 << 20);
 }
 
