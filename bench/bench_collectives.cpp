@@ -9,6 +9,7 @@
 #include "bench/flags.h"
 #include "bench/timing.h"
 #include "core/log.h"
+#include "core/run_guarded.h"
 #include "dist/communicator.h"
 #include "train/step.h"
 
@@ -61,18 +62,10 @@ std::function<void()> raw_call(MPI_Comm comm, const std::string& op, torch::Tens
   return [=] { MPI_Bcast(whole.data_ptr(), n_whole * 4, MPI_BYTE, 0, comm); };
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  hcl::dist::MpiRuntime mpi(&argc, &argv);
+int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::warning, ""});
   int64_t max_mib = 64;
-  try {
-    hcl::bench::Flags().add("max-mib", max_mib).parse(argc, argv);
-  } catch (const hcl::Error& e) {
-    if (mpi.rank() == 0) std::cerr << "hcl-bench-collectives: " << e.what() << "\n";
-    return 2;
-  }
+  hcl::as_input([&] { hcl::bench::Flags().add("max-mib", max_mib).parse(argc, argv); });
   const int n = mpi.world_size();
   Communicator checked;
   hcl::dist::CommunicatorOptions fast;
@@ -125,4 +118,11 @@ int main(int argc, char** argv) {
                                 {"results", results}}.dump(2) << std::endl;
   MPI_Comm_free(&raw);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hcl::dist::MpiRuntime mpi(&argc, &argv);
+  return hcl::run_guarded("hcl-bench-collectives", [&] { return bench(mpi, argc, argv); });
 }

@@ -9,20 +9,19 @@
 #include "bench/flags.h"
 #include "bench/timing.h"
 #include "core/log.h"
+#include "core/run_guarded.h"
 #include "dist/data_parallel.h"
 #include "model/contrastive_model.h"
 #include "train/step.h"
 
-int main(int argc, char** argv) {
-  hcl::dist::MpiRuntime mpi(&argc, &argv);
+namespace {
+
+int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::warning, ""});
   int64_t batch = 8, bucket_mb = 25, steps = 5;
-  try {
+  hcl::as_input([&] {
     hcl::bench::Flags().add("batch", batch).add("bucket-mb", bucket_mb).add("steps", steps).parse(argc, argv);
-  } catch (const hcl::Error& e) {
-    if (mpi.rank() == 0) std::cerr << "hcl-bench-data-parallel: " << e.what() << "\n";
-    return 2;
-  }
+  });
   const torch::Device device = torch::cuda::is_available()
       ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(mpi.topology().local_rank % torch::cuda::device_count()))
       : torch::Device(torch::kCPU);
@@ -86,4 +85,11 @@ int main(int argc, char** argv) {
                      .dump(2)
               << std::endl;
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hcl::dist::MpiRuntime mpi(&argc, &argv);
+  return hcl::run_guarded("hcl-bench-data-parallel", [&] { return bench(mpi, argc, argv); });
 }

@@ -13,6 +13,7 @@
 
 #include "bench/flags.h"
 #include "bench/timing.h"
+#include "core/run_guarded.h"
 #include "loss/objective.h"
 
 extern char** environ;
@@ -111,9 +112,7 @@ std::vector<int64_t> parse_sizes(const std::string& text) {
   return sizes;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int bench(int argc, char** argv) {
   if (argc == 7 && std::string(argv[1]) == "--case") {
     torch::set_num_threads(std::stoi(argv[6]));
     return run_case({std::stoll(argv[2]), std::stoll(argv[4]), argv[3]}, std::stoi(argv[5]));
@@ -122,14 +121,11 @@ int main(int argc, char** argv) {
   int64_t chunk = 4096;
   int repeats = 5, threads = torch::get_num_threads();
   std::string size_list;
-  try {
+  hcl::as_input([&] {
     hcl::bench::Flags().add("sizes", size_list).add("chunk", chunk).add("repeats", repeats).add("threads", threads)
         .parse(argc, argv);
     if (!size_list.empty()) sizes = parse_sizes(size_list);
-  } catch (const std::exception& e) {
-    std::cerr << "hcl-bench-objective: " << e.what() << "\n";
-    return 2;
-  }
+  });
   torch::set_num_threads(threads);
   nlohmann::json results = nlohmann::json::array(), ratios = nlohmann::json::object();
   for (int64_t views : sizes) {
@@ -154,3 +150,7 @@ int main(int argc, char** argv) {
             << std::endl;
   return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return hcl::run_guarded("hcl-bench-objective", [&] { return bench(argc, argv); }); }

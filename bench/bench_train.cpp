@@ -22,6 +22,7 @@
 #include "bench/timing.h"
 #include "core/check.h"
 #include "core/log.h"
+#include "core/run_guarded.h"
 #include "core/torch_compat.h"
 #include "data/augment.h"
 #include "data/dataset.h"
@@ -76,18 +77,9 @@ double peak_memory_mib(const torch::Device& device) {
   return device.is_cuda() ? hcl::train::peak_device_memory_mib(device) : hcl::bench::peak_rss_mib();
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  hcl::dist::MpiRuntime mpi(&argc, &argv);
+int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::warning, ""});
-  Args args;
-  try {
-    args = parse(argc, argv);
-  } catch (const std::exception& e) {
-    if (mpi.rank() == 0) std::cerr << "hcl-bench-train: " << e.what() << "\n";
-    return 2;
-  }
+  const Args args = hcl::as_input([&] { return parse(argc, argv); });
   if (args.threads > 0) torch::set_num_threads(static_cast<int>(args.threads));
   const torch::Device device = hcl::train::choose_device(args.device, mpi.topology().local_rank);
   HCL_REQUIRE(args.precision == "fp32" || device.is_cuda(), "--precision bf16 needs CUDA");
@@ -205,4 +197,11 @@ int main(int argc, char** argv) {
     }
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hcl::dist::MpiRuntime mpi(&argc, &argv);
+  return hcl::run_guarded("hcl-bench-train", [&] { return bench(mpi, argc, argv); });
 }

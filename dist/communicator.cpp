@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/check.h"
+#include "dist/mpi_check.h"
 #include "core/log.h"
 
 namespace hcl::dist {
@@ -101,7 +101,7 @@ const char* Communicator::backend_name(const torch::Device& device) const {
 }
 
 Backend& Communicator::backend_for(const torch::Tensor& tensor, const char* op) {
-  HCL_REQUIRE(tensor.defined(), op, ": undefined tensor");
+  HCL_ASSERT(tensor.defined(), op, ": undefined tensor");
   const bool use_nccl = std::string(backend_name(tensor.device())) == "nccl";
   if (!use_nccl) {
     HCL_REQUIRE(tensor.device().is_cpu(), op, ": the MPI backend needs CPU tensors, got ",
@@ -114,8 +114,8 @@ Backend& Communicator::backend_for(const torch::Tensor& tensor, const char* op) 
     nccl_device_ = tensor.device().index();
     nccl_ = make_nccl_backend(comm_, nccl_device_, options_.timeout);
   }
-  HCL_REQUIRE(tensor.device().index() == nccl_device_, op, ": tensor on ", tensor.device(),
-              " but this rank's NCCL communicator is on cuda:", nccl_device_);
+  HCL_ASSERT(tensor.device().index() == nccl_device_, op, ": tensor on ", tensor.device(),
+             " but this rank's NCCL communicator is on cuda:", nccl_device_);
   return *nccl_;
 }
 
