@@ -27,10 +27,12 @@ if(HCL_SANITIZE)
 endif()
 
 # Definitions for every target alike (the shared precompiled header requires identical ones):
-# MPI's C API only, Boost.Log as a shared library, and whether the NCCL backend is built.
+# MPI's C API only, Boost.Log as a shared library, and whether the CUDA/NCCL code is built
+# (HCL_WITH_CUDA, as the CMake variable; dist/ picks its backend files in CMake, not with #ifdef).
 add_compile_definitions(OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1 BOOST_LOG_DYN_LINK=1)
 if(HCL_WITH_CUDA)
-  add_compile_definitions(HCL_WITH_NCCL=1)
+  # HCL_WITH_NCCL is the old name, still read by train/step.cpp only; remove it with that #ifndef.
+  add_compile_definitions(HCL_WITH_CUDA=1 HCL_WITH_NCCL=1)
 endif()
 
 add_library(hcl_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch.cpp)
