@@ -4,7 +4,7 @@
 //   hcl-bench-augment [--batch 512] [--repeats 5] [--step-batch 512]
 #include <iostream>
 
-#include "bench/flags.h"
+#include "bench/options.h"
 #include "bench/timing.h"
 #include "core/run_guarded.h"
 #include "data/augment.h"
@@ -16,9 +16,13 @@ namespace {
 
 int bench(int argc, char** argv) {
   int64_t batch = 512, repeats = 5, step_batch = 512;
-  hcl::as_input([&] {
-    hcl::bench::Flags().add("batch", batch).add("repeats", repeats).add("step-batch", step_batch).parse(argc, argv);
-  });
+  namespace po = boost::program_options;
+  po::options_description desc("hcl-bench-augment options");
+  desc.add_options()("batch", po::value(&batch)->default_value(batch), "images per augmented batch")(
+      "repeats", po::value(&repeats)->default_value(repeats), "timed batches (the median is reported)")(
+      "step-batch", po::value(&step_batch)->default_value(step_batch), "images of the ResNet-18 step compared with");
+  if (!hcl::as_input([&] { return hcl::bench::parse_options(argc, argv, "hcl-bench-augment [options]", desc); }))
+    return 0;
   const hcl::data::Dataset d = hcl::data::make_synthetic(batch, 3, 32, 10, 1);
   const hcl::data::TwoViewAugmenter aug(hcl::data::AugmentOptions().output_size(32), 0);
   std::vector<torch::Device> devices = {torch::kCPU};
