@@ -4,21 +4,25 @@
 //   hcl-bench-augment [--batch 512] [--repeats 5] [--step-batch 512]
 #include <iostream>
 
-#include "bench/flags.h"
+#include "bench/options.h"
 #include "bench/timing.h"
+#include "core/run_guarded.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "model/contrastive_model.h"
 #include "train/step.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int bench(int argc, char** argv) {
   int64_t batch = 512, repeats = 5, step_batch = 512;
-  try {
-    hcl::bench::Flags().add("batch", batch).add("repeats", repeats).add("step-batch", step_batch).parse(argc, argv);
-  } catch (const hcl::Error& e) {
-    std::cerr << "hcl-bench-augment: " << e.what() << "\n";
-    return 2;
-  }
+  namespace po = boost::program_options;
+  po::options_description desc("hcl-bench-augment options");
+  desc.add_options()("batch", po::value(&batch)->default_value(batch), "images per augmented batch")(
+      "repeats", po::value(&repeats)->default_value(repeats), "timed batches (the median is reported)")(
+      "step-batch", po::value(&step_batch)->default_value(step_batch), "images of the ResNet-18 step compared with");
+  if (!hcl::as_input([&] { return hcl::bench::parse_options(argc, argv, "hcl-bench-augment [options]", desc); }))
+    return 0;
   const hcl::data::Dataset d = hcl::data::make_synthetic(batch, 3, 32, 10, 1);
   const hcl::data::TwoViewAugmenter aug(hcl::data::AugmentOptions().output_size(32), 0);
   std::vector<torch::Device> devices = {torch::kCPU};
@@ -56,3 +60,7 @@ int main(int argc, char** argv) {
             << std::endl;
   return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return hcl::run_guarded("hcl-bench-augment", [&] { return bench(argc, argv); }); }

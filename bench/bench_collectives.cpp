@@ -1,14 +1,15 @@
 // Benchmark of dist::Communicator: for each collective and message size (4 KiB to 64 MiB,
 // float32), the time, algbw and busbw (nccl-tests' formulas), and on the MPI backend the
 // efficiency of our wrapper against a raw MPI call on the same buffer (raw time / wrapper time;
-// target >= 0.95), with and without the cross-rank shape check. On a GPU machine, the same for
-// NCCL on CUDA tensors. Run under mpirun; rank 0 prints one JSON object.
+// target >= 0.95), with and without the cross-rank shape check (a per-call option). On a GPU
+// machine, the same for NCCL on CUDA tensors. Run under mpirun; rank 0 prints one JSON object.
 //   mpirun -np 2 hcl-bench-collectives [--max-mib 64]
 #include <iostream>
 
-#include "bench/flags.h"
+#include "bench/options.h"
 #include "bench/timing.h"
 #include "core/log.h"
+#include "core/run_guarded.h"
 #include "dist/communicator.h"
 #include "train/step.h"
 
@@ -42,11 +43,12 @@ double time_op(MPI_Comm comm, const std::function<void()>& call, int iters, cons
 // One collective through the wrapper; `bytes` is the size of the whole operation.
 // Outputs are preallocated, as in the raw calls, so both move the same bytes through the same buffers.
 std::function<void()> wrapper_call(Communicator& comm, const std::string& op, torch::Tensor& whole,
-                                   torch::Tensor& part, torch::Tensor& out) {
-  if (op == "all_reduce") return [&] { comm.all_reduce(whole); };
-  if (op == "all_gather") return [&] { comm.all_gather_into(part, out); };
-  if (op == "reduce_scatter") return [&] { comm.reduce_scatter_into(whole, part); };
-  return [&] { comm.broadcast(whole, 0); };
+                                   torch::Tensor& part, torch::Tensor& out, bool check_shape) {
+  const hcl::dist::CollectiveOptions call{check_shape};
+  if (op == "all_reduce") return [&, call] { comm.all_reduce(whole, hcl::dist::ReduceOp::Sum, call); };
+  if (op == "all_gather") return [&, call] { comm.all_gather_into(part, out, call); };
+  if (op == "reduce_scatter") return [&, call] { comm.reduce_scatter_into(whole, part, hcl::dist::ReduceOp::Sum, call); };
+  return [&, call] { comm.broadcast(whole, 0, call); };
 }
 
 std::function<void()> raw_call(MPI_Comm comm, const std::string& op, torch::Tensor& whole,
@@ -61,23 +63,16 @@ std::function<void()> raw_call(MPI_Comm comm, const std::string& op, torch::Tens
   return [=] { MPI_Bcast(whole.data_ptr(), n_whole * 4, MPI_BYTE, 0, comm); };
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  hcl::dist::MpiRuntime mpi(&argc, &argv);
+int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::warning, ""});
   int64_t max_mib = 64;
-  try {
-    hcl::bench::Flags().add("max-mib", max_mib).parse(argc, argv);
-  } catch (const hcl::Error& e) {
-    if (mpi.rank() == 0) std::cerr << "hcl-bench-collectives: " << e.what() << "\n";
-    return 2;
-  }
+  namespace po = boost::program_options;
+  po::options_description desc("hcl-bench-collectives options");
+  desc.add_options()("max-mib", po::value(&max_mib)->default_value(max_mib), "largest message (MiB)");
+  if (!hcl::as_input([&] { return hcl::bench::parse_options(argc, argv, "mpirun -np W hcl-bench-collectives [options]", desc); }))
+    return 0;
   const int n = mpi.world_size();
-  Communicator checked;
-  hcl::dist::CommunicatorOptions fast;
-  fast.check_shapes = false;
-  Communicator unchecked(MPI_COMM_WORLD, fast);
+  Communicator comm;
   MPI_Comm raw;
   MPI_Comm_dup(MPI_COMM_WORLD, &raw);
 
@@ -98,8 +93,8 @@ int main(int argc, char** argv) {
                             {"ranks", n}, {"iters", iters}};
         // Variants interleaved over 5 rounds, the best round of each: two ranks share two cores
         // here, and the minimum is the least disturbed measurement.
-        const auto ours = wrapper_call(unchecked, op, whole, part, out);
-        const auto ours_checked = wrapper_call(checked, op, whole, part, out);
+        const auto ours = wrapper_call(comm, op, whole, part, out, /*check_shape=*/false);
+        const auto ours_checked = wrapper_call(comm, op, whole, part, out, /*check_shape=*/true);
         const auto theirs = raw_call(raw, op, whole, part, out);
         double t = 1e30, t_checked = 1e30, t_raw = 1e30;
         for (int round = 0; round < 5; ++round) {
@@ -125,4 +120,11 @@ int main(int argc, char** argv) {
                                 {"results", results}}.dump(2) << std::endl;
   MPI_Comm_free(&raw);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hcl::dist::MpiRuntime mpi(&argc, &argv);
+  return hcl::run_guarded("hcl-bench-collectives", [&] { return bench(mpi, argc, argv); });
 }

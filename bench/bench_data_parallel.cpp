@@ -6,29 +6,30 @@
 //   mpirun -np 2 hcl-bench-data-parallel [--batch 8] [--bucket-mb 25] [--steps 5]
 #include <iostream>
 
-#include "bench/flags.h"
+#include "bench/options.h"
 #include "bench/timing.h"
 #include "core/log.h"
+#include "core/run_guarded.h"
 #include "dist/data_parallel.h"
 #include "model/contrastive_model.h"
 #include "train/step.h"
 
-int main(int argc, char** argv) {
-  hcl::dist::MpiRuntime mpi(&argc, &argv);
+namespace {
+
+int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::warning, ""});
   int64_t batch = 8, bucket_mb = 25, steps = 5;
-  try {
-    hcl::bench::Flags().add("batch", batch).add("bucket-mb", bucket_mb).add("steps", steps).parse(argc, argv);
-  } catch (const hcl::Error& e) {
-    if (mpi.rank() == 0) std::cerr << "hcl-bench-data-parallel: " << e.what() << "\n";
-    return 2;
-  }
+  namespace po = boost::program_options;
+  po::options_description desc("hcl-bench-data-parallel options");
+  desc.add_options()("batch", po::value(&batch)->default_value(batch), "images per rank of the backward runs")(
+      "bucket-mb", po::value(&bucket_mb)->default_value(bucket_mb), "gradient bucket size (MB)")(
+      "steps", po::value(&steps)->default_value(steps), "timed steps (the median is reported)");
+  if (!hcl::as_input([&] { return hcl::bench::parse_options(argc, argv, "mpirun -np W hcl-bench-data-parallel [options]", desc); }))
+    return 0;
   const torch::Device device = torch::cuda::is_available()
       ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(mpi.topology().local_rank % torch::cuda::device_count()))
       : torch::Device(torch::kCPU);
-  hcl::dist::CommunicatorOptions fast;
-  fast.check_shapes = false;
-  hcl::dist::Communicator comm(MPI_COMM_WORLD, fast);
+  hcl::dist::Communicator comm;  // the buckets skip the shape check per call
   torch::manual_seed(0);
   auto encoder = hcl::model::make_encoder(hcl::model::EncoderOptions().arch("resnet18"));
   encoder->to(device);
@@ -86,4 +87,11 @@ int main(int argc, char** argv) {
                      .dump(2)
               << std::endl;
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hcl::dist::MpiRuntime mpi(&argc, &argv);
+  return hcl::run_guarded("hcl-bench-data-parallel", [&] { return bench(mpi, argc, argv); });
 }

@@ -11,8 +11,9 @@
 #include <iostream>
 #include <sstream>
 
-#include "bench/flags.h"
+#include "bench/options.h"
 #include "bench/timing.h"
+#include "core/run_guarded.h"
 #include "loss/objective.h"
 
 extern char** environ;
@@ -111,9 +112,7 @@ std::vector<int64_t> parse_sizes(const std::string& text) {
   return sizes;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int bench(int argc, char** argv) {
   if (argc == 7 && std::string(argv[1]) == "--case") {
     torch::set_num_threads(std::stoi(argv[6]));
     return run_case({std::stoll(argv[2]), std::stoll(argv[4]), argv[3]}, std::stoi(argv[5]));
@@ -122,14 +121,18 @@ int main(int argc, char** argv) {
   int64_t chunk = 4096;
   int repeats = 5, threads = torch::get_num_threads();
   std::string size_list;
-  try {
-    hcl::bench::Flags().add("sizes", size_list).add("chunk", chunk).add("repeats", repeats).add("threads", threads)
-        .parse(argc, argv);
+  namespace po = boost::program_options;
+  po::options_description desc("hcl-bench-objective options");
+  desc.add_options()("sizes", po::value(&size_list), "comma-separated view counts 2N (default 512,2048,8192,32768)")(
+      "chunk", po::value(&chunk)->default_value(chunk), "column chunk of the chunked runs (0: none)")(
+      "repeats", po::value(&repeats)->default_value(repeats), "timed runs per case (the median is reported)")(
+      "threads", po::value(&threads)->default_value(threads), "CPU threads");
+  const bool run = hcl::as_input([&] {
+    if (!hcl::bench::parse_options(argc, argv, "hcl-bench-objective [options]", desc)) return false;
     if (!size_list.empty()) sizes = parse_sizes(size_list);
-  } catch (const std::exception& e) {
-    std::cerr << "hcl-bench-objective: " << e.what() << "\n";
-    return 2;
-  }
+    return true;
+  });
+  if (!run) return 0;
   torch::set_num_threads(threads);
   nlohmann::json results = nlohmann::json::array(), ratios = nlohmann::json::object();
   for (int64_t views : sizes) {
@@ -154,3 +157,7 @@ int main(int argc, char** argv) {
             << std::endl;
   return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return hcl::run_guarded("hcl-bench-objective", [&] { return bench(argc, argv); }); }

@@ -18,10 +18,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bench/flags.h"
+#include "bench/options.h"
 #include "bench/timing.h"
 #include "core/check.h"
 #include "core/log.h"
+#include "core/run_guarded.h"
 #include "core/torch_compat.h"
 #include "data/augment.h"
 #include "data/dataset.h"
@@ -46,21 +47,24 @@ struct Args {
   double peak_tflops = 0;
 };
 
-Args parse(int argc, char** argv) {
+// The options; nothing when --help was asked for (it has been printed).
+std::optional<Args> parse(int argc, char** argv) {
+  namespace po = boost::program_options;
   Args a;
-  hcl::bench::Flags()
-      .add("arch", a.arch)
-      .add("precision", a.precision)
-      .add("view-forward", a.view_forward)
-      .add("data", a.data)
-      .add("dataset", a.dataset)
-      .add("device", a.device)
-      .add("batch", a.batch)
-      .add("steps", a.steps)
-      .add("warmup", a.warmup)
-      .add("threads", a.threads)
-      .add("peak-tflops", a.peak_tflops)
-      .parse(argc, argv);
+  po::options_description desc("hcl-bench-train options");
+  desc.add_options()("arch", po::value(&a.arch)->default_value(a.arch), "encoder")(
+      "precision", po::value(&a.precision)->default_value(a.precision), "fp32 or bf16 (CUDA)")(
+      "view-forward", po::value(&a.view_forward)->default_value(a.view_forward), "per-view, joint or both")(
+      "data", po::value(&a.data)->default_value(a.data), "synthetic, real or both")(
+      "dataset", po::value(&a.dataset)->default_value(a.dataset), "dataset of the real data mode")(
+      "device", po::value(&a.device)->default_value(a.device), "auto, cpu or cuda")(
+      "batch", po::value(&a.batch)->default_value(a.batch), "images per rank per step")(
+      "steps", po::value(&a.steps)->default_value(a.steps), "timed steps")(
+      "warmup", po::value(&a.warmup)->default_value(a.warmup), "untimed steps first")(
+      "threads", po::value(&a.threads)->default_value(a.threads), "CPU threads per rank (0: default)")(
+      "peak-tflops", po::value(&a.peak_tflops)->default_value(a.peak_tflops),
+      "the device's peak for the precision, for MFU (0: H100/H200 figure on CUDA, none on CPU)");
+  if (!hcl::bench::parse_options(argc, argv, "[mpirun -np W] hcl-bench-train [options]", desc)) return std::nullopt;
   HCL_REQUIRE(a.batch >= 2 && a.steps >= 1 && a.warmup >= 0, "--batch >= 2, --steps >= 1, --warmup >= 0");
   HCL_REQUIRE(a.precision == "fp32" || a.precision == "bf16", "--precision: fp32 or bf16");
   return a;
@@ -76,18 +80,11 @@ double peak_memory_mib(const torch::Device& device) {
   return device.is_cuda() ? hcl::train::peak_device_memory_mib(device) : hcl::bench::peak_rss_mib();
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  hcl::dist::MpiRuntime mpi(&argc, &argv);
+int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::warning, ""});
-  Args args;
-  try {
-    args = parse(argc, argv);
-  } catch (const std::exception& e) {
-    if (mpi.rank() == 0) std::cerr << "hcl-bench-train: " << e.what() << "\n";
-    return 2;
-  }
+  const std::optional<Args> parsed = hcl::as_input([&] { return parse(argc, argv); });
+  if (!parsed) return 0;
+  const Args& args = *parsed;
   if (args.threads > 0) torch::set_num_threads(static_cast<int>(args.threads));
   const torch::Device device = hcl::train::choose_device(args.device, mpi.topology().local_rank);
   HCL_REQUIRE(args.precision == "fp32" || device.is_cuda(), "--precision bf16 needs CUDA");
@@ -205,4 +202,11 @@ int main(int argc, char** argv) {
     }
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hcl::dist::MpiRuntime mpi(&argc, &argv);
+  return hcl::run_guarded("hcl-bench-train", [&] { return bench(mpi, argc, argv); });
 }

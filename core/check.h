@@ -1,9 +1,9 @@
-// Fail-fast checks for MPI calls (and the shared error type used by the NCCL and CUDA checks in
-// core/gpu_check.h): a failure throws hcl::Error naming the call, the error string, the rank, the
-// host, the file and the line.
+// The project's error types and its two kinds of checks: HCL_REQUIRE for values that come from the
+// user or the caller (a message meant for a person), HCL_ASSERT for internal invariants (a
+// programming error: names the condition, the file and the line). The checks of library calls sit
+// beside the code that makes them: MPI in dist/mpi_check.h, CUDA and NCCL in core/gpu_check.h;
+// each names the call, the error string, the rank, the host, the file and the line.
 #pragma once
-
-#include <mpi.h>
 
 #include <stdexcept>
 #include <string>
@@ -29,27 +29,38 @@ class AgreedError : public Error {
   using Error::Error;
 };
 
+// A broken internal invariant (HCL_ASSERT): a bug in hcl, not a problem with the input.
+class InternalError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
-// "rank 3 on host node07" (or "rank ? on host ..." before MPI is initialised).
+// "rank 3 on host node07" (or "rank ? on host ..." outside an MPI job: the rank comes from the hook
+// that dist::MpiRuntime registers, see core/job.h).
 std::string where_am_i();
+// Throws hcl::Error "<api> call failed: <call>: <error> (rank R on host H, file:line)".
 [[noreturn]] void fail_call(const char* api, const char* call, const std::string& error,
                             const char* file, int line);
-[[noreturn]] void fail_mpi(const char* call, int code, const char* file, int line);
+// Throws hcl::InternalError "internal error: <condition> does not hold[: detail] (where, file:line)".
+[[noreturn]] void fail_assert(const char* condition, const std::string& detail, const char* file,
+                              int line);
 }  // namespace detail
 }  // namespace hcl
 
-// Requires MPI_ERRORS_RETURN on the communicator (dist::MpiRuntime sets it on MPI_COMM_WORLD).
-#define HCL_CHECK_MPI(call)                                           \
-  do {                                                                \
-    const int hcl_mpi_rc_ = (call);                                   \
-    if (hcl_mpi_rc_ != MPI_SUCCESS)                                   \
-      ::hcl::detail::fail_mpi(#call, hcl_mpi_rc_, __FILE__, __LINE__); \
-  } while (0)
-
-// Argument checks for user-facing values: throws hcl::Error with the streamed message.
+// Checks of values that come from the user or the caller: throws hcl::Error with the streamed
+// message (one line meant for a person, naming the option or argument).
 #define HCL_REQUIRE(cond, ...)                                      \
   do {                                                              \
     if (!(cond)) throw ::hcl::Error(::hcl::detail::concat(__VA_ARGS__)); \
+  } while (0)
+
+// Internal invariants (what hcl's own code guarantees): throws hcl::InternalError naming the
+// condition, the file and the line, with the optional streamed detail.
+#define HCL_ASSERT(cond, ...)                                                              \
+  do {                                                                                     \
+    if (!(cond))                                                                           \
+      ::hcl::detail::fail_assert(#cond, ::hcl::detail::concat(__VA_ARGS__), __FILE__, __LINE__); \
   } while (0)
 
 #include <sstream>
@@ -57,7 +68,7 @@ namespace hcl::detail {
 template <typename... Parts>
 std::string concat(const Parts&... parts) {
   std::ostringstream out;
-  (out << ... << parts);
+  if constexpr (sizeof...(Parts) > 0) (out << ... << parts);
   return out.str();
 }
 }  // namespace hcl::detail

@@ -186,9 +186,9 @@ AugmentParams TwoViewAugmenter::sample(const torch::Tensor& indices, int64_t epo
 }
 
 torch::Tensor TwoViewAugmenter::apply(const torch::Tensor& images, const AugmentParams& p) const {
-  HCL_REQUIRE(images.dim() == 4 && images.scalar_type() == torch::kUInt8,
-              "augmentation: expected uint8 N x C x H x W images, got ", images.scalar_type(), " ",
-              images.sizes());
+  HCL_ASSERT(images.dim() == 4 && images.scalar_type() == torch::kUInt8,
+             "augmentation: expected uint8 N x C x H x W images, got ", images.scalar_type(), " ",
+             images.sizes());
   const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
   const int64_t s = options_.output_size();
   const auto dev = images.device();

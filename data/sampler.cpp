@@ -34,7 +34,7 @@ DistributedSampler::DistributedSampler(int64_t dataset_size, int64_t per_rank_ba
       seed_(seed),
       drop_last_(drop_last) {
   HCL_REQUIRE(per_rank_batch >= 1, "batch size per rank must be >= 1, got ", per_rank_batch);
-  HCL_REQUIRE(world_size >= 1 && rank >= 0 && rank < world_size, "bad rank ", rank, " of ", world_size);
+  HCL_ASSERT(world_size >= 1 && rank >= 0 && rank < world_size, "bad rank ", rank, " of ", world_size);
   const int64_t global = per_rank_batch * world_size;
   HCL_REQUIRE(dataset_size >= global, "the global batch (", per_rank_batch, " per rank x ",
               world_size, " ranks = ", global, " images) is larger than the dataset (",
@@ -51,8 +51,8 @@ const std::vector<int64_t>& DistributedSampler::epoch_permutation(int64_t epoch)
 }
 
 torch::Tensor DistributedSampler::global_indices(int64_t epoch, int64_t step) {
-  HCL_REQUIRE(epoch >= 0 && step >= 0 && step < steps_per_epoch_, "sampler: step ", step,
-              " of epoch ", epoch, " outside [0, ", steps_per_epoch_, ")");
+  HCL_ASSERT(epoch >= 0 && step >= 0 && step < steps_per_epoch_, "sampler: step ", step,
+             " of epoch ", epoch, " outside [0, ", steps_per_epoch_, ")");
   const auto& perm = epoch_permutation(epoch);
   const int64_t global = global_batch();
   torch::Tensor out = torch::empty({global}, torch::kLong);

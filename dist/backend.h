@@ -33,7 +33,7 @@ std::unique_ptr<Backend> make_mpi_backend(MPI_Comm comm);
 // An NCCL communicator over the ranks of `comm` (ncclUniqueId broadcast over MPI), on CUDA device
 // `device_index`, ordered against LibTorch's current stream. A collective that does not complete
 // within `timeout` (or an asynchronous NCCL error) aborts the communicator and ends the process.
-// Throws hcl::Error when the project was built without CUDA.
+// Throws hcl::Error when the project was built without CUDA (dist/cuda_backend_stub.cpp).
 std::unique_ptr<Backend> make_nccl_backend(MPI_Comm comm, int device_index,
                                            std::chrono::seconds timeout);
 

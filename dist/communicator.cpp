@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/check.h"
+#include "dist/mpi_check.h"
 #include "core/log.h"
 
 namespace hcl::dist {
@@ -40,13 +40,6 @@ const char* to_string(ReduceOp op) {
   }
   return "?";
 }
-
-#ifndef HCL_WITH_NCCL
-std::unique_ptr<Backend> make_nccl_backend(MPI_Comm, int, std::chrono::seconds) {
-  throw Error("the NCCL backend is not available: hcl was built without CUDA (configure against a "
-              "CUDA LibTorch, see README)");
-}
-#endif
 
 Communicator::Communicator(MPI_Comm comm, CommunicatorOptions options) : options_(options) {
   HCL_CHECK_MPI(MPI_Comm_dup(comm, &comm_));
@@ -101,7 +94,7 @@ const char* Communicator::backend_name(const torch::Device& device) const {
 }
 
 Backend& Communicator::backend_for(const torch::Tensor& tensor, const char* op) {
-  HCL_REQUIRE(tensor.defined(), op, ": undefined tensor");
+  HCL_ASSERT(tensor.defined(), op, ": undefined tensor");
   const bool use_nccl = std::string(backend_name(tensor.device())) == "nccl";
   if (!use_nccl) {
     HCL_REQUIRE(tensor.device().is_cpu(), op, ": the MPI backend needs CPU tensors, got ",
@@ -114,16 +107,16 @@ Backend& Communicator::backend_for(const torch::Tensor& tensor, const char* op) 
     nccl_device_ = tensor.device().index();
     nccl_ = make_nccl_backend(comm_, nccl_device_, options_.timeout);
   }
-  HCL_REQUIRE(tensor.device().index() == nccl_device_, op, ": tensor on ", tensor.device(),
-              " but this rank's NCCL communicator is on cuda:", nccl_device_);
+  HCL_ASSERT(tensor.device().index() == nccl_device_, op, ": tensor on ", tensor.device(),
+             " but this rank's NCCL communicator is on cuda:", nccl_device_);
   return *nccl_;
 }
 
 // Compares (op, extra, dtype, shape) across ranks with one all-reduce of the values and their
 // negations under MAX: equal everywhere exactly when max == -max(-v) for every entry.
 void Communicator::check_same_everywhere(const char* op, const torch::Tensor& tensor,
-                                         int64_t extra) {
-  if (!options_.check_shapes || topology_.world_size == 1) return;
+                                         int64_t extra, const CollectiveOptions& call) {
+  if (!call.check_shape.value_or(options_.check_shapes) || topology_.world_size == 1) return;
   const int64_t ndim = tensor.dim();
   HCL_REQUIRE(ndim <= kMaxDims, op, ": tensors of more than ", kMaxDims, " dimensions");
   const int64_t n = 3 + kMaxDims;
@@ -155,12 +148,12 @@ void Communicator::check_same_everywhere(const char* op, const torch::Tensor& te
   throw Error(msg.str());
 }
 
-void Communicator::all_reduce(torch::Tensor& tensor, ReduceOp op) {
+void Communicator::all_reduce(torch::Tensor& tensor, ReduceOp op, const CollectiveOptions& call) {
   const CollectiveWatchdog::Scope in_flight(*watchdog_, "all_reduce");
   Backend& backend = backend_for(tensor, "all_reduce");
   HCL_REQUIRE(op != ReduceOp::Avg || tensor.is_floating_point(),
               "all_reduce: avg needs a floating-point tensor, got ", tensor.scalar_type());
-  check_same_everywhere("all_reduce", tensor, static_cast<int64_t>(op));
+  check_same_everywhere("all_reduce", tensor, static_cast<int64_t>(op), call);
   if (tensor.is_contiguous()) {
     backend.all_reduce(tensor, op);
     return;
@@ -197,46 +190,49 @@ void check_output(const char* op, const torch::Tensor& input, const torch::Tenso
 }
 }  // namespace
 
-torch::Tensor Communicator::all_gather(const torch::Tensor& tensor) {
+torch::Tensor Communicator::all_gather(const torch::Tensor& tensor, const CollectiveOptions& call) {
   require_gatherable(tensor);
   torch::Tensor output = torch::empty(scaled_dim0(tensor, topology_.world_size, 1), tensor.options());
-  all_gather_into(tensor, output);
+  all_gather_into(tensor, output, call);
   return output;
 }
 
-void Communicator::all_gather_into(const torch::Tensor& tensor, torch::Tensor& output) {
+void Communicator::all_gather_into(const torch::Tensor& tensor, torch::Tensor& output,
+                                   const CollectiveOptions& call) {
   const CollectiveWatchdog::Scope in_flight(*watchdog_, "all_gather");
   Backend& backend = backend_for(tensor, "all_gather");
   require_gatherable(tensor);
   check_output("all_gather", tensor, output, scaled_dim0(tensor, topology_.world_size, 1));
-  check_same_everywhere("all_gather", tensor, -1);
+  check_same_everywhere("all_gather", tensor, -1, call);
   backend.all_gather(tensor.contiguous(), output);
 }
 
-torch::Tensor Communicator::reduce_scatter(const torch::Tensor& tensor, ReduceOp op) {
+torch::Tensor Communicator::reduce_scatter(const torch::Tensor& tensor, ReduceOp op,
+                                           const CollectiveOptions& call) {
   require_scatterable(tensor, topology_.world_size);
   torch::Tensor output = torch::empty(scaled_dim0(tensor, 1, topology_.world_size), tensor.options());
-  reduce_scatter_into(tensor, output, op);
+  reduce_scatter_into(tensor, output, op, call);
   return output;
 }
 
-void Communicator::reduce_scatter_into(const torch::Tensor& tensor, torch::Tensor& output, ReduceOp op) {
+void Communicator::reduce_scatter_into(const torch::Tensor& tensor, torch::Tensor& output, ReduceOp op,
+                                       const CollectiveOptions& call) {
   const CollectiveWatchdog::Scope in_flight(*watchdog_, "reduce_scatter");
   Backend& backend = backend_for(tensor, "reduce_scatter");
   require_scatterable(tensor, topology_.world_size);
   HCL_REQUIRE(op != ReduceOp::Avg || tensor.is_floating_point(),
               "reduce_scatter: avg needs a floating-point tensor, got ", tensor.scalar_type());
   check_output("reduce_scatter", tensor, output, scaled_dim0(tensor, 1, topology_.world_size));
-  check_same_everywhere("reduce_scatter", tensor, static_cast<int64_t>(op));
+  check_same_everywhere("reduce_scatter", tensor, static_cast<int64_t>(op), call);
   backend.reduce_scatter(tensor.contiguous(), output, op);
 }
 
-void Communicator::broadcast(torch::Tensor& tensor, int root) {
+void Communicator::broadcast(torch::Tensor& tensor, int root, const CollectiveOptions& call) {
   const CollectiveWatchdog::Scope in_flight(*watchdog_, "broadcast");
   Backend& backend = backend_for(tensor, "broadcast");
   HCL_REQUIRE(root >= 0 && root < topology_.world_size, "broadcast: root ", root,
               " outside [0, ", topology_.world_size, ")");
-  check_same_everywhere("broadcast", tensor, root);
+  check_same_everywhere("broadcast", tensor, root, call);
   if (tensor.is_contiguous()) {
     backend.broadcast(tensor, root);
     return;

@@ -2,8 +2,9 @@
 // device (MPI for CPU tensors, NCCL for CUDA tensors) unless a backend is forced.
 //
 // Invariant: every rank issues the same collectives in the same order, on tensors of the same shape
-// and dtype (reduce_scatter: the same dim 0, divisible by the world size). With check_shapes on,
-// a mismatch is an hcl::Error on every rank instead of a hang or silent corruption.
+// and dtype (reduce_scatter: the same dim 0, divisible by the world size). With the shape check on
+// (CommunicatorOptions::check_shapes, or per call through CollectiveOptions), a mismatch is an
+// hcl::Error on every rank instead of a hang or silent corruption.
 #pragma once
 
 #include <mpi.h>
@@ -11,6 +12,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "dist/backend.h"
@@ -34,6 +36,17 @@ struct CommunicatorOptions {
   std::chrono::seconds timeout{300};
 };
 
+// Options of one collective call.
+struct CollectiveOptions {
+  // Compare the shape and dtype across ranks before this call; unset: the communicator's
+  // CommunicatorOptions::check_shapes. Every rank must pass the same value.
+  std::optional<bool> check_shape;
+
+  // For callers that issue the same shapes on every rank by construction (gradient buckets, a
+  // one-element flag): saves the small all-reduce of the check.
+  static CollectiveOptions without_shape_check() { return {false}; }
+};
+
 class Communicator {
  public:
   // Duplicates `comm` so that the communicator's traffic is its own.
@@ -51,17 +64,19 @@ class Communicator {
   const CommunicatorOptions& options() const { return options_; }
 
   // In place; Avg divides the sum by the world size (floating-point dtypes only).
-  void all_reduce(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum);
+  void all_reduce(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum, const CollectiveOptions& call = {});
   // Concatenation of every rank's tensor along dim 0, rank-major.
-  torch::Tensor all_gather(const torch::Tensor& tensor);
+  torch::Tensor all_gather(const torch::Tensor& tensor, const CollectiveOptions& call = {});
   // The same into a preallocated contiguous `output` (dim 0 = world size x the input's).
-  void all_gather_into(const torch::Tensor& tensor, torch::Tensor& output);
+  void all_gather_into(const torch::Tensor& tensor, torch::Tensor& output, const CollectiveOptions& call = {});
   // Dim 0 is split in world_size blocks; rank r receives block r reduced over ranks.
-  torch::Tensor reduce_scatter(const torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum);
+  torch::Tensor reduce_scatter(const torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum,
+                               const CollectiveOptions& call = {});
   // The same into a preallocated contiguous `output` (dim 0 = the input's / world size).
-  void reduce_scatter_into(const torch::Tensor& tensor, torch::Tensor& output, ReduceOp op = ReduceOp::Sum);
+  void reduce_scatter_into(const torch::Tensor& tensor, torch::Tensor& output, ReduceOp op = ReduceOp::Sum,
+                           const CollectiveOptions& call = {});
   // In place: every rank ends with root's tensor.
-  void broadcast(torch::Tensor& tensor, int root = 0);
+  void broadcast(torch::Tensor& tensor, int root = 0, const CollectiveOptions& call = {});
   void barrier();
 
   // Per element of `values` (any dtype, on this rank's device): true where some rank holds a
@@ -77,7 +92,8 @@ class Communicator {
  private:
   Backend& backend_for(const torch::Tensor& tensor, const char* op);
   void release() noexcept;
-  void check_same_everywhere(const char* op, const torch::Tensor& tensor, int64_t extra);
+  void check_same_everywhere(const char* op, const torch::Tensor& tensor, int64_t extra,
+                             const CollectiveOptions& call);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   CommunicatorOptions options_;

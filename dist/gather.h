@@ -10,7 +10,8 @@
 namespace hcl::dist {
 
 // Collective: every rank calls it, with the same shape, and later runs backward through it.
-// `comm` must outlive the backward pass.
-torch::Tensor all_gather_with_grad(Communicator& comm, const torch::Tensor& local);
+// `comm` must outlive the backward pass. `call` applies to the gather and to its backward.
+torch::Tensor all_gather_with_grad(Communicator& comm, const torch::Tensor& local,
+                                   const CollectiveOptions& call = {});
 
 }  // namespace hcl::dist

@@ -1,7 +1,7 @@
 // The MPI backend: collectives on CPU tensors with MPI's blocking calls on a duplicated communicator.
 #include <climits>
 
-#include "core/check.h"
+#include "dist/mpi_check.h"
 #include "dist/backend.h"
 
 namespace hcl::dist {

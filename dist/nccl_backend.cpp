@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/gpu_check.h"
+#include "dist/mpi_check.h"
 #include "core/log.h"
 #include "dist/backend.h"
 #include "dist/runtime.h"

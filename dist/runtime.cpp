@@ -3,13 +3,35 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <vector>
 
-#include "core/check.h"
+#include "core/job.h"
 #include "core/log.h"
+#include "dist/mpi_check.h"
 
 namespace hcl::dist {
+namespace {
+
+bool mpi_is_up() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  return initialized && !finalized;
+}
+
+// The hooks of core/job.h, so that error messages name the rank while MPI is up. The rank is read
+// once on the main thread: the watchdog's thread asks for it while the main one is inside MPI.
+std::atomic<int> g_world_rank{-1};
+
+int rank_in_world() { return mpi_is_up() ? g_world_rank.load() : -1; }
+
+void abort_world(int exit_code) {
+  if (mpi_is_up()) MPI_Abort(MPI_COMM_WORLD, exit_code);
+}
+
+}  // namespace
 
 Topology query_topology(MPI_Comm comm) {
   Topology t;
@@ -42,11 +64,15 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
                        << " < MPI_THREAD_SERIALIZED; backward collectives on autograd threads "
                           "are not guaranteed";
   }
+  int rank = -1;
+  if (MPI_Comm_rank(MPI_COMM_WORLD, &rank) == MPI_SUCCESS) g_world_rank = rank;
+  job::set_hooks({rank_in_world, abort_world});
   HCL_CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   topology_ = query_topology(MPI_COMM_WORLD);
 }
 
 MpiRuntime::~MpiRuntime() {
+  job::set_hooks({});
   if (!owns_mpi_) return;
   int finalized = 0;
   MPI_Finalized(&finalized);
@@ -55,10 +81,7 @@ MpiRuntime::~MpiRuntime() {
 
 void MpiRuntime::abort_job(int exit_code) {
   log::flush();
-  int initialized = 0, finalized = 0;
-  MPI_Initialized(&initialized);
-  MPI_Finalized(&finalized);
-  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  abort_world(exit_code);
   std::_Exit(exit_code);
 }
 

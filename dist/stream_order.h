@@ -22,4 +22,8 @@ class StreamOrder {
 // CPU: inline. CUDA: a communication stream from LibTorch's pool (needs a CUDA build).
 std::unique_ptr<StreamOrder> make_stream_order(const torch::Device& device);
 
+// The CUDA order on `device`: defined in cuda_stream_order.cpp, or in cuda_backend_stub.cpp (an
+// hcl::Error) when hcl is built without CUDA.
+std::unique_ptr<StreamOrder> make_cuda_stream_order(c10::DeviceIndex device);
+
 }  // namespace hcl::dist

@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "core/run_guarded.h"
 #include "data/dataset.h"
 #include "dist/runtime.h"
 #include "train/export.h"
@@ -16,8 +17,10 @@
 
 namespace po = boost::program_options;
 
-int main(int argc, char** argv) {
-  hcl::dist::MpiRuntime mpi(&argc, &argv);
+namespace {
+
+// The evaluation on every rank; errors become exit codes in run_guarded (core/run_guarded.h).
+int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const bool rank0 = mpi.rank() == 0;
   std::string checkpoint, data_dir, device_choice = "auto", out;
   int64_t epochs = 100, batch_size = 512, threads = 0, seed = 0;
@@ -34,13 +37,10 @@ int main(int argc, char** argv) {
       "threads", po::value(&threads)->default_value(threads), "CPU threads per rank (0: default)")(
       "seed", po::value(&seed)->default_value(seed), "seed of the classifier")(
       "out", po::value(&out), "result JSON file (default: linear_eval.json beside the checkpoint)");
-  try {
+  const bool help = hcl::as_input([&] {  // po::error or hcl::Error: bad options, exit 2
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-    if (vm.count("help")) {
-      if (rank0) std::cout << "usage: [mpirun -np W] hcl-eval --checkpoint FILE [options]\n\n" << desc;
-      return 0;
-    }
+    if (vm.count("help")) return true;
     po::notify(vm);
     HCL_REQUIRE(epochs >= 1, "--epochs: must be >= 1, got ", epochs);
     HCL_REQUIRE(batch_size >= 1, "--batch-size: must be >= 1, got ", batch_size);
@@ -49,42 +49,46 @@ int main(int argc, char** argv) {
     HCL_REQUIRE(device_choice == "auto" || device_choice == "cpu" || device_choice == "cuda",
                 "--device: unknown value '", device_choice, "' (expected auto, cpu or cuda)");
     HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
-  } catch (const std::exception& e) {  // po::error or hcl::Error: bad options
-    if (rank0) std::cerr << "hcl-eval: error: " << e.what() << "\n";
-    return 2;
+    return false;
+  });
+  if (help) {
+    if (rank0) std::cout << "usage: [mpirun -np W] hcl-eval --checkpoint FILE [options]\n\n" << desc;
+    return 0;
   }
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::info, ""});
-  try {
-    if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
-    // A checkpoint of hcl-train or a file of hcl-export (with its JSON beside it).
-    hcl::train::TrainedModel trained = hcl::train::load_trained_model(checkpoint);
-    hcl::train::TrainConfig& config = trained.config;
-    hcl::model::ContrastiveModel& net = trained.model;
-    if (!data_dir.empty()) config.data_dir = data_dir;
-    const torch::Device device = hcl::train::choose_device(device_choice, mpi.topology().local_rank);
-    const auto train = hcl::data::load_dataset(config.dataset, config.data_dir, "train");
-    const auto test = hcl::data::load_dataset(config.dataset, config.data_dir, "test");
-    net->to(device);
-    HCL_LOG(info) << "linear evaluation of " << checkpoint << " (" << config.arch << ", "
-                  << config.dataset << ") on " << device;
-    hcl::dist::Communicator comm;
-    const auto r = hcl::train::linear_evaluation(
-        net, comm, train, test, config.dataset,
-        hcl::train::LinearEvalOptions().epochs(epochs).batch_size(batch_size).lr(lr).weight_decay(weight_decay).seed(seed),
-        device);
-    const nlohmann::json result = {{"checkpoint", checkpoint}, {"dataset", config.dataset},
-                                   {"arch", config.arch},      {"epochs", epochs},
-                                   {"top1", r.top1},           {"top5", r.top5},
-                                   {"train_top1", r.train_top1}, {"train_images", r.train_images},
-                                   {"test_images", r.test_images}};
-    if (rank0) {
-      const std::string path = out.empty() ? (std::filesystem::path(checkpoint).parent_path() / "linear_eval.json").string() : out;
-      std::ofstream(path) << result.dump(2) << "\n";
-      std::cout << result.dump() << std::endl;
-    }
-  } catch (const std::exception& e) {
-    HCL_LOG(fatal) << e.what();
-    hcl::dist::MpiRuntime::abort_job(1);
+  if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
+  // A checkpoint of hcl-train or a file of hcl-export (with its JSON beside it).
+  hcl::train::TrainedModel trained = hcl::train::load_trained_model(checkpoint);
+  hcl::train::TrainConfig& config = trained.config;
+  hcl::model::ContrastiveModel& net = trained.model;
+  if (!data_dir.empty()) config.data_dir = data_dir;
+  const torch::Device device = hcl::train::choose_device(device_choice, mpi.topology().local_rank);
+  const auto train = hcl::data::load_dataset(config.dataset, config.data_dir, "train");
+  const auto test = hcl::data::load_dataset(config.dataset, config.data_dir, "test");
+  net->to(device);
+  HCL_LOG(info) << "linear evaluation of " << checkpoint << " (" << config.arch << ", "
+                << config.dataset << ") on " << device;
+  hcl::dist::Communicator comm;
+  const auto r = hcl::train::linear_evaluation(
+      net, comm, train, test, config.dataset,
+      hcl::train::LinearEvalOptions().epochs(epochs).batch_size(batch_size).lr(lr).weight_decay(weight_decay).seed(seed),
+      device);
+  const nlohmann::json result = {{"checkpoint", checkpoint}, {"dataset", config.dataset},
+                                 {"arch", config.arch},      {"epochs", epochs},
+                                 {"top1", r.top1},           {"top5", r.top5},
+                                 {"train_top1", r.train_top1}, {"train_images", r.train_images},
+                                 {"test_images", r.test_images}};
+  if (rank0) {
+    const std::string path = out.empty() ? (std::filesystem::path(checkpoint).parent_path() / "linear_eval.json").string() : out;
+    std::ofstream(path) << result.dump(2) << "\n";
+    std::cout << result.dump() << std::endl;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hcl::dist::MpiRuntime mpi(&argc, &argv);
+  return hcl::run_guarded("hcl-eval", [&] { return evaluate(mpi, argc, argv); });
 }

@@ -6,19 +6,21 @@
 //              [--verification-sample sample.pt]
 // The verification sample holds an input batch and the encoder's features for it, so a Python
 // user (and our tests) can check that the weights load and compute the same function.
+// A one-process tool: it does not start MPI (errors: exit 2 for bad options, 1 otherwise).
 #include <boost/program_options.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "core/check.h"
-#include "dist/runtime.h"
+#include "core/run_guarded.h"
 #include "train/export.h"
 
 namespace po = boost::program_options;
 
-int main(int argc, char** argv) {
-  hcl::dist::MpiRuntime mpi(&argc, &argv);
+namespace {
+
+int export_model(int argc, char** argv) {
   std::string checkpoint, out, sample;
   bool with_head = false;
   po::options_description desc("hcl-export options");
@@ -27,30 +29,28 @@ int main(int argc, char** argv) {
       "out", po::value(&out)->required(), "output file (torch.load reads it; metadata in <out>.json)")(
       "with-head", po::bool_switch(&with_head), "also export the projection head (keys head.*)")(
       "verification-sample", po::value(&sample), "also write an input batch and its features here");
-  try {
+  const bool help = hcl::as_input([&] {  // po::error or hcl::Error: bad options, exit 2
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-    if (vm.count("help")) {
-      std::cout << "usage: hcl-export --checkpoint FILE --out FILE [options]\n\n" << desc;
-      return 0;
-    }
+    if (vm.count("help")) return true;
     po::notify(vm);
     HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
-  } catch (const std::exception& e) {
-    std::cerr << "hcl-export: error: " << e.what() << "\n";
-    return 2;
+    return false;
+  });
+  if (help) {
+    std::cout << "usage: hcl-export --checkpoint FILE --out FILE [options]\n\n" << desc;
+    return 0;
   }
-  try {
-    hcl::train::TrainedModel trained = hcl::train::load_checkpoint_model(checkpoint);
-    const hcl::train::TrainConfig& config = trained.config;
-    hcl::model::ContrastiveModel& net = trained.model;
-    hcl::train::export_for_python(net, config, out, with_head);
-    if (!sample.empty()) hcl::train::write_verification_sample(net, config, sample);
-    std::cout << "exported " << config.arch << " (" << config.stem << " stem) to " << out
-              << (with_head ? " with the projection head" : "") << "; configuration in " << out << ".json\n";
-  } catch (const std::exception& e) {
-    std::cerr << "hcl-export: error: " << e.what() << "\n";
-    return 1;
-  }
+  hcl::train::TrainedModel trained = hcl::train::load_checkpoint_model(checkpoint);
+  const hcl::train::TrainConfig& config = trained.config;
+  hcl::model::ContrastiveModel& net = trained.model;
+  hcl::train::export_for_python(net, config, out, with_head);
+  if (!sample.empty()) hcl::train::write_verification_sample(net, config, sample);
+  std::cout << "exported " << config.arch << " (" << config.stem << " stem) to " << out
+            << (with_head ? " with the projection head" : "") << "; configuration in " << out << ".json\n";
   return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return hcl::run_guarded("hcl-export", [&] { return export_model(argc, argv); }); }

@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "core/run_guarded.h"
 #include "dist/runtime.h"
 #include "launch/options.h"
 #include "train/trainer.h"
@@ -23,28 +24,17 @@ std::string broadcast_error(std::string error) {
   return error;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  hcl::dist::MpiRuntime mpi(&argc, &argv);
+// The run on every rank; errors become exit codes in run_guarded (core/run_guarded.h).
+int train(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const bool rank0 = mpi.rank() == 0;
-  hcl::launch::ParsedOptions parsed;
-  try {
-    parsed = hcl::launch::parse_train_options(argc, argv);
-    if (parsed.help) {
-      if (rank0) std::cout << parsed.help_text;
-      return 0;
-    }
-  } catch (const hcl::Error& e) {
-    if (rank0) std::cerr << "hcl-train: error: " << e.what() << "\n";
-    return 2;
+  const hcl::launch::ParsedOptions parsed = hcl::as_input([&] { return hcl::launch::parse_train_options(argc, argv); });
+  if (parsed.help) {
+    if (rank0) std::cout << parsed.help_text;
+    return 0;
   }
   const hcl::train::TrainConfig& config = parsed.config;
   const std::string error = broadcast_error(rank0 ? hcl::launch::check_output_folder(config) : "");
-  if (!error.empty()) {
-    if (rank0) std::cerr << "hcl-train: error: " << error << "\n";
-    return 2;
-  }
+  if (!error.empty()) throw hcl::InputError(error);
   const hcl::log::Severity level = hcl::log::parse_severity(config.log_level);
   hcl::log::init({mpi.rank(), mpi.world_size(), level, ""});
   // Once every rank has checked its input: rank 0 makes the output folder, then per-rank log files.
@@ -53,23 +43,19 @@ int main(int argc, char** argv) {
     MPI_Barrier(MPI_COMM_WORLD);
     if (config.log_file) hcl::log::init({mpi.rank(), mpi.world_size(), level, config.out});
   };
-  try {
-    const hcl::train::TrainSummary s = hcl::train::run_training(config, mpi.topology(), prepare_output);
-    std::ostringstream knn;
-    knn << std::fixed << std::setprecision(2);
-    if (s.knn_top1_before >= 0) knn << 100 * s.knn_top1_before << "% before, ";
-    knn << 100 * s.knn_top1_after << "% after";
-    HCL_LOG(info) << "done: " << s.steps << " steps, final loss " << s.final_loss << "; kNN top-1 "
-                  << knn.str();
-  } catch (const hcl::InputError& e) {  // every rank has it: all exit 2 together
-    if (rank0) std::cerr << "hcl-train: error: " << e.what() << "\n";
-    return 2;
-  } catch (const hcl::AgreedError& e) {  // every rank stopped at the same point: all exit 1 together
-    if (rank0) HCL_LOG(fatal) << e.what();
-    return 1;
-  } catch (const std::exception& e) {  // this rank alone: end the whole job rather than leave it waiting
-    HCL_LOG(fatal) << e.what();
-    hcl::dist::MpiRuntime::abort_job(1);
-  }
+  const hcl::train::TrainSummary s = hcl::train::run_training(config, mpi.topology(), prepare_output);
+  std::ostringstream knn;
+  knn << std::fixed << std::setprecision(2);
+  if (s.knn_top1_before >= 0) knn << 100 * s.knn_top1_before << "% before, ";
+  knn << 100 * s.knn_top1_after << "% after";
+  HCL_LOG(info) << "done: " << s.steps << " steps, final loss " << s.final_loss << "; kNN top-1 "
+                << knn.str();
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hcl::dist::MpiRuntime mpi(&argc, &argv);
+  return hcl::run_guarded("hcl-train", [&] { return train(mpi, argc, argv); });
 }

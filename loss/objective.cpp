@@ -202,13 +202,14 @@ void check_inputs(const torch::Tensor& anchors, const torch::Tensor& candidates,
   HCL_REQUIRE(candidates.size(0) >= 4,
               "objective: the batch must hold at least 2 images (4 views, N >= 2 negatives), got ",
               candidates.size(0), " candidate views");
+  // The indices come from hcl's own layout (two_view_indices, global_objective): invariants.
   for (const torch::Tensor* index : {&self_index, &positive_index}) {
-    HCL_REQUIRE(index->defined() && index->dim() == 1 && index->size(0) == anchors.size(0) &&
-                    index->scalar_type() == torch::kLong,
-                "objective: self_index and positive_index must be int64 vectors of length ",
-                anchors.size(0), " (one per anchor)");
-    HCL_REQUIRE(index->device() == anchors.device(), "objective: index on ", index->device(),
-                " but embeddings on ", anchors.device());
+    HCL_ASSERT(index->defined() && index->dim() == 1 && index->size(0) == anchors.size(0) &&
+                   index->scalar_type() == torch::kLong,
+               "objective: self_index and positive_index must be int64 vectors of length ",
+               anchors.size(0), " (one per anchor)");
+    HCL_ASSERT(index->device() == anchors.device(), "objective: index on ", index->device(),
+               " but embeddings on ", anchors.device());
   }
   if (!options.check_values()) return;
   HCL_REQUIRE(torch::isfinite(anchors).all().item<bool>() &&
@@ -216,10 +217,10 @@ void check_inputs(const torch::Tensor& anchors, const torch::Tensor& candidates,
               "objective: non-finite embeddings (NaN or inf)");
   const int64_t m = candidates.size(0);
   for (const torch::Tensor* index : {&self_index, &positive_index})
-    HCL_REQUIRE(index->ge(0).all().item<bool>() && index->lt(m).all().item<bool>(),
-                "objective: an anchor's index is outside [0, ", m, ")");
-  HCL_REQUIRE(self_index.ne(positive_index).all().item<bool>(),
-              "objective: an anchor's positive is the anchor itself");
+    HCL_ASSERT(index->ge(0).all().item<bool>() && index->lt(m).all().item<bool>(),
+               "objective: an anchor's index is outside [0, ", m, ")");
+  HCL_ASSERT(self_index.ne(positive_index).all().item<bool>(),
+             "objective: an anchor's positive is the anchor itself");
 }
 
 }  // namespace

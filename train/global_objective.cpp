@@ -9,8 +9,8 @@ namespace hcl::train {
 loss::ObjectiveResult global_objective(dist::Communicator& comm, const torch::Tensor& z1,
                                        const torch::Tensor& z2,
                                        const loss::ObjectiveOptions& options) {
-  HCL_REQUIRE(z1.defined() && z2.defined() && z1.dim() == 2 && z1.sizes() == z2.sizes(),
-              "global objective: the two views must be B x d tensors of the same shape");
+  HCL_ASSERT(z1.defined() && z2.defined() && z1.dim() == 2 && z1.sizes() == z2.sizes(),
+             "global objective: the two views must be B x d tensors of the same shape");
   const int64_t batch = z1.size(0);
   // Rank-major layout: row (r, v, b) of the gathered views sits at r*2B + v*B + b.
   const torch::Tensor local = torch::cat({z1, z2}, 0);

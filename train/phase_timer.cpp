@@ -48,7 +48,7 @@ PhaseTimer::PhaseTimer(const torch::Device& device)
     : clock_(make_device_clock(device)), window_start_(Clock::now()) {}
 
 void PhaseTimer::begin_step() {
-  HCL_REQUIRE(!paused_, "PhaseTimer: begin_step() while paused");
+  HCL_ASSERT(!paused_, "PhaseTimer: begin_step() while paused");
   step_start_ = Clock::now();
   clock_->record(phase_of_stamp_.size());
   phase_of_stamp_.push_back(-1);
@@ -56,7 +56,7 @@ void PhaseTimer::begin_step() {
 }
 
 void PhaseTimer::end_phase(Phase phase) {
-  HCL_REQUIRE(!phase_of_stamp_.empty(), "PhaseTimer: end_phase() before begin_step()");
+  HCL_ASSERT(!phase_of_stamp_.empty(), "PhaseTimer: end_phase() before begin_step()");
   clock_->record(phase_of_stamp_.size());
   phase_of_stamp_.push_back(static_cast<int>(phase));
   opens_step_.push_back(false);
@@ -68,20 +68,20 @@ void PhaseTimer::end_step() {
 }
 
 void PhaseTimer::pause() {
-  HCL_REQUIRE(!paused_, "PhaseTimer: pause() twice");
+  HCL_ASSERT(!paused_, "PhaseTimer: pause() twice");
   clock_->synchronize();  // the steps queued so far belong to the window, not to the pause
   pause_start_ = Clock::now();
   paused_ = true;
 }
 
 void PhaseTimer::resume() {
-  HCL_REQUIRE(paused_, "PhaseTimer: resume() without pause()");
+  HCL_ASSERT(paused_, "PhaseTimer: resume() without pause()");
   paused_seconds_ += std::chrono::duration<double>(Clock::now() - pause_start_).count();
   paused_ = false;
 }
 
 WindowTiming PhaseTimer::close_window() {
-  HCL_REQUIRE(!paused_, "PhaseTimer: close_window() while paused");
+  HCL_ASSERT(!paused_, "PhaseTimer: close_window() while paused");
   clock_->synchronize();
   const auto now = Clock::now();
   WindowTiming done = window_;

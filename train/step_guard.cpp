@@ -36,7 +36,7 @@ bool StepGuard::check(dist::Communicator& comm, const torch::Tensor& loss, int64
   torch::Tensor bad = torch::logical_not(torch::isfinite(loss.to(torch::kFloat)) & torch::isfinite(grad_norm_))
                           .to(torch::kFloat)
                           .reshape({1});
-  comm.all_reduce(bad, dist::ReduceOp::Max);
+  comm.all_reduce(bad, dist::ReduceOp::Max, dist::CollectiveOptions::without_shape_check());  // one flag everywhere
   if (bad.item<float>() == 0) {
     consecutive_ = 0;
     return true;

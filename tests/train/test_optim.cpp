@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/check.h"
+#include "tests/support/mpi_world.h"
 #include "train/foreach_optim.h"
 #include "train/optim.h"
 
@@ -73,6 +74,7 @@ void compare(const Options& options, torch::ScalarType dtype) {
 }
 
 TEST(ForeachOptim, AdamEqualsLibTorch) {
+  HCL_ONLY_AT_RANKS(1);
   for (auto dtype : {torch::kFloat, torch::kDouble}) {
     compare<ForeachAdam, torch::optim::Adam>(torch::optim::AdamOptions(1e-2).weight_decay(1e-3), dtype);
     compare<ForeachAdam, torch::optim::Adam>(torch::optim::AdamOptions(3e-3).betas({0.8, 0.95}).eps(1e-6), dtype);
@@ -80,6 +82,7 @@ TEST(ForeachOptim, AdamEqualsLibTorch) {
 }
 
 TEST(ForeachOptim, SgdEqualsLibTorch) {
+  HCL_ONLY_AT_RANKS(1);
   for (auto dtype : {torch::kFloat, torch::kDouble}) {
     compare<ForeachSGD, torch::optim::SGD>(torch::optim::SGDOptions(0.1), dtype);
     compare<ForeachSGD, torch::optim::SGD>(torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(1e-4), dtype);
@@ -90,6 +93,7 @@ TEST(ForeachOptim, SgdEqualsLibTorch) {
 }
 
 TEST(ForeachOptim, UnsupportedOptionsAreRefused) {
+  HCL_ONLY_AT_RANKS(1);
   auto params = make_params(torch::kFloat);
   ForeachAdam adam(params, torch::optim::AdamOptions(1e-3).amsgrad(true));
   for (auto& p : params) p.mutable_grad() = torch::ones_like(p);

@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "tests/support/mpi_world.h"
 #include "train/phase_timer.h"
 
 namespace hcl::train {
@@ -12,6 +13,7 @@ namespace {
 void busy_for(std::chrono::milliseconds ms) { std::this_thread::sleep_for(ms); }
 
 TEST(PhaseTimer, AttributesTimeToPhasesAndLeavesOutPauses) {
+  HCL_ONLY_AT_RANKS(1);
   PhaseTimer timer(torch::kCPU);
   for (int step = 0; step < 2; ++step) {
     timer.begin_step();
@@ -26,22 +28,22 @@ TEST(PhaseTimer, AttributesTimeToPhasesAndLeavesOutPauses) {
     busy_for(std::chrono::milliseconds(30));  // between steps: in the wall time, in no phase
   }
   timer.pause();
-  busy_for(std::chrono::milliseconds(200));
+  busy_for(std::chrono::milliseconds(1500));
   timer.resume();
   const WindowTiming w = timer.close_window();
 
   EXPECT_EQ(w.steps, 2);
-  // Lower bounds are exact (sleep never returns early); upper bounds only guard against
-  // attributing a whole other phase or the pause.
+  // Lower bounds are exact (sleep never returns early); upper bounds are loose (a loaded machine
+  // oversleeps) and only guard against attributing another phase or the pause.
   EXPECT_GE(w.device_ms_per_step(Phase::Data), 20.0);
-  EXPECT_LT(w.device_ms_per_step(Phase::Data), 20.0 + 150.0);
+  EXPECT_LT(w.device_ms_per_step(Phase::Data), 20.0 + 1000.0);
   EXPECT_GE(w.device_ms_per_step(Phase::Forward), 20.0);
-  EXPECT_LT(w.device_ms_per_step(Phase::Forward), 20.0 + 150.0);
-  EXPECT_LT(w.device_ms_per_step(Phase::Optimizer), 10.0);
+  EXPECT_LT(w.device_ms_per_step(Phase::Forward), 20.0 + 1000.0);
+  EXPECT_LT(w.device_ms_per_step(Phase::Optimizer), 500.0);
   EXPECT_EQ(w.device_ms_per_step(Phase::Backward), 0.0);
   EXPECT_GE(w.host_ms_per_step(), 40.0);
   EXPECT_GE(w.wall_seconds, 2 * 0.070);  // 2 x (20 + 10 + 10 + 30 ms)
-  EXPECT_LT(w.wall_seconds, 0.200);      // the 200 ms pause is not in it
+  EXPECT_LT(w.wall_seconds, 1.5);        // the 1.5 s pause is not in it
   EXPECT_NEAR(w.seconds_per_step(), w.wall_seconds / 2, 1e-12);
 
   const WindowTiming empty = timer.close_window();
@@ -51,6 +53,7 @@ TEST(PhaseTimer, AttributesTimeToPhasesAndLeavesOutPauses) {
 }
 
 TEST(PhaseTimer, RejectsMisuse) {
+  HCL_ONLY_AT_RANKS(1);
   PhaseTimer timer(torch::kCPU);
   EXPECT_ANY_THROW(timer.end_phase(Phase::Data));  // no step begun
   EXPECT_ANY_THROW(timer.resume());                // not paused

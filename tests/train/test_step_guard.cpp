@@ -84,6 +84,7 @@ TEST(StepGuard, StopsAfterMaxConsecutiveSkipsOnEveryRank) {
 }
 
 TEST(FaultPlan, ParsesTheTestFaults) {
+  HCL_ONLY_AT_RANKS(1);
   EXPECT_EQ(parse_fault_plan("").kind, FaultPlan::Kind::None);
   const FaultPlan t = parse_fault_plan("throw:step=3:rank=2");
   EXPECT_TRUE(t.at(FaultPlan::Kind::Throw, 3, 2));

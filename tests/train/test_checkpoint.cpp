@@ -1,0 +1,168 @@
+// Checkpoint files (train/checkpoint.h): a round trip restores the model, the optimizer state, the
+// position and the configuration; a truncated file, a corrupt payload (CRC-32), a file that is not
+// a checkpoint and an incompatible configuration are refused with errors that say which.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "core/check.h"
+#include "tests/support/mpi_world.h"
+#include "train/checkpoint.h"
+
+namespace hcl::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Net : torch::nn::Module {
+  Net() {
+    linear = register_module("linear", torch::nn::Linear(4, 3));
+    norm = register_module("norm", torch::nn::BatchNorm1d(3));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return norm(linear(x)); }
+  torch::nn::Linear linear{nullptr};
+  torch::nn::BatchNorm1d norm{nullptr};
+};
+
+// A fresh folder per test, removed afterwards.
+class CheckpointFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HCL_ONLY_AT_RANKS(1);  // files of one process
+    std::string pattern = (fs::temp_directory_path() / "hcl-checkpoint-test.XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  // A net after two Adam steps (so the optimizer has state and BatchNorm running statistics moved).
+  static void train_a_little(Net& net, torch::optim::Adam& adam) {
+    torch::manual_seed(1);
+    for (int i = 0; i < 2; ++i) {
+      adam.zero_grad();
+      net.forward(torch::randn({8, 4})).pow(2).mean().backward();
+      adam.step();
+    }
+  }
+
+  std::string path(const std::string& name) const { return (fs::path(dir_) / name).string(); }
+
+  // Writes a checkpoint of a trained net to `file` and returns the configuration it holds.
+  TrainConfig write(const std::string& file) {
+    Net net;
+    torch::optim::Adam adam(net.parameters(), torch::optim::AdamOptions(1e-2));
+    train_a_little(net, adam);
+    TrainConfig config;
+    config.seed = 7;
+    save_checkpoint(file, net, &adam, {3, 5, 42}, config);
+    return config;
+  }
+
+  static std::string bytes_of(const std::string& file) {
+    std::ifstream in(file, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+  static void overwrite(const std::string& file, const std::string& bytes) {
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+  }
+
+  // The message of the hcl::Error that `call` throws ("" when it throws none).
+  template <typename F>
+  static std::string error_of(F&& call) {
+    try {
+      call();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  }
+
+  std::string dir_;
+};
+
+TEST_F(CheckpointFile, RoundTripRestoresModelOptimizerPositionAndConfig) {
+  Net net;
+  torch::optim::Adam adam(net.parameters(), torch::optim::AdamOptions(1e-2));
+  train_a_little(net, adam);
+  TrainConfig config;
+  config.seed = 7;
+  config.batch_size = 64;
+  const std::string file = path("checkpoint.pt");
+  save_checkpoint(file, net, &adam, {3, 5, 42}, config);
+  EXPECT_TRUE(has_checkpoint_magic(file));
+  EXPECT_FALSE(fs::exists(file + ".tmp"));
+
+  Net restored;
+  torch::optim::Adam restored_adam(restored.parameters(), torch::optim::AdamOptions(1e-2));
+  const auto c = load_checkpoint(file, restored, &restored_adam, config);
+  EXPECT_EQ(c.position.epoch, 3);
+  EXPECT_EQ(c.position.step, 5);
+  EXPECT_EQ(c.position.global_step, 42);
+  EXPECT_EQ(c.config.to_json(), config.to_json());
+  EXPECT_EQ(read_checkpoint_header(file).config.to_json(), config.to_json());
+  const auto want = net.named_parameters(), have = restored.named_parameters();
+  for (const auto& p : want) EXPECT_TRUE(torch::equal(p.value(), have[p.key()])) << p.key();
+  const auto want_buffers = net.named_buffers(), have_buffers = restored.named_buffers();
+  for (const auto& b : want_buffers) EXPECT_TRUE(torch::equal(b.value(), have_buffers[b.key()])) << b.key();
+
+  // The optimizer state came back too: one more identical step keeps both nets equal.
+  torch::manual_seed(9);
+  const torch::Tensor x = torch::randn({8, 4});
+  for (auto* pair : {&adam, &restored_adam}) pair->zero_grad();
+  net.forward(x).pow(2).mean().backward();
+  restored.forward(x).pow(2).mean().backward();
+  adam.step();
+  restored_adam.step();
+  for (const auto& p : net.named_parameters()) EXPECT_TRUE(torch::equal(p.value(), have[p.key()])) << p.key();
+}
+
+TEST_F(CheckpointFile, TruncatedFileIsRefused) {
+  const std::string file = path("checkpoint.pt");
+  const TrainConfig config = write(file);
+  const std::string bytes = bytes_of(file);
+  ASSERT_GT(bytes.size(), 100u);
+  overwrite(file, bytes.substr(0, bytes.size() - 100));
+  Net net;
+  const std::string error = error_of([&] { load_checkpoint(file, net, nullptr, config); });
+  EXPECT_NE(error.find(": truncated (" + std::to_string(bytes.size() - 100 - 24) + " of "), std::string::npos)
+      << error;
+  overwrite(file, bytes.substr(0, 10));  // not even the header
+  EXPECT_NE(error_of([&] { read_checkpoint_header(file); }).find("not an hcl checkpoint"), std::string::npos);
+}
+
+TEST_F(CheckpointFile, CorruptPayloadFailsTheChecksum) {
+  const std::string file = path("checkpoint.pt");
+  const TrainConfig config = write(file);
+  std::string bytes = bytes_of(file);
+  bytes[bytes.size() / 2] ^= 0x5a;  // one byte of the archive, length unchanged
+  overwrite(file, bytes);
+  Net net;
+  const std::string error = error_of([&] { load_checkpoint(file, net, nullptr, config); });
+  EXPECT_NE(error.find("corrupt (checksum mismatch)"), std::string::npos) << error;
+}
+
+TEST_F(CheckpointFile, OtherFilesAndIncompatibleRunsAreRefused) {
+  const std::string garbage = path("garbage.pt");
+  overwrite(garbage, std::string(1000, 'x'));
+  EXPECT_FALSE(has_checkpoint_magic(garbage));
+  EXPECT_NE(error_of([&] { read_checkpoint_header(garbage); }).find("not an hcl checkpoint (bad magic)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { read_checkpoint_header(path("missing.pt")); }).find("no such file"),
+            std::string::npos);
+
+  const std::string file = path("checkpoint.pt");
+  TrainConfig other = write(file);
+  other.projection_dim = 64;
+  Net net;
+  const std::string error = error_of([&] { load_checkpoint(file, net, nullptr, other); });
+  EXPECT_NE(error.find("is incompatible: --projection-dim is 128 there but 64 here"), std::string::npos)
+      << error;
+}
+
+}  // namespace
+}  // namespace hcl::train
