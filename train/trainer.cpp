@@ -10,23 +10,18 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
-#include <optional>
 
 #include "core/check.h"
 #include "core/log.h"
-#include "core/torch_compat.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/prefetch.h"
-#include "dist/data_parallel.h"
-#include "dist/sync_batchnorm.h"
 #include "loss/beta_schedule.h"
 #include "train/checkpoint.h"
 #include "train/fault_injection.h"
 #include "train/knn.h"
 #include "train/optim.h"
-#include "train/step.h"
-#include "train/step_guard.h"
+#include "train/train_step.h"
 
 namespace hcl::train {
 namespace {
@@ -105,10 +100,10 @@ double resident_mib() {
   return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
 }
 
-struct StepTimes {
+struct WindowTimes {
   double data = 0, forward = 0, objective = 0, backward = 0, sync = 0, optimizer = 0;
-  void add(const StepTimes& o) {
-    data += o.data, forward += o.forward, objective += o.objective, backward += o.backward,
+  void add(double data_seconds, const StepTimes& o) {
+    data += data_seconds, forward += o.forward, objective += o.objective, backward += o.backward,
         sync += o.sync, optimizer += o.optimizer;
   }
 };
@@ -145,17 +140,13 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
   dist::CommunicatorOptions comm_options;
   comm_options.backend = dist::parse_backend_choice(config.backend);
   comm_options.timeout = std::chrono::seconds(config.collective_timeout);
-  dist::Communicator comm(MPI_COMM_WORLD, comm_options);
-  check_same_config(comm, config);
-  comm.log_startup(device);
-  // Gradient buckets and SyncBatchNorm issue identical shapes on every rank by construction: their
-  // own communicator skips the per-call shape check.
-  dist::CommunicatorOptions fast = comm_options;
-  fast.check_shapes = false;
-  dist::Communicator grad_comm(MPI_COMM_WORLD, fast);
+  StepCommunicators communicators(MPI_COMM_WORLD, comm_options);
+  dist::Communicator& setup_comm = communicators.checked;
+  check_same_config(setup_comm, config);
+  setup_comm.log_startup(device);
 
-  const int world = comm.world_size();
-  const bool rank0 = comm.rank() == 0;
+  const int world = setup_comm.world_size();
+  const bool rank0 = setup_comm.rank() == 0;
   HCL_LOG(info) << "configuration: " << config.to_json().dump();
 
   // Input: datasets, batch size, resume checkpoint. Nothing has been written yet.
@@ -163,7 +154,7 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
   // The kNN memory bank needs labels: the labeled train split when pretraining on another one.
   const bool labeled = config.train_split == "train";
   const int64_t global_batch = config.batch_size * world;
-  agree_on_inputs(comm, [&] {
+  agree_on_inputs(setup_comm, [&] {
     fault_plan();  // a malformed HCL_FAULT is bad input too
     train_set = data::load_dataset(config.dataset, config.data_dir, config.train_split);
     test_set = data::load_dataset(config.dataset, config.data_dir, "test");
@@ -176,12 +167,12 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
     if (!config.resume.empty()) check_compatible(read_checkpoint_header(config.resume), config, config.resume);
   });
   const data::Dataset& bank_set = labeled ? train_set : labeled_train;
-  check_same_dataset(comm, train_set);
+  check_same_dataset(setup_comm, train_set);
   prepare_output();
   HCL_LOG(info) << "data: " << config.dataset << " " << config.train_split << " " << train_set.size()
                 << " images of " << train_set.channels() << "x" << train_set.height() << "x"
                 << train_set.width() << ", test " << test_set.size();
-  data::DistributedSampler sampler(train_set.size(), config.batch_size, comm.rank(), world,
+  data::DistributedSampler sampler(train_set.size(), config.batch_size, setup_comm.rank(), world,
                                    static_cast<uint64_t>(config.seed));
   const auto [mean, stddev] = data::dataset_normalization(config.dataset, train_set.channels());
   const data::TwoViewAugmenter augmenter(data::AugmentOptions()
@@ -192,34 +183,38 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
                                              .stddev(stddev),
                                          static_cast<uint64_t>(config.seed));
 
-  // Model, replicated from rank 0.
-  model::NormFactory norm;
-  if (config.sync_bn) {
-    norm.norm2d = [&grad_comm](int64_t c) { return torch::nn::AnyModule(dist::SyncBatchNorm(c, grad_comm)); };
-    norm.norm1d = norm.norm2d;
-  }
-  torch::manual_seed(static_cast<uint64_t>(config.seed));
-  model::ContrastiveModel net = build_model(config, norm);
-  net->to(device);
-  if (device.is_cuda()) model::to_channels_last(*net);
-  dist::DataParallel dp(grad_comm, *net, dist::DataParallelOptions()
-                                               .bucket_bytes(config.bucket_mb << 20)
-                                               .overlap(device.is_cuda()));  // CPU: buckets after backward
-  dp.broadcast_from_root();
-  dp.verify_replicas();
+  // Model, replicated from rank 0, and the step that trains it.
+  const double base_lr = config.optimizer == "lars" ? config.lr * global_batch / 256.0 : config.lr;
+  const auto build = [&](const model::NormFactory& norm) {
+    torch::manual_seed(static_cast<uint64_t>(config.seed));
+    return build_model(config, norm);
+  };
+  TrainStep train_step(std::move(communicators), build,
+                       StepOptions()
+                           .accumulate(config.accumulate)
+                           .view_forward(parse_view_forward(config.view_forward))
+                           .bf16(config.precision == "bf16")
+                           .finite_check(config.finite_check)
+                           .max_skipped_steps(config.max_skipped_steps)
+                           .sync_bn(config.sync_bn)
+                           .bucket_bytes(config.bucket_mb << 20)
+                           .overlap(device.is_cuda()),  // CPU: buckets after backward
+                       OptimizerOptions()
+                           .name(config.optimizer)
+                           .lr(base_lr)
+                           .weight_decay(config.weight_decay)
+                           .momentum(config.momentum),
+                       device);
+  dist::Communicator& comm = train_step.comm();
+  model::ContrastiveModel& net = train_step.model();
+  Optimizer& optimizer = train_step.optimizer();
   int64_t parameters = 0;
   for (const auto& p : net->parameters()) parameters += p.numel();
   HCL_LOG(info) << "model: " << config.arch << " (" << config.stem << " stem), " << parameters
                 << " parameters, " << (config.sync_bn ? "SyncBatchNorm" : "per-rank BatchNorm") << ", "
-                << dp.bucket_count() << " gradient bucket(s)";
+                << train_step.data_parallel().bucket_count() << " gradient bucket(s)";
 
   // Optimisation.
-  const double base_lr = config.optimizer == "lars" ? config.lr * global_batch / 256.0 : config.lr;
-  Optimizer optimizer(*net, OptimizerOptions()
-                                .name(config.optimizer)
-                                .lr(base_lr)
-                                .weight_decay(config.weight_decay)
-                                .momentum(config.momentum));
   const int64_t steps_per_epoch = sampler.steps_per_epoch();
   int64_t total_steps = steps_per_epoch * config.epochs;
   if (config.max_steps > 0) total_steps = std::min(total_steps, config.max_steps);
@@ -228,13 +223,12 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
                                        .warmup_steps(static_cast<int64_t>(config.warmup_epochs * steps_per_epoch))
                                        .total_steps(total_steps);
   const auto beta_schedule = loss::make_beta_schedule(config.beta_schedule, config.beta, config.epochs);
-  const ViewForward view_mode = parse_view_forward(config.view_forward);
 
   TrainPosition position;
   if (!config.resume.empty()) {
     const Checkpoint c = load_checkpoint(config.resume, *net, &optimizer.torch_optimizer(), config);
     position = c.position;
-    dp.verify_replicas();
+    train_step.data_parallel().verify_replicas();
     HCL_LOG(info) << "resumed from " << config.resume << " at epoch " << position.epoch << ", step "
                   << position.step << " (" << position.global_step << " steps done)";
   }
@@ -296,10 +290,7 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
                                                     .tau_plus(config.tau_plus)
                                                     .column_chunk(config.column_chunk)
                                                     .check_values(false);  // StepGuard catches non-finite values
-  const int64_t micro = config.batch_size / config.accumulate;
-  StepGuard guard(*net, config.max_skipped_steps);
-  const FaultPlan& fault = fault_plan();
-  StepTimes window;
+  WindowTimes window;
   int64_t window_steps = 0;
   auto window_start = clock_type::now();
   const auto run_start = clock_type::now();
@@ -312,83 +303,45 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
     const bool log_step = (position.global_step + 1) % config.log_interval == 0 ||
                           position.global_step + 1 == total_steps;
     const bool timed = log_step || !device.is_cuda();
-    StepTimes t;
-    auto mark = clock_type::now();
-    auto lap = [&](double& slot) {
-      if (timed) synchronize_device(device);
-      const auto now = clock_type::now();
-      slot += std::chrono::duration<double>(now - mark).count();
-      mark = now;
-    };
-
+    const auto data_start = clock_type::now();
     const int64_t step_number = position.global_step + 1;  // 1-based, as the progress lines count
-    if (fault.at(FaultPlan::Kind::Throw, step_number, comm.rank()))
-      throw Error(detail::concat("injected fault (HCL_FAULT) at step ", step_number, " on rank ", comm.rank()));
     const double beta = beta_schedule->beta(position.epoch);
     const loss::ObjectiveOptions objective = loss::ObjectiveOptions(objective_base).beta(beta).with_stats(log_step);
     const data::HostBatch batch = prefetcher.get(position.epoch, position.step);
     const torch::Tensor images = batch.images.to(device, /*non_blocking=*/true);
     const torch::Tensor view1 = augmenter.view(images, batch.indices, position.epoch, 0);
     const torch::Tensor view2 = augmenter.view(images, batch.indices, position.epoch, 1);
-    lap(t.data);
+    if (timed) synchronize_device(device);
+    const double data_seconds = seconds_since(data_start);
 
-    optimizer.zero_grad();
-    if (config.finite_check) guard.before_forward();
-    // The fault tests' non-finite gradients: this rank's loss scaled by NaN.
-    const double loss_scale = fault.at(FaultPlan::Kind::NanGrad, step_number, comm.rank())
-                                  ? std::nan("")
-                                  : 1.0 / static_cast<double>(config.accumulate);
-    torch::Tensor step_loss;
-    loss::ObjectiveStats stats;
-    for (int64_t m = 0; m < config.accumulate; ++m) {
-      dp.begin(/*sync=*/m + 1 == config.accumulate);
-      const torch::Tensor v1 = view1.narrow(0, m * micro, micro), v2 = view2.narrow(0, m * micro, micro);
-      std::optional<compat::CudaBf16Autocast> autocast;
-      if (config.precision == "bf16") autocast.emplace();
-      const StepOutput out =
-          forward_backward(net, comm, v1, v2, view_mode, objective, loss_scale, timed);
-      t.forward += out.forward_seconds;
-      t.objective += out.objective_seconds;
-      t.backward += out.backward_seconds;
-      step_loss = step_loss.defined() ? step_loss + out.loss / config.accumulate : out.loss / config.accumulate;
-      if (m == 0) stats = out.stats;
-    }
-    mark = clock_type::now();
-    dp.finish();
-    lap(t.sync);
-    // Every rank takes the same decision; a skipped step still consumes its batch and schedule slot.
-    if (!config.finite_check || guard.check(grad_comm, step_loss, step_number)) {
-      optimizer.set_lr(scheduled_lr(base_lr, schedule, position.global_step));
-      optimizer.step();
-    } else {
+    const double lr = scheduled_lr(base_lr, schedule, position.global_step);
+    const StepResult result = train_step.run(view1, view2, objective, lr, step_number, timed);
+    if (!result.applied)
       write_metrics({{"type", "skipped"}, {"epoch", position.epoch}, {"step", step_number},
-                     {"consecutive", guard.consecutive()}, {"skipped_steps", guard.skipped()}});
-    }
-    lap(t.optimizer);
+                     {"consecutive", train_step.guard().consecutive()}, {"skipped_steps", train_step.guard().skipped()}});
 
     ++position.global_step;
     if (++position.step == steps_per_epoch) position.step = 0, ++position.epoch;
-    window.add(t);
+    window.add(data_seconds, result.times);
     ++window_steps;
 
     if (log_step) {
       // Loss and statistics averaged over ranks (one all-reduce); times are rank 0's.
-      torch::Tensor values = torch::stack({step_loss.to(torch::kFloat), stats.positive_similarity,
+      const loss::ObjectiveStats& stats = result.stats;
+      torch::Tensor values = torch::stack({result.loss.to(torch::kFloat), stats.positive_similarity,
                                            stats.negative_similarity, stats.floor_fraction,
                                            stats.effective_negatives}).to(torch::kDouble);
       comm.all_reduce(values, dist::ReduceOp::Avg);
       torch::Tensor rss = torch::tensor({resident_mib()}, torch::kDouble);  // largest over ranks
       comm.all_reduce(rss, dist::ReduceOp::Max);
       const auto v = values.cpu();
-      const double grad_norm =
-          (config.finite_check ? guard.grad_norm() : gradient_norm(net->parameters())).item<double>();
+      const double grad_norm = train_step.grad_norm().item<double>();
       const double rss_mib = rss.item<double>();
       last_loss = v[0].item<double>();
       const double elapsed = seconds_since(window_start) - paused;
       const double images_per_s = window_steps * global_batch / elapsed;
       const double per_step = elapsed / window_steps;
       const double eta = per_step * (total_steps - position.global_step);
-      const double lr = scheduled_lr(base_lr, schedule, position.global_step - 1);
       auto share = [&](double x) { return x / window_steps * 1000; };
       HCL_LOG(info) << "epoch " << position.epoch << " step " << position.global_step << "/" << total_steps
                     << std::fixed << std::setprecision(4) << " loss " << last_loss << std::setprecision(6)
@@ -404,13 +357,13 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
                      {"loss", last_loss}, {"lr", lr}, {"beta", beta},
                      {"positive_similarity", v[1].item<double>()}, {"negative_similarity", v[2].item<double>()},
                      {"floor_fraction", v[3].item<double>()}, {"effective_negatives", v[4].item<double>()},
-                     {"grad_norm", grad_norm}, {"skipped_steps", guard.skipped()},
+                     {"grad_norm", grad_norm}, {"skipped_steps", train_step.guard().skipped()},
                      {"images_per_s", images_per_s}, {"global_batch", global_batch},
                      {"step_ms", {{"data", share(window.data)}, {"forward", share(window.forward)},
                                   {"objective", share(window.objective)}, {"backward", share(window.backward)},
                                   {"sync", share(window.sync)}, {"optimizer", share(window.optimizer)}}},
                      {"rss_mib", rss_mib}, {"eta_s", eta}, {"elapsed_s", seconds_since(run_start)}});
-      window = StepTimes();
+      window = WindowTimes();
       window_steps = 0;
       window_start = clock_type::now();
       paused = 0;
