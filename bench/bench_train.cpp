@@ -1,5 +1,5 @@
-// Training throughput: the trainer's step (two views -> forward -> global objective -> backward ->
-// gradient buckets -> finite check -> optimizer) timed per phase, for each view-forward mode and data
+// Training throughput: the trainer's own step (train::TrainStep: two views -> forward -> global
+// objective -> backward -> gradient buckets -> finite check -> optimizer) timed per phase, for each view-forward mode and data
 // mode, one JSON object per configuration (rank 0 prints):
 //   arch, images per rank per step, precision, device, images/s, the step split (augmentation,
 //   forward, objective, backward, sync, optimizer; ms), peak memory, and model FLOP utilisation from
@@ -23,16 +23,12 @@
 #include "core/check.h"
 #include "core/log.h"
 #include "core/run_guarded.h"
-#include "core/torch_compat.h"
 #include "data/augment.h"
 #include "data/dataset.h"
-#include "dist/data_parallel.h"
-#include "dist/sync_batchnorm.h"
 #include "model/contrastive_model.h"
 #include "model/macs.h"
-#include "train/optim.h"
 #include "train/step.h"
-#include "train/step_guard.h"
+#include "train/train_step.h"
 #include "train/trainer.h"
 
 namespace {
@@ -80,6 +76,86 @@ double peak_memory_mib(const torch::Device& device) {
   return device.is_cuda() ? hcl::train::peak_device_memory_mib(device) : hcl::bench::peak_rss_mib();
 }
 
+// Images of one configuration: 3x32x32 synthetic views, or the dataset's own shape through the
+// augmentation.
+struct ImageSource {
+  const hcl::data::Dataset* dataset = nullptr;  // null: synthetic
+  int64_t channels = 3, size = 32;
+};
+
+// Multiply-adds of one view's forward through encoder and head (counted on the CPU, batch 2).
+int64_t macs_per_view(const std::string& arch, const ImageSource& images) {
+  hcl::model::ContrastiveModel probe(hcl::model::ModelOptions().encoder(
+      hcl::model::EncoderOptions().arch(arch).in_channels(images.channels)));
+  probe->eval();
+  torch::NoGradGuard no_grad;
+  return hcl::model::count_macs([&] { probe->forward(torch::zeros({2, images.channels, images.size, images.size})); }) / 2;
+}
+
+struct Measurement {
+  double step_seconds = 0;             // mean over the timed steps
+  std::map<std::string, double> split;  // seconds per phase, summed over the timed steps
+  int64_t skipped = 0;
+};
+
+// Warm-up and timed steps of the trainer's step on one configuration.
+Measurement measure(const Args& args, const ImageSource& source, const std::string& view_forward,
+                    const torch::Device& device) {
+  const auto build = [&](const hcl::model::NormFactory& norm) {
+    torch::manual_seed(0);
+    return hcl::model::ContrastiveModel(hcl::model::ModelOptions().encoder(
+        hcl::model::EncoderOptions().arch(args.arch).in_channels(source.channels).norm(norm)));
+  };
+  hcl::train::TrainStep train_step(hcl::train::StepCommunicators(), build,
+                                   hcl::train::StepOptions()
+                                       .view_forward(hcl::train::parse_view_forward(view_forward))
+                                       .bf16(args.precision == "bf16")
+                                       .overlap(device.is_cuda()),
+                                   hcl::train::OptimizerOptions().name("adam"), device);
+  const auto objective = hcl::loss::ObjectiveOptions().check_values(false).with_stats(false);
+  const double lr = train_step.optimizer().options().lr();
+  const auto [mean, stddev] =
+      hcl::data::dataset_normalization(source.dataset ? args.dataset : "synthetic", source.channels);
+  const hcl::data::TwoViewAugmenter augmenter(
+      hcl::data::AugmentOptions().output_size(source.size).mean(mean).stddev(stddev), 0);
+  const auto opts = torch::TensorOptions().device(device);
+  const torch::Tensor static1 = torch::randn({args.batch, source.channels, source.size, source.size}, opts);
+  const torch::Tensor static2 = torch::randn({args.batch, source.channels, source.size, source.size}, opts);
+  if (device.is_cuda()) hcl::train::reset_peak_device_memory(device);  // CPU: the process's peak so far
+  const int rank = train_step.comm().rank(), world = train_step.comm().world_size();
+
+  Measurement m;
+  train_step.model()->train();
+  for (int64_t step = 0; step < args.warmup + args.steps; ++step) {
+    const bool timed = step >= args.warmup;
+    hcl::train::synchronize_device(device);
+    train_step.comm().barrier();
+    const auto start = Clock::now();
+    torch::Tensor view1 = static1, view2 = static2;
+    if (source.dataset) {
+      const torch::Tensor indices =
+          (torch::arange(args.batch) + (step * world + rank) * args.batch).remainder(source.dataset->size());
+      const torch::Tensor images = source.dataset->images.index_select(0, indices).to(device, /*non_blocking=*/true);
+      view1 = augmenter.view(images, indices, 0, 0);
+      view2 = augmenter.view(images, indices, 0, 1);
+    }
+    hcl::train::synchronize_device(device);
+    const double augmentation = std::chrono::duration<double>(Clock::now() - start).count();
+    const hcl::train::StepResult out = train_step.run(view1, view2, objective, lr, step + 1, /*timed=*/true);
+    if (!out.applied) ++m.skipped;
+    if (!timed) continue;
+    m.split["augmentation"] += augmentation;
+    m.split["forward"] += out.times.forward;
+    m.split["objective"] += out.times.objective;
+    m.split["backward"] += out.times.backward;
+    m.split["sync"] += out.times.sync;
+    m.split["optimizer"] += out.times.optimizer;
+    m.step_seconds += std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  m.step_seconds /= static_cast<double>(args.steps);
+  return m;
+}
+
 int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::warning, ""});
   const std::optional<Args> parsed = hcl::as_input([&] { return parse(argc, argv); });
@@ -89,116 +165,33 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const torch::Device device = hcl::train::choose_device(args.device, mpi.topology().local_rank);
   HCL_REQUIRE(args.precision == "fp32" || device.is_cuda(), "--precision bf16 needs CUDA");
   hcl::train::configure_fast_math(device);
-  hcl::dist::Communicator comm;
-  hcl::dist::CommunicatorOptions fast;
-  fast.check_shapes = false;
-  hcl::dist::Communicator grad_comm(MPI_COMM_WORLD, fast);
-  const bool rank0 = mpi.rank() == 0;
   double peak_tflops = args.peak_tflops;
   if (peak_tflops == 0 && device.is_cuda()) peak_tflops = args.precision == "bf16" ? 989.0 : 495.0;
 
   hcl::data::Dataset dataset;
   for (const std::string& data : modes(args.data, {"synthetic", "real"})) {
     for (const std::string& view_forward : modes(args.view_forward, {"per-view", "joint"})) {
-      // Images: 3x32x32 synthetic views, or the dataset's own shape through the augmentation.
-      if (data == "real" && !dataset.images.defined())
-        dataset = hcl::data::load_dataset(args.dataset, "", "train");
-      const int64_t channels = data == "real" ? dataset.channels() : 3;
-      const int64_t size = data == "real" ? dataset.height() : 32;
-      const auto [mean, stddev] = hcl::data::dataset_normalization(data == "real" ? args.dataset : "synthetic", channels);
-      const hcl::data::TwoViewAugmenter augmenter(
-          hcl::data::AugmentOptions().output_size(size).mean(mean).stddev(stddev), 0);
-
-      hcl::model::NormFactory norm;
-      norm.norm2d = [&grad_comm](int64_t c) { return torch::nn::AnyModule(hcl::dist::SyncBatchNorm(c, grad_comm)); };
-      norm.norm1d = norm.norm2d;
-      torch::manual_seed(0);
-      hcl::model::ContrastiveModel net(hcl::model::ModelOptions().encoder(
-          hcl::model::EncoderOptions().arch(args.arch).in_channels(channels).norm(norm)));
-      net->to(device);
-      if (device.is_cuda()) hcl::model::to_channels_last(*net);
-      // Multiply-adds of one view's forward through encoder and head (counted on the CPU, batch 2).
-      int64_t macs_per_view = 0;
-      {
-        hcl::model::ContrastiveModel probe(hcl::model::ModelOptions().encoder(
-            hcl::model::EncoderOptions().arch(args.arch).in_channels(channels)));
-        probe->eval();
-        torch::NoGradGuard no_grad;
-        macs_per_view = hcl::model::count_macs([&] { probe->forward(torch::zeros({2, channels, size, size})); }) / 2;
-      }
-      hcl::dist::DataParallel dp(grad_comm, *net, hcl::dist::DataParallelOptions().overlap(device.is_cuda()));
-      dp.broadcast_from_root();
-      hcl::train::Optimizer optimizer(*net, hcl::train::OptimizerOptions().name("adam"));
-      hcl::train::StepGuard guard(*net, 10);
-      const auto objective = hcl::loss::ObjectiveOptions().check_values(false).with_stats(false);
-      const auto mode = hcl::train::parse_view_forward(view_forward);
-
-      const auto opts = torch::TensorOptions().device(device);
-      const torch::Tensor static1 = torch::randn({args.batch, channels, size, size}, opts);
-      const torch::Tensor static2 = torch::randn({args.batch, channels, size, size}, opts);
-      if (device.is_cuda()) hcl::train::reset_peak_device_memory(device);  // CPU: the process's peak so far
-      std::map<std::string, double> split;
-      int64_t skipped = 0;
-      net->train();
-      double measured = 0;
-      for (int64_t step = 0; step < args.warmup + args.steps; ++step) {
-        const bool timed = step >= args.warmup;
-        hcl::train::synchronize_device(device);
-        comm.barrier();
-        const auto start = Clock::now();
-        auto mark = start;
-        auto lap = [&](const char* phase) {
-          hcl::train::synchronize_device(device);
-          const auto now = Clock::now();
-          if (timed) split[phase] += std::chrono::duration<double>(now - mark).count();
-          mark = now;
-        };
-        torch::Tensor view1 = static1, view2 = static2;
-        if (data == "real") {
-          const torch::Tensor indices = (torch::arange(args.batch) + (step * mpi.world_size() + mpi.rank()) * args.batch)
-                                            .remainder(dataset.size());
-          const torch::Tensor images = dataset.images.index_select(0, indices).to(device, /*non_blocking=*/true);
-          view1 = augmenter.view(images, indices, 0, 0);
-          view2 = augmenter.view(images, indices, 0, 1);
-        }
-        lap("augmentation");
-        optimizer.zero_grad();
-        guard.before_forward();
-        dp.begin(true);
-        std::optional<hcl::compat::CudaBf16Autocast> autocast;
-        if (args.precision == "bf16") autocast.emplace();
-        const hcl::train::StepOutput out =
-            hcl::train::forward_backward(net, comm, view1, view2, mode, objective, 1.0, /*timed=*/true);
-        autocast.reset();
-        if (timed) {
-          split["forward"] += out.forward_seconds;
-          split["objective"] += out.objective_seconds;
-          split["backward"] += out.backward_seconds;
-        }
-        mark = Clock::now();
-        dp.finish();
-        lap("sync");
-        if (guard.check(comm, out.loss, step + 1)) optimizer.step();
-        else ++skipped;
-        lap("optimizer");
-        if (timed) measured += std::chrono::duration<double>(Clock::now() - start).count();
-      }
-      const double step_s = measured / args.steps;
+      if (data == "real" && !dataset.images.defined()) dataset = hcl::data::load_dataset(args.dataset, "", "train");
+      const ImageSource source = data == "real" ? ImageSource{&dataset, dataset.channels(), dataset.height()}
+                                                : ImageSource{};
+      const int64_t macs = macs_per_view(args.arch, source);
+      const Measurement m = measure(args, source, view_forward, device);
+      const double step_s = m.step_seconds;
       const int64_t global = args.batch * mpi.world_size();
-      const double flops_per_step = 3.0 * 2.0 * static_cast<double>(macs_per_view) * 2.0 * args.batch;  // per rank
+      const double flops_per_step = 3.0 * 2.0 * static_cast<double>(macs) * 2.0 * args.batch;  // per rank
       nlohmann::json record = {
           {"benchmark", "train"}, {"arch", args.arch}, {"images_per_rank", args.batch},
           {"ranks", mpi.world_size()}, {"global_batch", global}, {"precision", args.precision},
           {"device", device.str()}, {"data", data}, {"view_forward", view_forward},
-          {"image_shape", {channels, size, size}}, {"steps", args.steps},
+          {"image_shape", {source.channels, source.size, source.size}}, {"steps", args.steps},
           {"images_per_s", global / step_s}, {"step_ms", 1000 * step_s},
-          {"gmac_per_view", static_cast<double>(macs_per_view) / 1e9},
+          {"gmac_per_view", static_cast<double>(macs) / 1e9},
           {"model_tflops_per_rank", flops_per_step / step_s / 1e12},
-          {"peak_memory_mib", peak_memory_mib(device)}, {"skipped_steps", skipped}};
-      for (const auto& [phase, seconds] : split) record["split_ms"][phase] = 1000 * seconds / args.steps;
+          {"peak_memory_mib", peak_memory_mib(device)}, {"skipped_steps", m.skipped}};
+      for (const auto& [phase, seconds] : m.split) record["split_ms"][phase] = 1000 * seconds / args.steps;
       record["mfu"] = peak_tflops > 0 ? nlohmann::json(flops_per_step / step_s / 1e12 / peak_tflops) : nlohmann::json();
       if (peak_tflops > 0) record["peak_tflops"] = peak_tflops;
-      if (rank0) std::cout << record.dump() << std::endl;
+      if (mpi.rank() == 0) std::cout << record.dump() << std::endl;
     }
   }
   return 0;

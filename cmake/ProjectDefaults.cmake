@@ -31,8 +31,7 @@ endif()
 # (HCL_WITH_CUDA, as the CMake variable; dist/ picks its backend files in CMake, not with #ifdef).
 add_compile_definitions(OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1 BOOST_LOG_DYN_LINK=1)
 if(HCL_WITH_CUDA)
-  # HCL_WITH_NCCL is the old name, still read by train/step.cpp only; remove it with that #ifndef.
-  add_compile_definitions(HCL_WITH_CUDA=1 HCL_WITH_NCCL=1)
+  add_compile_definitions(HCL_WITH_CUDA=1)
 endif()
 
 add_library(hcl_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch.cpp)

@@ -1,14 +1,10 @@
-// One data-parallel training step's computation: the two views through the model, the global-batch
-// objective, and backward. The trainer and the equivalence tests both run exactly this.
+// Helpers of the training step: the view-forward mode, and the device (synchronisation, fast math,
+// peak memory). The step itself is train::TrainStep (train/train_step.h).
 #pragma once
 
 #include <torch/torch.h>
 
 #include <string>
-
-#include "dist/communicator.h"
-#include "loss/objective.h"
-#include "model/contrastive_model.h"
 
 namespace hcl::train {
 
@@ -17,20 +13,6 @@ namespace hcl::train {
 enum class ViewForward { PerView, Joint };
 ViewForward parse_view_forward(const std::string& name);  // "per-view" or "joint"
 const char* to_string(ViewForward mode);
-
-struct StepOutput {
-  torch::Tensor loss;  // this rank's loss (detached), before loss_scale
-  loss::ObjectiveStats stats;
-  double forward_seconds = 0, objective_seconds = 0, backward_seconds = 0;
-};
-
-// Forward both views, the global objective over `comm`, then backward of loss * loss_scale
-// (1/k for k accumulated micro-batches). Collective. With `timed`, device work is synchronised
-// between phases so that the reported seconds are real (costs overlap: use only at log steps).
-StepOutput forward_backward(model::ContrastiveModel& model, dist::Communicator& comm,
-                            const torch::Tensor& view1, const torch::Tensor& view2, ViewForward mode,
-                            const loss::ObjectiveOptions& objective, double loss_scale = 1.0,
-                            bool timed = false);
 
 // Waits for queued device work (CUDA) so a host clock measures it; nothing on CPU.
 void synchronize_device(const torch::Device& device);

@@ -1,32 +1,26 @@
-// The training loop: data -> two views -> forward -> global objective -> backward -> bucketed
-// gradient averaging -> optimizer, with logging, metrics, checkpoints and kNN evaluation.
+// hcl-train's job: setup (device, communicators, datasets, the training step, resume), the loop
+// (one named call per line), and the evaluations and checkpoints it calls for. The step itself is
+// train::TrainStep; what is reported is train::ProgressReporter.
 #include "train/trainer.h"
 
-#include <unistd.h>
-
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iomanip>
-#include <optional>
+#include <memory>
 
 #include "core/check.h"
 #include "core/log.h"
-#include "core/torch_compat.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/prefetch.h"
-#include "dist/data_parallel.h"
-#include "dist/sync_batchnorm.h"
 #include "loss/beta_schedule.h"
 #include "train/checkpoint.h"
 #include "train/fault_injection.h"
 #include "train/knn.h"
 #include "train/optim.h"
-#include "train/step.h"
-#include "train/step_guard.h"
+#include "train/progress.h"
+#include "train/train_step.h"
 
 namespace hcl::train {
 namespace {
@@ -88,30 +82,287 @@ void agree_on_inputs(dist::Communicator& comm, const std::function<void()>& chec
   throw InputError(std::string(static_cast<const char*>(text.data_ptr()), text.numel()));
 }
 
-std::string format_duration(double seconds) {
-  const auto s = static_cast<int64_t>(seconds);
-  std::ostringstream out;
-  if (s >= 3600) out << s / 3600 << "h";
-  out << std::setw(s >= 3600 ? 2 : 1) << std::setfill('0') << (s % 3600) / 60 << "m" << std::setw(2)
-      << std::setfill('0') << s % 60 << "s";
-  return out.str();
+// ---- Setup: everything before the first step. ----
+
+// This rank's device, with the thread count and fast math set.
+torch::Device prepare_device(const TrainConfig& config, const dist::Topology& topology) {
+  const torch::Device device = choose_device(config.device, topology.local_rank);
+  HCL_REQUIRE(config.precision != "bf16" || device.is_cuda(), "--precision bf16 needs a CUDA device");
+  if (config.threads > 0) torch::set_num_threads(static_cast<int>(config.threads));
+  configure_fast_math(device);
+  return device;
 }
 
-// Resident memory of this process (MiB), from /proc/self/statm; 0 where that is unavailable.
-double resident_mib() {
-  std::ifstream statm("/proc/self/statm");
-  int64_t size = 0, resident = 0;
-  if (!(statm >> size >> resident)) return 0;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
+// The step's communicators over MPI_COMM_WORLD, once every rank is known to run the same
+// configuration. Collective.
+StepCommunicators open_communicators(const TrainConfig& config, const torch::Device& device) {
+  dist::CommunicatorOptions options;
+  options.backend = dist::parse_backend_choice(config.backend);
+  options.timeout = std::chrono::seconds(config.collective_timeout);
+  StepCommunicators communicators(MPI_COMM_WORLD, options);
+  check_same_config(communicators.checked, config);
+  communicators.checked.log_startup(device);
+  HCL_LOG(info) << "configuration: " << config.to_json().dump();
+  return communicators;
 }
 
-struct StepTimes {
-  double data = 0, forward = 0, objective = 0, backward = 0, sync = 0, optimizer = 0;
-  void add(const StepTimes& o) {
-    data += o.data, forward += o.forward, objective += o.objective, backward += o.backward,
-        sync += o.sync, optimizer += o.optimizer;
-  }
+struct Datasets {
+  data::Dataset train, test;
+  data::Dataset labeled_train;  // loaded only when pretraining on another split
+  // The kNN memory bank needs labels: the labeled train split when pretraining on another one.
+  const data::Dataset& bank() const { return labeled_train.images.defined() ? labeled_train : train; }
 };
+
+// The datasets, with every input that bad options can break (HCL_FAULT, the batch size, the resume
+// checkpoint) checked on every rank; a problem anywhere throws InputError on every rank alike.
+// Nothing has been written yet. Collective.
+Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config) {
+  Datasets d;
+  const int world = comm.world_size();
+  const int64_t global_batch = config.batch_size * world;
+  agree_on_inputs(comm, [&] {
+    fault_plan();  // a malformed HCL_FAULT is bad input too
+    d.train = data::load_dataset(config.dataset, config.data_dir, config.train_split);
+    d.test = data::load_dataset(config.dataset, config.data_dir, "test");
+    if (config.train_split != "train") d.labeled_train = data::load_dataset(config.dataset, config.data_dir, "train");
+    HCL_REQUIRE(world <= d.train.size(), "the job has ", world, " ranks but the dataset has only ",
+                d.train.size(), " images (every rank needs at least ", config.batch_size, ")");
+    HCL_REQUIRE(global_batch <= d.train.size(), "--batch-size: the global batch (", config.batch_size,
+                " per rank x ", world, " ranks = ", global_batch, ") exceeds the dataset (",
+                d.train.size(), " images)");
+    if (!config.resume.empty()) check_compatible(read_checkpoint_header(config.resume), config, config.resume);
+  });
+  check_same_dataset(comm, d.train);
+  return d;
+}
+
+void log_datasets(const TrainConfig& config, const Datasets& d) {
+  HCL_LOG(info) << "data: " << config.dataset << " " << config.train_split << " " << d.train.size()
+                << " images of " << d.train.channels() << "x" << d.train.height() << "x"
+                << d.train.width() << ", test " << d.test.size();
+}
+
+StepOptions step_options(const TrainConfig& config, const torch::Device& device) {
+  return StepOptions()
+      .accumulate(config.accumulate)
+      .view_forward(parse_view_forward(config.view_forward))
+      .bf16(config.precision == "bf16")
+      .finite_check(config.finite_check)
+      .max_skipped_steps(config.max_skipped_steps)
+      .sync_bn(config.sync_bn)
+      .bucket_bytes(config.bucket_mb << 20)
+      .overlap(device.is_cuda());  // CPU: buckets after backward
+}
+
+// LARS scales the base learning rate by global batch / 256 (SimCLR).
+OptimizerOptions optimizer_options(const TrainConfig& config, int world) {
+  const int64_t global_batch = config.batch_size * world;
+  const double lr = config.optimizer == "lars" ? config.lr * global_batch / 256.0 : config.lr;
+  return OptimizerOptions().name(config.optimizer).lr(lr).weight_decay(config.weight_decay).momentum(config.momentum);
+}
+
+void log_model(const TrainConfig& config, TrainStep& step) {
+  int64_t parameters = 0;
+  for (const auto& p : step.model()->parameters()) parameters += p.numel();
+  HCL_LOG(info) << "model: " << config.arch << " (" << config.stem << " stem), " << parameters
+                << " parameters, " << (config.sync_bn ? "SyncBatchNorm" : "per-rank BatchNorm") << ", "
+                << step.data_parallel().bucket_count() << " gradient bucket(s)";
+}
+
+// The position to start from: the checkpoint's (model and optimizer loaded), or the beginning.
+TrainPosition resume_if_asked(const TrainConfig& config, TrainStep& step) {
+  if (config.resume.empty()) return {};
+  const Checkpoint c = load_checkpoint(config.resume, *step.model(), &step.optimizer().torch_optimizer(), config);
+  step.data_parallel().verify_replicas();
+  HCL_LOG(info) << "resumed from " << config.resume << " at epoch " << c.position.epoch << ", step "
+                << c.position.step << " (" << c.position.global_step << " steps done)";
+  return c.position;
+}
+
+data::TwoViewAugmenter make_augmenter(const TrainConfig& config, const data::Dataset& train) {
+  const auto [mean, stddev] = data::dataset_normalization(config.dataset, train.channels());
+  return data::TwoViewAugmenter(data::AugmentOptions()
+                                    .output_size(train.height())
+                                    .scale_min(config.crop_scale_min)
+                                    .blur_p(config.blur_p)
+                                    .mean(mean)
+                                    .stddev(stddev),
+                                static_cast<uint64_t>(config.seed));
+}
+
+// Steps of the whole run: --epochs of the sampler's steps, or --max-steps if fewer.
+int64_t count_steps(const TrainConfig& config, int64_t steps_per_epoch) {
+  const int64_t steps = steps_per_epoch * config.epochs;
+  return config.max_steps > 0 ? std::min(steps, config.max_steps) : steps;
+}
+
+// ---- The loop, and what it calls for. ----
+
+struct Views {
+  torch::Tensor first, second;
+  double seconds = 0;  // loading and augmentation
+};
+
+// One run of the loop over the steps still to take, from the position resumed at.
+class Trainer {
+ public:
+  Trainer(const TrainConfig& config, const Datasets& datasets, TrainStep& step);
+  TrainSummary run();
+
+ private:
+  bool is_log_step(int64_t step) const;
+  Views next_views(data::BatchPrefetcher& prefetcher, bool timed) const;
+  loss::ObjectiveOptions objective(double beta, bool with_stats) const;
+  void advance_position();
+  double report(const StepResult& result, double lr, double beta);
+  bool is_due(int64_t every) const;
+  double evaluate(const char* when);
+  void save(const char* why);
+
+  const TrainConfig& config_;
+  const Datasets& datasets_;
+  TrainStep& step_;
+  const torch::Device device_;
+  const bool rank0_;
+  data::DistributedSampler sampler_;
+  const data::TwoViewAugmenter augmenter_;
+  const int64_t steps_per_epoch_, total_steps_, eval_every_, checkpoint_every_;
+  const double base_lr_;
+  const ScheduleOptions lr_schedule_;
+  const std::unique_ptr<loss::BetaSchedule> beta_schedule_;
+  const loss::ObjectiveOptions objective_base_;
+  const KnnOptions knn_;
+  TrainPosition position_;
+  ProgressReporter reporter_;
+};
+
+TrainSummary Trainer::run() {
+  TrainSummary summary;
+  const int64_t first_step = position_.global_step;
+  if (first_step == 0) summary.knn_top1_before = evaluate("before training");
+  step_.model()->train();
+  data::BatchPrefetcher prefetcher(datasets_.train, sampler_, device_.is_cuda());
+  reporter_.start();
+  while (position_.global_step < total_steps_) {
+    const int64_t step = position_.global_step + 1;  // 1-based, as the progress lines count
+    const bool log_step = is_log_step(step);
+    const bool timed = log_step || !device_.is_cuda();  // CUDA: no host synchronisation in between
+    const double beta = beta_schedule_->beta(position_.epoch);
+    const double lr = scheduled_lr(base_lr_, lr_schedule_, position_.global_step);
+    const Views views = next_views(prefetcher, timed);
+    const StepResult result = step_.run(views.first, views.second, objective(beta, log_step), lr, step, timed);
+    if (!result.applied) reporter_.skipped(position_, step, step_.guard());
+    advance_position();
+    reporter_.add(views.seconds, result.times);
+    if (log_step) summary.final_loss = report(result, lr, beta);
+    if (is_due(eval_every_)) evaluate("during training");
+    if (is_due(checkpoint_every_)) save("interval");
+  }
+  save("end of training");
+  summary.knn_top1_after = evaluate("after training");
+  summary.steps = position_.global_step - first_step;
+  return summary;
+}
+
+Trainer::Trainer(const TrainConfig& config, const Datasets& datasets, TrainStep& step)
+    : config_(config),
+      datasets_(datasets),
+      step_(step),
+      device_(step.device()),
+      rank0_(step.comm().rank() == 0),
+      sampler_(datasets.train.size(), config.batch_size, step.comm().rank(), step.comm().world_size(),
+               static_cast<uint64_t>(config.seed)),
+      augmenter_(make_augmenter(config, datasets.train)),
+      steps_per_epoch_(sampler_.steps_per_epoch()),
+      total_steps_(count_steps(config, steps_per_epoch_)),
+      eval_every_(static_cast<int64_t>(config.eval_interval * steps_per_epoch_)),
+      checkpoint_every_(static_cast<int64_t>(config.checkpoint_interval * steps_per_epoch_)),
+      base_lr_(step.optimizer().options().lr()),
+      lr_schedule_(ScheduleOptions()
+                       .name(config.lr_schedule)
+                       .warmup_steps(static_cast<int64_t>(config.warmup_epochs * steps_per_epoch_))
+                       .total_steps(total_steps_)),
+      beta_schedule_(loss::make_beta_schedule(config.beta_schedule, config.beta, config.epochs)),
+      objective_base_(loss::ObjectiveOptions()
+                          .estimator(loss::parse_estimator(config.estimator))
+                          .temperature(config.temperature)
+                          .tau_plus(config.tau_plus)
+                          .column_chunk(config.column_chunk)
+                          .check_values(false)),  // the step's finite check catches non-finite values
+      knn_(KnnOptions()
+               .k(config.knn_k)
+               .temperature(config.knn_temperature)
+               .bank_size(config.knn_bank_size)
+               .test_size(config.knn_test_size)
+               .seed(config.seed)),
+      position_(resume_if_asked(config, step)),
+      reporter_(step.comm(), std::filesystem::path(config.out) / "metrics.jsonl", sampler_.global_batch(),
+                total_steps_) {
+  if (rank0_) std::ofstream(std::filesystem::path(config.out) / "config.json") << config.to_json().dump(2) << "\n";
+}
+
+// Progress lines at every log_interval-th step and at the last.
+bool Trainer::is_log_step(int64_t step) const {
+  return step % config_.log_interval == 0 || step == total_steps_;
+}
+
+// This rank's images of the next step, on the device, and their two augmented views.
+Views Trainer::next_views(data::BatchPrefetcher& prefetcher, bool timed) const {
+  const auto start = clock_type::now();
+  const data::HostBatch batch = prefetcher.get(position_.epoch, position_.step);
+  const torch::Tensor images = batch.images.to(device_, /*non_blocking=*/true);
+  Views views{augmenter_.view(images, batch.indices, position_.epoch, 0),
+              augmenter_.view(images, batch.indices, position_.epoch, 1)};
+  if (timed) synchronize_device(device_);
+  views.seconds = seconds_since(start);
+  return views;
+}
+
+loss::ObjectiveOptions Trainer::objective(double beta, bool with_stats) const {
+  return loss::ObjectiveOptions(objective_base_).beta(beta).with_stats(with_stats);
+}
+
+// A skipped step still consumes its batch and its schedule slot.
+void Trainer::advance_position() {
+  ++position_.global_step;
+  if (++position_.step == steps_per_epoch_) position_.step = 0, ++position_.epoch;
+}
+
+// The progress record of the window ending at this step; returns its loss (averaged over ranks).
+double Trainer::report(const StepResult& result, double lr, double beta) {
+  const StepReport step{position_, result.loss, result.stats, lr, beta, step_.grad_norm().item<double>(),
+                        step_.guard().skipped()};
+  return reporter_.report(step).loss;
+}
+
+// Evaluations and checkpoints at multiples of their interval, except after the last step (the
+// end of training does both anyway).
+bool Trainer::is_due(int64_t every) const {
+  return position_.global_step != total_steps_ && every > 0 && position_.global_step % every == 0;
+}
+
+// kNN top-1 accuracy of the encoder's features; collective.
+double Trainer::evaluate(const char* when) {
+  const ProgressReporter::Pause pause(reporter_);
+  const auto start = clock_type::now();
+  const KnnResult r = knn_evaluate(step_.model(), step_.comm(), augmenter_, datasets_.bank(), datasets_.test,
+                                   knn_, device_);
+  step_.model()->train();
+  const double epochs_done = static_cast<double>(position_.global_step) / steps_per_epoch_;
+  reporter_.knn(when, position_, epochs_done, r, config_.knn_k, seconds_since(start));
+  return r.top1;
+}
+
+// Rank 0 writes the checkpoint; every rank waits for it. Collective.
+void Trainer::save(const char* why) {
+  const ProgressReporter::Pause pause(reporter_);
+  if (rank0_) {
+    const std::string path = (std::filesystem::path(config_.out) / "checkpoint.pt").string();
+    save_checkpoint(path, *step_.model(), &step_.optimizer().torch_optimizer(), position_, config_);
+    HCL_LOG(info) << "checkpoint (" << why << "): " << path << " at step " << position_.global_step;
+  }
+  step_.comm().barrier();
+}
 
 }  // namespace
 
@@ -137,293 +388,21 @@ model::ContrastiveModel build_model(const TrainConfig& config, const model::Norm
 
 TrainSummary run_training(const TrainConfig& config, const dist::Topology& topology,
                           const std::function<void()>& prepare_output) {
-  const torch::Device device = choose_device(config.device, topology.local_rank);
-  HCL_REQUIRE(config.precision != "bf16" || device.is_cuda(), "--precision bf16 needs a CUDA device");
-  if (config.threads > 0) torch::set_num_threads(static_cast<int>(config.threads));
-  configure_fast_math(device);
-
-  dist::CommunicatorOptions comm_options;
-  comm_options.backend = dist::parse_backend_choice(config.backend);
-  comm_options.timeout = std::chrono::seconds(config.collective_timeout);
-  dist::Communicator comm(MPI_COMM_WORLD, comm_options);
-  check_same_config(comm, config);
-  comm.log_startup(device);
-  // Gradient buckets and SyncBatchNorm issue identical shapes on every rank by construction: their
-  // own communicator skips the per-call shape check.
-  dist::CommunicatorOptions fast = comm_options;
-  fast.check_shapes = false;
-  dist::Communicator grad_comm(MPI_COMM_WORLD, fast);
-
-  const int world = comm.world_size();
-  const bool rank0 = comm.rank() == 0;
-  HCL_LOG(info) << "configuration: " << config.to_json().dump();
-
-  // Input: datasets, batch size, resume checkpoint. Nothing has been written yet.
-  data::Dataset train_set, test_set, labeled_train;
-  // The kNN memory bank needs labels: the labeled train split when pretraining on another one.
-  const bool labeled = config.train_split == "train";
-  const int64_t global_batch = config.batch_size * world;
-  agree_on_inputs(comm, [&] {
-    fault_plan();  // a malformed HCL_FAULT is bad input too
-    train_set = data::load_dataset(config.dataset, config.data_dir, config.train_split);
-    test_set = data::load_dataset(config.dataset, config.data_dir, "test");
-    if (!labeled) labeled_train = data::load_dataset(config.dataset, config.data_dir, "train");
-    HCL_REQUIRE(world <= train_set.size(), "the job has ", world, " ranks but the dataset has only ",
-                train_set.size(), " images (every rank needs at least ", config.batch_size, ")");
-    HCL_REQUIRE(global_batch <= train_set.size(), "--batch-size: the global batch (", config.batch_size,
-                " per rank x ", world, " ranks = ", global_batch, ") exceeds the dataset (",
-                train_set.size(), " images)");
-    if (!config.resume.empty()) check_compatible(read_checkpoint_header(config.resume), config, config.resume);
-  });
-  const data::Dataset& bank_set = labeled ? train_set : labeled_train;
-  check_same_dataset(comm, train_set);
-  prepare_output();
-  HCL_LOG(info) << "data: " << config.dataset << " " << config.train_split << " " << train_set.size()
-                << " images of " << train_set.channels() << "x" << train_set.height() << "x"
-                << train_set.width() << ", test " << test_set.size();
-  data::DistributedSampler sampler(train_set.size(), config.batch_size, comm.rank(), world,
-                                   static_cast<uint64_t>(config.seed));
-  const auto [mean, stddev] = data::dataset_normalization(config.dataset, train_set.channels());
-  const data::TwoViewAugmenter augmenter(data::AugmentOptions()
-                                             .output_size(train_set.height())
-                                             .scale_min(config.crop_scale_min)
-                                             .blur_p(config.blur_p)
-                                             .mean(mean)
-                                             .stddev(stddev),
-                                         static_cast<uint64_t>(config.seed));
-
-  // Model, replicated from rank 0.
-  model::NormFactory norm;
-  if (config.sync_bn) {
-    norm.norm2d = [&grad_comm](int64_t c) { return torch::nn::AnyModule(dist::SyncBatchNorm(c, grad_comm)); };
-    norm.norm1d = norm.norm2d;
-  }
-  torch::manual_seed(static_cast<uint64_t>(config.seed));
-  model::ContrastiveModel net = build_model(config, norm);
-  net->to(device);
-  if (device.is_cuda()) model::to_channels_last(*net);
-  dist::DataParallel dp(grad_comm, *net, dist::DataParallelOptions()
-                                               .bucket_bytes(config.bucket_mb << 20)
-                                               .overlap(device.is_cuda()));  // CPU: buckets after backward
-  dp.broadcast_from_root();
-  dp.verify_replicas();
-  int64_t parameters = 0;
-  for (const auto& p : net->parameters()) parameters += p.numel();
-  HCL_LOG(info) << "model: " << config.arch << " (" << config.stem << " stem), " << parameters
-                << " parameters, " << (config.sync_bn ? "SyncBatchNorm" : "per-rank BatchNorm") << ", "
-                << dp.bucket_count() << " gradient bucket(s)";
-
-  // Optimisation.
-  const double base_lr = config.optimizer == "lars" ? config.lr * global_batch / 256.0 : config.lr;
-  Optimizer optimizer(*net, OptimizerOptions()
-                                .name(config.optimizer)
-                                .lr(base_lr)
-                                .weight_decay(config.weight_decay)
-                                .momentum(config.momentum));
-  const int64_t steps_per_epoch = sampler.steps_per_epoch();
-  int64_t total_steps = steps_per_epoch * config.epochs;
-  if (config.max_steps > 0) total_steps = std::min(total_steps, config.max_steps);
-  const ScheduleOptions schedule = ScheduleOptions()
-                                       .name(config.lr_schedule)
-                                       .warmup_steps(static_cast<int64_t>(config.warmup_epochs * steps_per_epoch))
-                                       .total_steps(total_steps);
-  const auto beta_schedule = loss::make_beta_schedule(config.beta_schedule, config.beta, config.epochs);
-  const ViewForward view_mode = parse_view_forward(config.view_forward);
-
-  TrainPosition position;
-  if (!config.resume.empty()) {
-    const Checkpoint c = load_checkpoint(config.resume, *net, &optimizer.torch_optimizer(), config);
-    position = c.position;
-    dp.verify_replicas();
-    HCL_LOG(info) << "resumed from " << config.resume << " at epoch " << position.epoch << ", step "
-                  << position.step << " (" << position.global_step << " steps done)";
-  }
-
-  const std::filesystem::path out(config.out);
-  std::ofstream metrics;
-  if (rank0) {
-    std::ofstream(out / "config.json") << config.to_json().dump(2) << "\n";
-    metrics.open(out / "metrics.jsonl", std::ios::app);
-  }
-  auto write_metrics = [&](const nlohmann::json& record) {
-    if (rank0) metrics << record.dump() << std::endl;
+  const torch::Device device = prepare_device(config, topology);
+  StepCommunicators communicators = open_communicators(config, device);
+  const Datasets datasets = load_datasets(communicators.checked, config);
+  prepare_output();  // every rank's input is good: now the output folder
+  log_datasets(config, datasets);
+  const int world = communicators.checked.world_size();
+  const auto build = [&](const model::NormFactory& norm) {
+    torch::manual_seed(static_cast<uint64_t>(config.seed));  // rank 0's initialisation is broadcast
+    return build_model(config, norm);
   };
-
-  const KnnOptions knn = KnnOptions()
-                             .k(config.knn_k)
-                             .temperature(config.knn_temperature)
-                             .bank_size(config.knn_bank_size)
-                             .test_size(config.knn_test_size)
-                             .seed(config.seed);
-  double paused = 0;  // seconds of evaluation and checkpoints, kept out of the throughput
-  auto evaluate = [&](const char* when) {
-    const auto start = clock_type::now();
-    const KnnResult r = knn_evaluate(net, comm, augmenter, bank_set, test_set, knn, device);
-    net->train();
-    HCL_LOG(info) << "kNN (" << when << ", epoch " << position.epoch << ", step " << position.global_step
-                  << "): top-1 " << std::fixed << std::setprecision(2) << 100 * r.top1 << "%, top-5 "
-                  << 100 * r.top5 << "% (k " << config.knn_k << ", bank " << r.bank << ", test " << r.test
-                  << ", " << std::setprecision(1) << seconds_since(start) << " s)";
-    write_metrics({{"type", "knn"}, {"when", when}, {"epoch", position.epoch},
-                   {"step", position.global_step},
-                   {"epochs_done", static_cast<double>(position.global_step) / steps_per_epoch},
-                   {"top1", r.top1}, {"top5", r.top5}});
-    paused += seconds_since(start);
-    return r.top1;
-  };
-
-  TrainSummary summary;
-  if (position.global_step == 0) summary.knn_top1_before = evaluate("before training");
-  paused = 0;
-
-  auto save = [&](const char* why) {
-    const auto start = clock_type::now();
-    if (rank0) {
-      const std::string path = (out / "checkpoint.pt").string();
-      save_checkpoint(path, *net, &optimizer.torch_optimizer(), position, config);
-      HCL_LOG(info) << "checkpoint (" << why << "): " << path << " at step " << position.global_step;
-    }
-    comm.barrier();
-    paused += seconds_since(start);
-  };
-
-  // The loop.
-  net->train();
-  data::BatchPrefetcher prefetcher(train_set, sampler, device.is_cuda());
-  const loss::ObjectiveOptions objective_base = loss::ObjectiveOptions()
-                                                    .estimator(loss::parse_estimator(config.estimator))
-                                                    .temperature(config.temperature)
-                                                    .tau_plus(config.tau_plus)
-                                                    .column_chunk(config.column_chunk)
-                                                    .check_values(false);  // StepGuard catches non-finite values
-  const int64_t micro = config.batch_size / config.accumulate;
-  StepGuard guard(*net, config.max_skipped_steps);
-  const FaultPlan& fault = fault_plan();
-  StepTimes window;
-  int64_t window_steps = 0;
-  auto window_start = clock_type::now();
-  const auto run_start = clock_type::now();
-  const int64_t first_step = position.global_step;
-  const int64_t eval_every = static_cast<int64_t>(config.eval_interval * steps_per_epoch);
-  const int64_t checkpoint_every = static_cast<int64_t>(config.checkpoint_interval * steps_per_epoch);
-  double last_loss = 0;
-
-  while (position.global_step < total_steps) {
-    const bool log_step = (position.global_step + 1) % config.log_interval == 0 ||
-                          position.global_step + 1 == total_steps;
-    const bool timed = log_step || !device.is_cuda();
-    StepTimes t;
-    auto mark = clock_type::now();
-    auto lap = [&](double& slot) {
-      if (timed) synchronize_device(device);
-      const auto now = clock_type::now();
-      slot += std::chrono::duration<double>(now - mark).count();
-      mark = now;
-    };
-
-    const int64_t step_number = position.global_step + 1;  // 1-based, as the progress lines count
-    if (fault.at(FaultPlan::Kind::Throw, step_number, comm.rank()))
-      throw Error(detail::concat("injected fault (HCL_FAULT) at step ", step_number, " on rank ", comm.rank()));
-    const double beta = beta_schedule->beta(position.epoch);
-    const loss::ObjectiveOptions objective = loss::ObjectiveOptions(objective_base).beta(beta).with_stats(log_step);
-    const data::HostBatch batch = prefetcher.get(position.epoch, position.step);
-    const torch::Tensor images = batch.images.to(device, /*non_blocking=*/true);
-    const torch::Tensor view1 = augmenter.view(images, batch.indices, position.epoch, 0);
-    const torch::Tensor view2 = augmenter.view(images, batch.indices, position.epoch, 1);
-    lap(t.data);
-
-    optimizer.zero_grad();
-    if (config.finite_check) guard.before_forward();
-    // The fault tests' non-finite gradients: this rank's loss scaled by NaN.
-    const double loss_scale = fault.at(FaultPlan::Kind::NanGrad, step_number, comm.rank())
-                                  ? std::nan("")
-                                  : 1.0 / static_cast<double>(config.accumulate);
-    torch::Tensor step_loss;
-    loss::ObjectiveStats stats;
-    for (int64_t m = 0; m < config.accumulate; ++m) {
-      dp.begin(/*sync=*/m + 1 == config.accumulate);
-      const torch::Tensor v1 = view1.narrow(0, m * micro, micro), v2 = view2.narrow(0, m * micro, micro);
-      std::optional<compat::CudaBf16Autocast> autocast;
-      if (config.precision == "bf16") autocast.emplace();
-      const StepOutput out =
-          forward_backward(net, comm, v1, v2, view_mode, objective, loss_scale, timed);
-      t.forward += out.forward_seconds;
-      t.objective += out.objective_seconds;
-      t.backward += out.backward_seconds;
-      step_loss = step_loss.defined() ? step_loss + out.loss / config.accumulate : out.loss / config.accumulate;
-      if (m == 0) stats = out.stats;
-    }
-    mark = clock_type::now();
-    dp.finish();
-    lap(t.sync);
-    // Every rank takes the same decision; a skipped step still consumes its batch and schedule slot.
-    if (!config.finite_check || guard.check(grad_comm, step_loss, step_number)) {
-      optimizer.set_lr(scheduled_lr(base_lr, schedule, position.global_step));
-      optimizer.step();
-    } else {
-      write_metrics({{"type", "skipped"}, {"epoch", position.epoch}, {"step", step_number},
-                     {"consecutive", guard.consecutive()}, {"skipped_steps", guard.skipped()}});
-    }
-    lap(t.optimizer);
-
-    ++position.global_step;
-    if (++position.step == steps_per_epoch) position.step = 0, ++position.epoch;
-    window.add(t);
-    ++window_steps;
-
-    if (log_step) {
-      // Loss and statistics averaged over ranks (one all-reduce); times are rank 0's.
-      torch::Tensor values = torch::stack({step_loss.to(torch::kFloat), stats.positive_similarity,
-                                           stats.negative_similarity, stats.floor_fraction,
-                                           stats.effective_negatives}).to(torch::kDouble);
-      comm.all_reduce(values, dist::ReduceOp::Avg);
-      torch::Tensor rss = torch::tensor({resident_mib()}, torch::kDouble);  // largest over ranks
-      comm.all_reduce(rss, dist::ReduceOp::Max);
-      const auto v = values.cpu();
-      const double grad_norm =
-          (config.finite_check ? guard.grad_norm() : gradient_norm(net->parameters())).item<double>();
-      const double rss_mib = rss.item<double>();
-      last_loss = v[0].item<double>();
-      const double elapsed = seconds_since(window_start) - paused;
-      const double images_per_s = window_steps * global_batch / elapsed;
-      const double per_step = elapsed / window_steps;
-      const double eta = per_step * (total_steps - position.global_step);
-      const double lr = scheduled_lr(base_lr, schedule, position.global_step - 1);
-      auto share = [&](double x) { return x / window_steps * 1000; };
-      HCL_LOG(info) << "epoch " << position.epoch << " step " << position.global_step << "/" << total_steps
-                    << std::fixed << std::setprecision(4) << " loss " << last_loss << std::setprecision(6)
-                    << " lr " << lr << std::setprecision(3) << " beta " << beta << " pos " << v[1].item<double>()
-                    << " neg " << v[2].item<double>() << " floor " << v[3].item<double>() << " ess "
-                    << v[4].item<double>() << " gnorm " << grad_norm << std::setprecision(1) << " | "
-                    << images_per_s
-                    << " img/s | ms/step data " << share(window.data) << " fwd " << share(window.forward)
-                    << " obj " << share(window.objective) << " bwd " << share(window.backward) << " sync "
-                    << share(window.sync) << " opt " << share(window.optimizer) << " | rss "
-                    << std::setprecision(0) << rss_mib << " MiB | ETA " << format_duration(eta);
-      write_metrics({{"type", "train"}, {"epoch", position.epoch}, {"step", position.global_step},
-                     {"loss", last_loss}, {"lr", lr}, {"beta", beta},
-                     {"positive_similarity", v[1].item<double>()}, {"negative_similarity", v[2].item<double>()},
-                     {"floor_fraction", v[3].item<double>()}, {"effective_negatives", v[4].item<double>()},
-                     {"grad_norm", grad_norm}, {"skipped_steps", guard.skipped()},
-                     {"images_per_s", images_per_s}, {"global_batch", global_batch},
-                     {"step_ms", {{"data", share(window.data)}, {"forward", share(window.forward)},
-                                  {"objective", share(window.objective)}, {"backward", share(window.backward)},
-                                  {"sync", share(window.sync)}, {"optimizer", share(window.optimizer)}}},
-                     {"rss_mib", rss_mib}, {"eta_s", eta}, {"elapsed_s", seconds_since(run_start)}});
-      window = StepTimes();
-      window_steps = 0;
-      window_start = clock_type::now();
-      paused = 0;
-    }
-    const bool last = position.global_step == total_steps;
-    if (!last && eval_every > 0 && position.global_step % eval_every == 0) evaluate("during training");
-    if (!last && checkpoint_every > 0 && position.global_step % checkpoint_every == 0) save("interval");
-  }
-  save("end of training");
-  summary.knn_top1_after = evaluate("after training");
-  summary.final_loss = last_loss;
-  summary.steps = position.global_step - first_step;
-  return summary;
+  TrainStep step(std::move(communicators), build, step_options(config, device), optimizer_options(config, world),
+                 device);
+  log_model(config, step);
+  Trainer trainer(config, datasets, step);
+  return trainer.run();
 }
 
 }  // namespace hcl::train

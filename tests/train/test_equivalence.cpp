@@ -2,15 +2,18 @@
 // W*B images (different images on each rank): the same loss, the same gradients and, after K = 5
 // optimizer steps, the same parameters, with SGD without and with momentum and with Adam, with
 // SyncBatchNorm, for the hard, debiased and easy objectives, both view-forward modes, and both ways
-// of running the gradient buckets. Per-rank BatchNorm is shown to differ.
+// of running the gradient buckets. Per-rank BatchNorm is shown to differ. Both sides run the
+// trainer's own step (train::TrainStep), so gradient accumulation (k micro-batches on both sides)
+// and the finite-step guard (a step poisoned on one rank is skipped by all, as if it had never been
+// taken) are covered too.
 #include <gtest/gtest.h>
 
-#include "dist/data_parallel.h"
-#include "dist/sync_batchnorm.h"
+#include <cmath>
+#include <limits>
+
 #include "tests/support/golden.h"
 #include "tests/support/mpi_world.h"
-#include "train/optim.h"
-#include "train/step.h"
+#include "train/train_step.h"
 
 namespace hcl::train {
 namespace {
@@ -25,12 +28,17 @@ struct Config {
   ViewForward mode = ViewForward::PerView;
   bool sync_bn = true;
   bool overlap = true;
+  int64_t accumulate = 1;
+  int64_t poisoned_step = -1;  // W ranks: NaN in the last rank's first image at this step
+  int64_t dropped_step = -1;   // one process: this step is not taken at all
 };
 
 struct Trace {
-  std::vector<double> losses;
+  std::vector<double> losses;              // every step (NaN where skipped or not taken)
+  std::vector<bool> applied;               // whether the optimizer stepped
   std::vector<torch::Tensor> first_grads;  // step 0, every parameter
   std::vector<torch::Tensor> params;       // after kSteps
+  std::vector<torch::Tensor> buffers;      // after kSteps (BatchNorm running statistics)
 };
 
 // The global batches of every step: (kSteps, W*B, 1, 8, 8) for each view, the same on all ranks.
@@ -40,55 +48,75 @@ std::pair<torch::Tensor, torch::Tensor> global_views(int world) {
           torch::randn({kSteps, world * kPerRank, 1, 8, 8}, torch::kDouble)};
 }
 
-Trace train(dist::Communicator& comm, const Config& s, int world) {
+// This process's images of one step's global batch (W*B images). Rank r takes block r of B images,
+// and its micro-batch m is the m-th slice of B/k images of that block. One process standing in for
+// W ranks takes all of them in micro-batch-major order, so that its micro-batch m holds exactly the
+// images of the ranks' micro-batches m (each micro-batch is its own global objective).
+torch::Tensor local_images(const torch::Tensor& global, const dist::Communicator& comm, int world, int64_t k) {
+  const int64_t b = global.size(0) / world;
+  if (comm.world_size() == world) return global.narrow(0, comm.rank() * b, b);
+  std::vector<int64_t> blocks = {world, k, b / k};
+  for (int64_t d = 1; d < global.dim(); ++d) blocks.push_back(global.size(d));
+  return global.reshape(blocks).transpose(0, 1).reshape(global.sizes());
+}
+
+Trace train(MPI_Comm ranks, const Config& s, int world) {
   const auto [view1, view2] = global_views(world);
-  const int64_t b = view1.size(1) / comm.world_size();
-  model::NormFactory norm;
-  if (s.sync_bn) {
-    norm.norm2d = [&comm](int64_t c) { return torch::nn::AnyModule(dist::SyncBatchNorm(c, comm)); };
-    norm.norm1d = norm.norm2d;
-  }
-  torch::manual_seed(99);  // identical initialisation in both runs
-  model::ContrastiveModel net(model::ModelOptions()
-                                  .encoder(model::EncoderOptions().arch("small").in_channels(1).norm(norm))
-                                  .head_hidden(32)
-                                  .projection_dim(16));
-  net->to(s.dtype);
-  dist::DataParallel dp(comm, *net, dist::DataParallelOptions().bucket_bytes(4096).overlap(s.overlap));
-  dp.broadcast_from_root();
-  dp.verify_replicas();
-  Optimizer opt(*net, OptimizerOptions().name(s.optimizer).lr(s.optimizer == "adam" ? 1e-3 : 0.05)
-                          .momentum(s.momentum).weight_decay(1e-4));
+  const double lr = s.optimizer == "adam" ? 1e-3 : 0.05;
+  const auto build = [&](const model::NormFactory& norm) {
+    torch::manual_seed(99);  // identical initialisation in both runs
+    model::ContrastiveModel net(model::ModelOptions()
+                                    .encoder(model::EncoderOptions().arch("small").in_channels(1).norm(norm))
+                                    .head_hidden(32)
+                                    .projection_dim(16));
+    net->to(s.dtype);
+    return net;
+  };
+  TrainStep step(StepCommunicators(ranks), build,
+                 StepOptions().accumulate(s.accumulate).view_forward(s.mode).sync_bn(s.sync_bn)
+                     .bucket_bytes(4096).overlap(s.overlap),
+                 OptimizerOptions().name(s.optimizer).lr(lr).momentum(s.momentum).weight_decay(1e-4),
+                 torch::kCPU);
   Trace trace;
-  for (int64_t step = 0; step < kSteps; ++step) {
-    const torch::Tensor v1 = view1[step].narrow(0, comm.rank() * b, b).to(s.dtype);
-    const torch::Tensor v2 = view2[step].narrow(0, comm.rank() * b, b).to(s.dtype);
-    opt.zero_grad();
-    dp.begin(true);
-    const StepOutput out = forward_backward(net, comm, v1, v2, s.mode, s.objective);
-    dp.finish();
+  step.set_gradient_observer([&] {
+    if (trace.first_grads.empty())
+      for (const auto& p : step.model()->parameters()) trace.first_grads.push_back(p.grad().clone());
+  });
+  dist::Communicator& comm = step.comm();
+  for (int64_t k = 0; k < kSteps; ++k) {
+    if (k == s.dropped_step) {
+      trace.losses.push_back(std::numeric_limits<double>::quiet_NaN());
+      trace.applied.push_back(false);
+      continue;
+    }
+    const torch::Tensor v1 = local_images(view1[k], comm, world, s.accumulate).to(s.dtype);
+    const torch::Tensor v2 = local_images(view2[k], comm, world, s.accumulate).to(s.dtype);
+    if (k == s.poisoned_step && comm.rank() == comm.world_size() - 1) v1[0].fill_(std::nan(""));
+    const StepResult out = step.run(v1, v2, s.objective, lr, k + 1);
     torch::Tensor loss = out.loss.reshape({1}).to(torch::kDouble);
     comm.all_reduce(loss, dist::ReduceOp::Avg);
     trace.losses.push_back(loss.item<double>());
-    if (step == 0)
-      for (const auto& p : net->parameters()) trace.first_grads.push_back(p.grad().clone());
-    opt.step();
+    trace.applied.push_back(out.applied);
   }
-  for (const auto& p : net->parameters()) trace.params.push_back(p.detach().clone());
+  for (const auto& p : step.model()->parameters()) trace.params.push_back(p.detach().clone());
+  for (const auto& b : step.model()->buffers()) trace.buffers.push_back(b.detach().clone());
   return trace;
 }
 
 void expect_equivalent(const Config& s) {
   const int world = test::world_size();
-  dist::Communicator everyone;                  // W ranks x B images
-  dist::Communicator alone(MPI_COMM_SELF);      // 1 process x W*B images
-  const Trace many = train(everyone, s, world);
-  const Trace one = train(alone, s, world);
+  const Trace many = train(MPI_COMM_WORLD, s, world);  // W ranks x B images
+  const Trace one = train(MPI_COMM_SELF, s, world);    // 1 process x W*B images
   const bool wide = s.dtype == torch::kDouble;
   const double rtol = wide ? 1e-9 : 1e-4, atol = wide ? 1e-13 : 1e-6;
-  for (int64_t k = 0; k < kSteps; ++k)
+  for (int64_t k = 0; k < kSteps; ++k) {
+    EXPECT_TRUE(many.applied[k] && one.applied[k]) << "step " << k << " skipped";
     EXPECT_TRUE(test::close(torch::tensor(many.losses[k], torch::kDouble), torch::tensor(one.losses[k], torch::kDouble), rtol))
         << "loss at step " << k;
+  }
+  ASSERT_EQ(many.params.size(), one.params.size());
+  ASSERT_EQ(many.first_grads.size(), many.params.size());
+  ASSERT_EQ(one.first_grads.size(), one.params.size());
   for (size_t i = 0; i < many.params.size(); ++i) {
     EXPECT_TRUE(test::close(many.first_grads[i], one.first_grads[i], rtol, atol)) << "gradient " << i;
     // In float32, Adam moves an entry whose gradient is at rounding level by about +-lr either way
@@ -103,7 +131,7 @@ std::string describe(const Config& s) {
   return ::testing::PrintToString(s.optimizer) + " momentum " + std::to_string(s.momentum) + " " +
          loss::to_string(s.objective.estimator()) + " beta " + std::to_string(s.objective.beta()) +
          " " + to_string(s.mode) + (s.overlap ? " overlap" : " after-backward") + " " +
-         c10::toString(s.dtype);
+         c10::toString(s.dtype) + " accumulate " + std::to_string(s.accumulate);
 }
 
 const std::vector<loss::ObjectiveOptions> kObjectives = {
@@ -148,12 +176,54 @@ TEST(Equivalence, PerRankBatchNormDiffers) {
   if (world == 1) GTEST_SKIP() << "one rank: per-rank and synchronised BatchNorm coincide";
   Config s{"sgd", 0.0, kObjectives[0]};
   s.sync_bn = false;
-  dist::Communicator everyone;
-  dist::Communicator alone(MPI_COMM_SELF);
-  const Trace many = train(everyone, s, world);
-  const Trace one = train(alone, s, world);
+  const Trace many = train(MPI_COMM_WORLD, s, world);
+  const Trace one = train(MPI_COMM_SELF, s, world);
   EXPECT_GT(std::abs(many.losses[0] - one.losses[0]), 1e-6)
       << "per-rank BatchNorm normalises over B images, not W*B: the losses must differ";
+}
+
+// k = 2 micro-batches of B/2 images per rank train like one process with k = 2 micro-batches of
+// W*B/2 images (the same images in each): gradients summed over micro-batches, reduced once.
+TEST(Equivalence, AccumulateTwoMicroBatches) {
+  for (const char* optimizer : {"sgd", "adam"}) {
+    for (const ViewForward mode : {ViewForward::PerView, ViewForward::Joint}) {
+      Config s{optimizer, 0.0, kObjectives[0]};
+      s.mode = mode;
+      s.overlap = mode == ViewForward::PerView;
+      s.accumulate = 2;
+      SCOPED_TRACE(describe(s));
+      expect_equivalent(s);
+    }
+  }
+}
+
+// A NaN in one image of one rank at step 2: the finite check skips that step on every rank
+// (parameters, optimizer state and BatchNorm statistics untouched), so W ranks end exactly where
+// one process ends that never took step 2.
+TEST(Equivalence, StepSkippedByTheGuardIsAsIfNotTaken) {
+  const int world = test::world_size();
+  for (const char* optimizer : {"sgd", "adam"}) {
+    Config s{optimizer, 0.9, loss::ObjectiveOptions(kObjectives[0]).check_values(false)};
+    s.poisoned_step = 2;
+    s.dropped_step = 2;
+    SCOPED_TRACE(describe(s) + " step 2 skipped");
+    Config poisoned = s, dropped = s;
+    poisoned.dropped_step = -1;
+    dropped.poisoned_step = -1;
+    const Trace many = train(MPI_COMM_WORLD, poisoned, world);
+    const Trace one = train(MPI_COMM_SELF, dropped, world);
+    EXPECT_EQ(many.applied, (std::vector<bool>{true, true, false, true, true}));
+    EXPECT_TRUE(std::isnan(many.losses[2])) << "the poisoned step's loss";
+    for (int64_t k : {0, 1, 3, 4})
+      EXPECT_TRUE(test::close(torch::tensor(many.losses[k], torch::kDouble), torch::tensor(one.losses[k], torch::kDouble), 1e-9))
+          << "loss at step " << k;
+    for (size_t i = 0; i < many.params.size(); ++i)
+      EXPECT_TRUE(test::close(many.params[i], one.params[i], 1e-9, 1e-13)) << "parameter " << i << " after 5 steps";
+    ASSERT_EQ(many.buffers.size(), one.buffers.size());
+    for (size_t i = 0; i < many.buffers.size(); ++i)
+      EXPECT_TRUE(test::close(many.buffers[i].to(torch::kDouble), one.buffers[i].to(torch::kDouble), 1e-9, 1e-13))
+          << "buffer " << i << " after 5 steps";
+  }
 }
 
 }  // namespace

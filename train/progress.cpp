@@ -1,0 +1,159 @@
+// ProgressReporter: the window of step times, the one progress record and its two renderings
+// (log line, metrics.jsonl), and the skipped-step and kNN records.
+#include "train/progress.h"
+
+#include <unistd.h>
+
+#include <iomanip>
+#include <sstream>
+
+#include "core/log.h"
+
+namespace hcl::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<int64_t>(seconds);
+  std::ostringstream out;
+  if (s >= 3600) out << s / 3600 << "h";
+  out << std::setw(s >= 3600 ? 2 : 1) << std::setfill('0') << (s % 3600) / 60 << "m" << std::setw(2)
+      << std::setfill('0') << s % 60 << "s";
+  return out.str();
+}
+
+// Resident memory of this process (MiB), from /proc/self/statm; 0 where that is unavailable.
+double resident_mib() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+
+}  // namespace
+
+std::string ProgressRecord::line() const {
+  const PhaseTimes& ms = ms_per_step;
+  std::ostringstream out;
+  out << "epoch " << epoch << " step " << step << "/" << total_steps << std::fixed << std::setprecision(4)
+      << " loss " << loss << std::setprecision(6) << " lr " << lr << std::setprecision(3) << " beta " << beta
+      << " pos " << positive_similarity << " neg " << negative_similarity << " floor " << floor_fraction
+      << " ess " << effective_negatives << " gnorm " << grad_norm << std::setprecision(1) << " | "
+      << images_per_s << " img/s | ms/step data " << ms.data << " fwd " << ms.forward << " obj "
+      << ms.objective << " bwd " << ms.backward << " sync " << ms.sync << " opt " << ms.optimizer
+      << " | rss " << std::setprecision(0) << rss_mib << " MiB | ETA " << format_duration(eta_s);
+  return out.str();
+}
+
+nlohmann::json ProgressRecord::json() const {
+  const PhaseTimes& ms = ms_per_step;
+  return {{"type", "train"}, {"epoch", epoch}, {"step", step}, {"loss", loss}, {"lr", lr}, {"beta", beta},
+          {"positive_similarity", positive_similarity}, {"negative_similarity", negative_similarity},
+          {"floor_fraction", floor_fraction}, {"effective_negatives", effective_negatives},
+          {"grad_norm", grad_norm}, {"skipped_steps", skipped_steps}, {"images_per_s", images_per_s},
+          {"global_batch", global_batch},
+          {"step_ms", {{"data", ms.data}, {"forward", ms.forward}, {"objective", ms.objective},
+                       {"backward", ms.backward}, {"sync", ms.sync}, {"optimizer", ms.optimizer}}},
+          {"rss_mib", rss_mib}, {"eta_s", eta_s}, {"elapsed_s", elapsed_s}};
+}
+
+ProgressReporter::ProgressReporter(dist::Communicator& comm, const std::filesystem::path& metrics_path,
+                                   int64_t global_batch, int64_t total_steps)
+    : comm_(comm), global_batch_(global_batch), total_steps_(total_steps) {
+  if (comm_.rank() == 0) metrics_.open(metrics_path, std::ios::app);
+  start();
+}
+
+void ProgressReporter::start() {
+  run_start_ = window_start_ = Clock::now();
+  window_seconds_ = PhaseTimes();
+  window_steps_ = 0;
+  paused_seconds_ = 0;
+}
+
+void ProgressReporter::add(double data_seconds, const StepTimes& times) {
+  PhaseTimes& w = window_seconds_;
+  w.data += data_seconds;
+  w.forward += times.forward;
+  w.objective += times.objective;
+  w.backward += times.backward;
+  w.sync += times.sync;
+  w.optimizer += times.optimizer;
+  ++window_steps_;
+}
+
+ProgressReporter::Pause::Pause(ProgressReporter& reporter) : reporter_(reporter), start_(Clock::now()) {}
+
+ProgressReporter::Pause::~Pause() { reporter_.paused_seconds_ += seconds_since(start_); }
+
+PhaseTimes ProgressReporter::window_ms_per_step() const {
+  const auto ms = [&](double seconds) { return seconds / static_cast<double>(window_steps_) * 1000; };
+  const PhaseTimes& w = window_seconds_;
+  return {ms(w.data), ms(w.forward), ms(w.objective), ms(w.backward), ms(w.sync), ms(w.optimizer)};
+}
+
+ProgressRecord ProgressReporter::report(const StepReport& step) {
+  // Loss and statistics averaged over ranks (one all-reduce); resident memory the largest.
+  const loss::ObjectiveStats& s = step.stats;
+  torch::Tensor values = torch::stack({step.loss.to(torch::kFloat), s.positive_similarity, s.negative_similarity,
+                                       s.floor_fraction, s.effective_negatives}).to(torch::kDouble);
+  comm_.all_reduce(values, dist::ReduceOp::Avg);
+  torch::Tensor rss = torch::tensor({resident_mib()}, torch::kDouble);
+  comm_.all_reduce(rss, dist::ReduceOp::Max);
+  const auto v = values.cpu();
+
+  ProgressRecord r;
+  r.epoch = step.position.epoch;
+  r.step = step.position.global_step;
+  r.total_steps = total_steps_;
+  r.loss = v[0].item<double>();
+  r.lr = step.lr;
+  r.beta = step.beta;
+  r.positive_similarity = v[1].item<double>();
+  r.negative_similarity = v[2].item<double>();
+  r.floor_fraction = v[3].item<double>();
+  r.effective_negatives = v[4].item<double>();
+  r.grad_norm = step.grad_norm;
+  r.skipped_steps = step.skipped_steps;
+  const double elapsed = seconds_since(window_start_) - paused_seconds_;
+  r.images_per_s = static_cast<double>(window_steps_ * global_batch_) / elapsed;
+  r.global_batch = global_batch_;
+  r.ms_per_step = window_ms_per_step();
+  r.rss_mib = rss.item<double>();
+  r.eta_s = elapsed / static_cast<double>(window_steps_) * static_cast<double>(total_steps_ - r.step);
+  r.elapsed_s = seconds_since(run_start_);
+
+  HCL_LOG(info) << r.line();
+  write(r.json());
+  window_seconds_ = PhaseTimes();
+  window_steps_ = 0;
+  window_start_ = Clock::now();
+  paused_seconds_ = 0;
+  return r;
+}
+
+void ProgressReporter::skipped(const TrainPosition& position, int64_t step, const StepGuard& guard) {
+  write({{"type", "skipped"}, {"epoch", position.epoch}, {"step", step}, {"consecutive", guard.consecutive()},
+         {"skipped_steps", guard.skipped()}});
+}
+
+void ProgressReporter::knn(const char* when, const TrainPosition& position, double epochs_done,
+                           const KnnResult& result, int64_t k, double seconds) {
+  HCL_LOG(info) << "kNN (" << when << ", epoch " << position.epoch << ", step " << position.global_step
+                << "): top-1 " << std::fixed << std::setprecision(2) << 100 * result.top1 << "%, top-5 "
+                << 100 * result.top5 << "% (k " << k << ", bank " << result.bank << ", test " << result.test
+                << ", " << std::setprecision(1) << seconds << " s)";
+  write({{"type", "knn"}, {"when", when}, {"epoch", position.epoch}, {"step", position.global_step},
+         {"epochs_done", epochs_done}, {"top1", result.top1}, {"top5", result.top5}});
+}
+
+void ProgressReporter::write(const nlohmann::json& record) {
+  if (comm_.rank() == 0) metrics_ << record.dump() << std::endl;
+}
+
+}  // namespace hcl::train

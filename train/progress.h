@@ -1,0 +1,104 @@
+// What a run reports as it goes: every --log-interval steps one ProgressRecord, built once and
+// written both as the progress line (rank 0's log) and as a "train" record of metrics.jsonl; also
+// the "skipped" and "knn" records. Time spent in evaluation and checkpoints is kept out of the
+// throughput figures.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "dist/communicator.h"
+#include "train/checkpoint.h"
+#include "train/knn.h"
+#include "train/train_step.h"
+
+namespace hcl::train {
+
+// Time of each phase of a step (the unit is given where it is used).
+struct PhaseTimes {
+  double data = 0, forward = 0, objective = 0, backward = 0, sync = 0, optimizer = 0;
+};
+
+// One progress interval: the loss and statistics averaged over ranks, everything else rank 0's
+// (resident memory: the largest over ranks).
+struct ProgressRecord {
+  int64_t epoch = 0, step = 0, total_steps = 0;  // step: global steps done
+  double loss = 0, lr = 0, beta = 0;
+  double positive_similarity = 0, negative_similarity = 0, floor_fraction = 0, effective_negatives = 0;
+  double grad_norm = 0;
+  int64_t skipped_steps = 0;
+  double images_per_s = 0;
+  int64_t global_batch = 0;
+  PhaseTimes ms_per_step;  // milliseconds per step, averaged over the interval
+  double rss_mib = 0, eta_s = 0, elapsed_s = 0;
+
+  // "epoch 0 step 120/120 loss 5.1309 lr 0.001000 ... | rss 527 MiB | ETA 0m00s"
+  std::string line() const;
+  // The metrics.jsonl record ("type": "train").
+  nlohmann::json json() const;
+};
+
+// What one step contributes to its progress record.
+struct StepReport {
+  TrainPosition position;  // after the step
+  torch::Tensor loss;      // this rank's (StepResult::loss)
+  loss::ObjectiveStats stats;
+  double lr = 0, beta = 0;
+  double grad_norm = 0;
+  int64_t skipped_steps = 0;
+};
+
+class ProgressReporter {
+ public:
+  // Rank 0 appends records to `metrics_path`; the other ranks write nothing.
+  ProgressReporter(dist::Communicator& comm, const std::filesystem::path& metrics_path,
+                   int64_t global_batch, int64_t total_steps);
+
+  // Starts the run's clock and the first window (after the evaluation before training).
+  void start();
+  // Adds one step's phase times to the window.
+  void add(double data_seconds, const StepTimes& times);
+
+  // RAII: the time from construction to destruction (evaluation, checkpoints) is not counted in
+  // the window's throughput.
+  class Pause {
+   public:
+    explicit Pause(ProgressReporter& reporter);
+    ~Pause();
+    Pause(const Pause&) = delete;
+    Pause& operator=(const Pause&) = delete;
+
+   private:
+    ProgressReporter& reporter_;
+    std::chrono::steady_clock::time_point start_;
+  };
+
+  // Builds the record of the window that ends with this step, logs its line (rank 0), writes it,
+  // and starts a new window. Collective (two all-reduces: loss and statistics, resident memory).
+  ProgressRecord report(const StepReport& step);
+  // A step skipped by the finite check (position: before the step; step: 1-based).
+  void skipped(const TrainPosition& position, int64_t step, const StepGuard& guard);
+  // A kNN evaluation: its log line and record. `epochs_done` may be fractional.
+  void knn(const char* when, const TrainPosition& position, double epochs_done, const KnnResult& result,
+           int64_t k, double seconds);
+
+ private:
+  void write(const nlohmann::json& record);
+  PhaseTimes window_ms_per_step() const;
+
+  dist::Communicator& comm_;
+  std::ofstream metrics_;  // open on rank 0 only
+  int64_t global_batch_, total_steps_;
+  std::chrono::steady_clock::time_point run_start_, window_start_;
+  PhaseTimes window_seconds_;  // sums over the window
+  int64_t window_steps_ = 0;
+  double paused_seconds_ = 0;
+};
+
+}  // namespace hcl::train

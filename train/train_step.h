@@ -1,0 +1,118 @@
+// train::TrainStep: one data-parallel optimizer step, the only place that writes its sequence:
+//   zero gradients -> (finite check: remember the buffers) -> for each micro-batch: the two views
+//   through the model, the global-batch objective, backward (gradient buckets reduced on the last)
+//   -> wait for the buckets -> agreed finite check -> learning rate and optimizer step.
+// The trainer, the training benchmark and the equivalence tests all run their steps through it.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+
+#include "dist/communicator.h"
+#include "dist/data_parallel.h"
+#include "loss/objective.h"
+#include "model/contrastive_model.h"
+#include "train/optim.h"
+#include "train/step.h"
+#include "train/step_guard.h"
+
+namespace hcl::train {
+
+// The step's two communicators over the same ranks; this is the one place that knows there are two.
+//   checked:   per-call shape checks; the objective's gather, and the caller's own collectives.
+//   gradients: no per-call shape check. Gradient buckets, SyncBatchNorm and the finite-step
+//              decision issue tensors of one shape on every rank by construction.
+// Constructing is collective (two MPI_Comm_dup, in this order on every rank).
+struct StepCommunicators {
+  explicit StepCommunicators(MPI_Comm comm = MPI_COMM_WORLD, dist::CommunicatorOptions options = {});
+  dist::Communicator checked;
+  dist::Communicator gradients;
+};
+
+struct StepOptions {
+  // Micro-batches per step (divides the per-rank batch). Each micro-batch is its own global
+  // objective (N = 2 W B/k - 2); gradients are averaged over micro-batches and reduced once.
+  TORCH_ARG(int64_t, accumulate) = 1;
+  TORCH_ARG(ViewForward, view_forward) = ViewForward::PerView;
+  TORCH_ARG(bool, bf16) = false;  // bf16 autocast around forward and backward (CUDA only)
+  // Skip, on every rank together, a step whose loss or gradients are not finite on some rank.
+  TORCH_ARG(bool, finite_check) = true;
+  TORCH_ARG(int64_t, max_skipped_steps) = 10;  // in a row; then AgreedError
+  // Norm layers: SyncBatchNorm over the gradient communicator (W x B equals 1 x WB) or per-rank BN.
+  TORCH_ARG(bool, sync_bn) = true;
+  TORCH_ARG(int64_t, bucket_bytes) = 25 << 20;
+  // Reduce buckets from autograd hooks while backward runs (CUDA), or all after backward (CPU).
+  TORCH_ARG(bool, overlap) = false;
+};
+
+// Seconds of one step's phases (host clock; see TrainStep::run's `timed`).
+struct StepTimes {
+  double forward = 0, objective = 0, backward = 0, sync = 0, optimizer = 0;
+};
+
+struct StepResult {
+  torch::Tensor loss;          // this rank's loss, mean over micro-batches (0-d, detached)
+  loss::ObjectiveStats stats;  // of the first micro-batch (defined when the objective asked for them)
+  bool applied = false;        // false: skipped by the finite check on every rank
+  StepTimes times;
+};
+
+class TrainStep {
+ public:
+  // Builds the model with the given norm layers (called once, here; the builder seeds the
+  // initialisation and may change the dtype). Then the model goes to `device` (channels-last on
+  // CUDA), rank 0's parameters are broadcast to every rank, and the optimizer is made. Collective.
+  using ModelBuilder = std::function<model::ContrastiveModel(const model::NormFactory& norm)>;
+  TrainStep(StepCommunicators communicators, const ModelBuilder& build, StepOptions options,
+            const OptimizerOptions& optimizer, const torch::Device& device);
+  // The norm layers and the gradient buckets hold references into this object.
+  TrainStep(const TrainStep&) = delete;
+  TrainStep& operator=(const TrainStep&) = delete;
+
+  // One optimizer step on this rank's views (B images each). Collective: every rank calls run with
+  // the same B, objective options and step, and issues the same collectives in the same order
+  // (gather per micro-batch, buckets, the finite-check all-reduce). `lr` is used when the step is
+  // applied. `step` (1-based global step) names the step in messages and keys HCL_FAULT (throw,
+  // nan-grad). With `timed`, device work is waited for between phases so that the times are real
+  // (that costs overlap on CUDA: use it at log steps).
+  StepResult run(const torch::Tensor& view1, const torch::Tensor& view2,
+                 const loss::ObjectiveOptions& objective, double lr, int64_t step, bool timed = true);
+
+  // L2 norm of the last step's averaged gradients (a 0-d tensor; NaN after a non-finite step).
+  torch::Tensor grad_norm() const;
+  // Called after the gradients of an applied step are averaged, before the optimizer uses them
+  // (LARS rescales them in place): the tests read the gradients there.
+  void set_gradient_observer(std::function<void()> observer) { gradient_observer_ = std::move(observer); }
+
+  model::ContrastiveModel& model() { return model_; }
+  Optimizer& optimizer() { return optimizer_; }
+  dist::DataParallel& data_parallel() { return data_parallel_; }
+  const StepGuard& guard() const { return guard_; }
+  // For the caller's own collectives (shape-checked).
+  dist::Communicator& comm() { return communicators_.checked; }
+  const torch::Device& device() const { return device_; }
+  const StepOptions& options() const { return options_; }
+
+ private:
+  struct MicroBatch {
+    torch::Tensor loss;
+    loss::ObjectiveStats stats;
+  };
+  class PhaseClock;
+  MicroBatch forward_backward(const torch::Tensor& view1, const torch::Tensor& view2,
+                              const loss::ObjectiveOptions& objective, double loss_scale,
+                              PhaseClock& clock, StepTimes& times);
+  double loss_scale(int64_t step) const;
+
+  StepCommunicators communicators_;
+  StepOptions options_;
+  torch::Device device_;
+  model::ContrastiveModel model_;
+  dist::DataParallel data_parallel_;
+  Optimizer optimizer_;
+  StepGuard guard_;
+  std::function<void()> gradient_observer_;
+};
+
+}  // namespace hcl::train
