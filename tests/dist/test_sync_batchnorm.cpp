@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <iostream>
+#include <string>
 
 #include "dist/sync_batchnorm.h"
 
@@ -58,20 +59,36 @@ Collectives count_collectives(const std::function<void()>& fn) {
   return {allgathers.load(), allreduces.load(), reduce_scatters.load(), broadcasts.load()};
 }
 
-std::atomic<int64_t> aten_ops{0};
+std::atomic<int64_t> ops_called{0}, ops_all{0};
+thread_local int op_depth = 0;
 
-// ATen ops (every dispatcher call that RecordFunction sees, nested ones included) made by `fn`, on
-// any thread (CPU backward may run on the autograd engine's threads).
-int64_t count_aten_ops(const std::function<void()>& fn) {
-  aten_ops = 0;
+struct OpCount {
+  int64_t called = 0;  // the calls made by the code under test (depth 0)
+  int64_t all = 0;     // with the calls LibTorch makes inside those
+};
+
+// The autograd engine's own records (one around each backward node): not ops, and not a level.
+bool is_engine(const at::RecordFunction& f) { return std::string(f.name()).rfind("autograd::", 0) == 0; }
+
+// ATen ops made by `fn`, on any thread (backward may run on the autograd engine's threads).
+OpCount count_aten_ops(const std::function<void()>& fn) {
+  ops_called = ops_all = 0;
+  op_depth = 0;
   const at::CallbackHandle handle = at::addGlobalCallback(
-      at::RecordFunctionCallback([](const at::RecordFunction&) -> std::unique_ptr<at::ObserverContext> {
-        ++aten_ops;
-        return nullptr;
-      }).scopes({at::RecordScope::FUNCTION}));
+      at::RecordFunctionCallback(
+          [](const at::RecordFunction& f) -> std::unique_ptr<at::ObserverContext> {
+            if (is_engine(f)) return nullptr;
+            ++ops_all;
+            if (op_depth++ == 0) ++ops_called;
+            return nullptr;
+          },
+          [](const at::RecordFunction& f, at::ObserverContext*) {
+            if (!is_engine(f)) --op_depth;
+          })
+          .scopes({at::RecordScope::FUNCTION}));
   fn();
   at::removeCallback(handle);
-  return aten_ops.load();
+  return {ops_called.load(), ops_all.load()};
 }
 
 // At one rank (a communicator over MPI_COMM_SELF, whatever the world size): exactly BatchNorm2d, in
@@ -130,18 +147,17 @@ TEST(SyncBatchNorm, OneCollectivePerLayerInForwardAndInBackward) {
   SyncBatchNorm first(4, comm), second(4, comm);
   const torch::Tensor x = (torch::randn({3, 4, 6, 6}) * 3 + 1).requires_grad_(true);
   torch::Tensor loss;
-  int64_t forward_ops = 0;
+  OpCount forward_ops, backward_ops;
   const Collectives forward = count_collectives(
       [&] { forward_ops = count_aten_ops([&] { loss = second(torch::relu(first(x))).square().sum(); }); });
-  int64_t backward_ops = 0;
   const Collectives backward = count_collectives([&] { backward_ops = count_aten_ops([&] { loss.backward(); }); });
   const int layers = w > 1 ? 2 : 0;
   EXPECT_EQ(forward.allgathers, layers);
   EXPECT_EQ(forward.total(), layers);
   EXPECT_EQ(backward.allreduces, layers);
   EXPECT_EQ(backward.total(), layers);
-  // One layer's share, less the relu, square and sum around them (and their backward).
-  int64_t around_forward = 0, around_backward = 0;
+  // One layer's share: less the relu, square and sum around the two layers (and their backward).
+  OpCount around_forward, around_backward;
   {
     const torch::Tensor h = torch::randn({3, 4, 6, 6}, torch::requires_grad());
     torch::Tensor l;
@@ -149,9 +165,11 @@ TEST(SyncBatchNorm, OneCollectivePerLayerInForwardAndInBackward) {
     around_backward = count_aten_ops([&] { l.backward(); });
   }
   if (comm.rank() == 0)
-    std::cout << "SyncBatchNorm at " << w << " rank(s), CPU: about " << (forward_ops - around_forward) / 2
-              << " ATen ops per layer in forward, " << (backward_ops - around_backward) / 2
-              << " in backward\n";
+    std::cout << "SyncBatchNorm at " << w << " rank(s), CPU, ATen ops per layer (called; with nested): forward "
+              << (forward_ops.called - around_forward.called) / 2.0 << "; "
+              << (forward_ops.all - around_forward.all) / 2.0 << ", backward "
+              << (backward_ops.called - around_backward.called) / 2.0 << "; "
+              << (backward_ops.all - around_backward.all) / 2.0 << "\n";
 }
 
 }  // namespace
