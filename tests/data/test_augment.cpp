@@ -1,7 +1,16 @@
 // Tests of the batched two-view augmentation: keyed determinism, crop bounds, exact flips, jitter
 // bounds, grayscale, hue against torchvision's formulas, output shape, dtype, range and memory
-// format, the batched views() against the per-view calls, the prefetcher's parameters.
+// format, the batched views() against the per-view calls, the prefetcher's parameters, and what one
+// batch costs: the ATen ops of augmenting it (under a budget) and no host reads.
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <set>
+#include <string>
 
 #include "core/check.h"
 #include "data/augment.h"
@@ -208,6 +217,99 @@ TEST(Augment, PrefetcherDrawsTheViewParameters) {
   }
   BatchPrefetcher without(d, sampler, false);
   EXPECT_FALSE(without.get(0, 0).view_params.defined());
+}
+
+// The ATen ops that `fn` calls on this thread: `called` counts the calls made by the caller's code
+// (depth 0: not those LibTorch makes inside an op), `all` every call RecordFunction sees.
+struct OpCounts {
+  std::map<std::string, int64_t> called, all;
+  int64_t called_total() const { return sum(called); }
+  int64_t all_total() const { return sum(all); }
+  // Calls that launch work on a device: not views, shape changes, no-op conversions or allocations.
+  int64_t kernels() const {
+    static const std::set<std::string> free = {"aten::narrow", "aten::slice", "aten::as_strided", "aten::view",
+                                               "aten::permute", "aten::unsqueeze", "aten::squeeze", "aten::expand",
+                                               "aten::select", "aten::transpose", "aten::empty"};
+    int64_t n = 0;
+    for (const auto& entry : called) n += free.count(entry.first) ? 0 : entry.second;
+    return n;
+  }
+  static int64_t sum(const std::map<std::string, int64_t>& m) {
+    int64_t n = 0;
+    for (const auto& entry : m) n += entry.second;
+    return n;
+  }
+};
+
+thread_local OpCounts* active_counts = nullptr;
+thread_local int op_depth = 0;
+
+OpCounts count_ops(const std::function<void()>& fn) {
+  OpCounts result;
+  active_counts = &result;
+  op_depth = 0;
+  const at::CallbackHandle handle = at::addThreadLocalCallback(
+      at::RecordFunctionCallback(
+          [](const at::RecordFunction& f) -> std::unique_ptr<at::ObserverContext> {
+            if (active_counts == nullptr) return nullptr;
+            ++active_counts->all[f.name()];
+            if (op_depth++ == 0) ++active_counts->called[f.name()];
+            return nullptr;
+          },
+          [](const at::RecordFunction&, at::ObserverContext*) {
+            if (active_counts != nullptr) --op_depth;
+          })
+          .scopes({at::RecordScope::FUNCTION}));
+  fn();
+  at::removeCallback(handle);
+  active_counts = nullptr;
+  return result;
+}
+
+// Both views of a batch in a fixed number of ATen ops, whatever the batch size, and no host reads.
+// The budget is on the ops the augmentation calls (depth 0). LibTorch 1.13 records 70 for the
+// default options, 37 of which launch kernels: the upload (1), uint8 -> float (1), the grid (two
+// multiply-adds and a cat) and grid_sample (4), brightness (2), contrast (grey, mean, lerp, clamp:
+// 6), saturation (4), hue (16: max, min, two rolls, the hue and its rotation), grayscale (3), the
+// normalisation into the output (1); the other 33 are views of the packed parameters and shapes.
+// Blur adds 6 kernels (the per-plane taps, two reflection pads, two grouped convolutions) and
+// views: 83 and 43. The budgets leave about 20% headroom, so a new op or two passes, but a
+// per-image or per-view loop does not: the older path called 360 ops for the two views (418 with
+// blur), and its affine_grid ran one matrix product per image on a CPU (2,050 calls with LibTorch's
+// nested ones at 64 images, growing with the batch).
+TEST(Augment, OneBatchInAFixedBudgetOfOpsWithoutHostReads) {
+  for (bool blur : {false, true}) {
+    SCOPED_TRACE(blur ? "blur" : "no blur");
+    const TwoViewAugmenter aug(AugmentOptions().blur_p(blur ? 0.5 : 0.0), 1);
+    std::map<int64_t, OpCounts> by_batch;
+    for (int64_t n : {8, 64}) {
+      const Dataset d = make_synthetic(n, 3, 32, 4, 8);
+      const torch::Tensor idx = torch::arange(n, torch::kLong);
+      const torch::Tensor params = aug.sample_views(idx, 0, 3, 32, 32);
+      aug.apply_views(d.images, params);  // warm-up
+      const OpCounts counts =
+          count_ops([&] { aug.apply_views(d.images, params, torch::MemoryFormat::ChannelsLast); });
+      by_batch[n] = counts;
+      EXPECT_EQ(counts.all.count("aten::_local_scalar_dense"), 0u);
+      EXPECT_EQ(counts.all.count("aten::item"), 0u);
+      // Sampling on the host is no ATen work beyond allocating the tensor.
+      const OpCounts sampling = count_ops([&] { aug.sample_views(idx, 0, 3, 32, 32); });
+      EXPECT_LE(sampling.called_total(), 3);
+      EXPECT_EQ(sampling.all.count("aten::_local_scalar_dense"), 0u);
+      EXPECT_EQ(sampling.all.count("aten::item"), 0u);
+    }
+    EXPECT_EQ(by_batch[8].all_total(), by_batch[64].all_total()) << "ops must not grow with the batch";
+    const OpCounts& c = by_batch[64];
+    const int64_t budget = blur ? 100 : 85, kernel_budget = blur ? 58 : 48;
+    EXPECT_LE(c.called_total(), budget);
+    EXPECT_LE(c.kernels(), kernel_budget);
+    std::cout << "two-view augmentation of a batch (" << (blur ? "with" : "without") << " blur): "
+              << c.called_total() << " ATen ops called (budget " << budget << "), " << c.kernels()
+              << " of them kernels (budget " << kernel_budget << "), " << c.all_total()
+              << " with LibTorch's nested calls\n";
+    if (std::getenv("HCL_PRINT_OPS") != nullptr)
+      for (const auto& entry : c.called) std::cout << "  " << entry.first << " " << entry.second << "\n";
+  }
 }
 
 }  // namespace
