@@ -1,7 +1,12 @@
 // Benchmark of the batched two-view augmentation: augmented images per second (both views of each
 // image) for 32x32x3 batches of 512, on the CPU (and the GPU where one exists), against the time of
-// one ResNet-18 (CIFAR stem) training step at the same batch. Prints one JSON object.
+// one ResNet-18 (CIFAR stem) training step at the same batch, and the ATen ops of augmenting one
+// batch (both views: the batched views() and the older two view() calls; the ops it calls, and
+// with LibTorch's nested calls). Prints one JSON object.
 //   hcl-bench-augment [--batch 512] [--repeats 5] [--step-batch 512]
+#include <ATen/record_function.h>
+
+#include <atomic>
 #include <iostream>
 
 #include "bench/options.h"
@@ -13,6 +18,32 @@
 #include "train/step.h"
 
 namespace {
+
+std::atomic<int64_t> ops_called{0}, ops_all{0};
+thread_local int op_depth = 0;
+
+struct OpCount {
+  int64_t called = 0;  // ATen ops the augmentation calls (depth 0)
+  int64_t all = 0;     // with the ones LibTorch calls inside them
+};
+
+// The ATen ops that `work` makes on this thread, as RecordFunction sees them.
+OpCount aten_ops(const std::function<void()>& work) {
+  ops_called = ops_all = 0;
+  op_depth = 0;
+  const at::CallbackHandle handle = at::addThreadLocalCallback(
+      at::RecordFunctionCallback(
+          [](const at::RecordFunction&) -> std::unique_ptr<at::ObserverContext> {
+            ++ops_all;
+            if (op_depth++ == 0) ++ops_called;
+            return nullptr;
+          },
+          [](const at::RecordFunction&, at::ObserverContext*) { --op_depth; })
+          .scopes({at::RecordScope::FUNCTION}));
+  work();
+  at::removeCallback(handle);
+  return {ops_called.load(), ops_all.load()};
+}
 
 int bench(int argc, char** argv) {
   int64_t batch = 512, repeats = 5, step_batch = 512;
@@ -32,11 +63,16 @@ int bench(int argc, char** argv) {
     const torch::Tensor images = d.images.to(device);
     const torch::Tensor index = torch::arange(batch, torch::kLong);
     int64_t epoch = 0;
+    const auto format = device.is_cuda() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
     const double aug_seconds = hcl::bench::median_seconds([&] {
-      aug.view(images, index, epoch, 0);
-      aug.view(images, index, epoch++, 1);
+      aug.views(images, index, epoch++, format);
       hcl::train::synchronize_device(device);
     }, static_cast<int>(repeats));
+    const OpCount batched_ops = aten_ops([&] { aug.views(images, index, 0, format); });
+    const OpCount per_view_ops = aten_ops([&] {
+      aug.view(images, index, 0, 0);
+      aug.view(images, index, 0, 1);
+    });
 
     // One training step of ResNet-18 on two views of step_batch images (forward + backward).
     torch::manual_seed(0);
@@ -50,6 +86,9 @@ int bench(int argc, char** argv) {
     }, device.is_cuda() ? 5 : 1, device.is_cuda() ? 2 : 0);
     results.push_back({{"device", device.str()}, {"batch", batch},
                        {"augment_ms_per_batch", aug_seconds * 1e3},
+                       {"augment_ops_per_batch", batched_ops.called},
+                       {"augment_ops_per_batch_with_nested", batched_ops.all},
+                       {"augment_ops_per_batch_per_view_api", per_view_ops.called},
                        {"images_per_s", batch / aug_seconds},
                        {"resnet18_step_batch", step_batch},
                        {"resnet18_step_ms", step_seconds * 1e3},

@@ -1,6 +1,8 @@
-// Batched two-view augmentation: host-drawn per-image parameters, device-side tensor operations.
+// Batched two-view augmentation: host-drawn per-image parameters packed into one tensor, then one
+// batched pass of device-side tensor operations over every view of every image.
 #include "data/augment.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/check.h"
@@ -55,63 +57,6 @@ void resized_crop_box(KeyedStream& rng, const AugmentOptions& o, int64_t height,
   box[3] = h;
 }
 
-torch::Tensor grayscale(const torch::Tensor& rgb) {  // N x 3 x H x W -> N x 1 x H x W
-  return (rgb.select(1, 0) * 0.299 + rgb.select(1, 1) * 0.587 + rgb.select(1, 2) * 0.114).unsqueeze(1);
-}
-
-// Hue rotation through HSV (torchvision's formulas), per-image shift in [-0.5, 0.5].
-torch::Tensor shift_hue(const torch::Tensor& rgb, const torch::Tensor& shift) {
-  const torch::Tensor r = rgb.select(1, 0), g = rgb.select(1, 1), b = rgb.select(1, 2);
-  const torch::Tensor maxc = torch::max(torch::max(r, g), b), minc = torch::min(torch::min(r, g), b);
-  const torch::Tensor equal = maxc.eq(minc);
-  const torch::Tensor ones = torch::ones_like(maxc);
-  const torch::Tensor range = maxc - minc;
-  const torch::Tensor s = range / torch::where(equal, ones, maxc);
-  const torch::Tensor divisor = torch::where(equal, ones, range);
-  const torch::Tensor rc = (maxc - r) / divisor, gc = (maxc - g) / divisor, bc = (maxc - b) / divisor;
-  const torch::Tensor is_r = maxc.eq(r), is_g = maxc.eq(g).logical_and(is_r.logical_not());
-  const torch::Tensor is_b = is_r.logical_not().logical_and(maxc.ne(g));
-  torch::Tensor h = is_r * (bc - gc) + is_g * (2.0 + rc - bc) + is_b * (4.0 + gc - rc);
-  h = torch::fmod(h / 6.0 + 1.0, 1.0);
-  h = torch::remainder(h + shift.view({-1, 1, 1}), 1.0);
-  const torch::Tensor v = maxc;
-  const torch::Tensor i6 = torch::floor(h * 6.0);
-  const torch::Tensor f = h * 6.0 - i6;
-  const torch::Tensor i = torch::remainder(i6, 6.0).to(torch::kLong);
-  const torch::Tensor p = (v * (1.0 - s)).clamp(0.0, 1.0);
-  const torch::Tensor q = (v * (1.0 - s * f)).clamp(0.0, 1.0);
-  const torch::Tensor t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0);
-  const torch::Tensor sector = i.unsqueeze(1).eq(torch::arange(6, i.options()).view({1, 6, 1, 1}));
-  auto pick = [&](std::initializer_list<torch::Tensor> choices) {
-    return (sector * torch::stack(choices, 1)).sum(1);
-  };
-  return torch::stack({pick({v, q, p, p, t, v}), pick({t, v, v, q, p, p}), pick({p, p, t, v, v, q})}, 1);
-}
-
-// Per-image Gaussian blur (sigma 0: identity), separable, reflect padding.
-torch::Tensor blur(const torch::Tensor& x, const torch::Tensor& sigma) {
-  const int64_t n = x.size(0), c = x.size(1), size = x.size(2);
-  // SimCLR's kernel: about a tenth of the image, odd.
-  const int64_t k = std::max<int64_t>(3, (size / 10) | 1);
-  HCL_REQUIRE(size > k / 2 && x.size(3) > k / 2, "augmentation: images of ", size,
-              " pixels are too small to blur");
-  const torch::Tensor offsets = torch::arange(k, x.options()) - (k - 1) / 2.0;
-  const torch::Tensor s = sigma.to(x.options()).view({n, 1});
-  torch::Tensor kernel = torch::exp(-offsets.square().view({1, k}) / (2 * s.square().clamp_min(1e-12)));
-  // sigma 0: a delta kernel.
-  const torch::Tensor delta = offsets.eq(0).to(x.scalar_type()).view({1, k}).expand({n, k});
-  kernel = torch::where(s.gt(0), kernel, delta);
-  kernel = kernel / kernel.sum(1, true);
-  const torch::Tensor weights = kernel.repeat_interleave(c, 0);  // (n*c) x k
-  const int64_t pad = (k - 1) / 2;
-  torch::Tensor y = x.reshape({1, n * c, size, x.size(3)});
-  y = F::pad(y, F::PadFuncOptions({0, 0, pad, pad}).mode(torch::kReflect));
-  y = F::conv2d(y, weights.view({n * c, 1, k, 1}), F::Conv2dFuncOptions().groups(n * c));
-  y = F::pad(y, F::PadFuncOptions({pad, pad, 0, 0}).mode(torch::kReflect));
-  y = F::conv2d(y, weights.view({n * c, 1, 1, k}), F::Conv2dFuncOptions().groups(n * c));
-  return y.view_as(x);
-}
-
 }  // namespace
 
 void AugmentOptions::validate() const {
@@ -149,6 +94,122 @@ TwoViewAugmenter::TwoViewAugmenter(AugmentOptions options, uint64_t seed)
   options_.validate();
 }
 
+// What the host draws for one view of one image.
+struct TwoViewAugmenter::Draw {
+  double crop[4];     // x0, y0, width, height in input pixels
+  bool flip, jitter, gray;
+  double factors[4];  // brightness, contrast, saturation, hue
+  double sigma;       // 0: no blur
+};
+
+namespace {
+// Columns of one packed (image, view) row.
+constexpr int64_t kCrop = 0;         // 4: crop and flip as x -> a x + b, y -> c y + d in [-1, 1]
+constexpr int64_t kBrightness = 4;   // brightness / 255 (1 / 255 without jitter): also uint8 -> [0, 1]
+constexpr int64_t kContrast = 5;     // 1 without jitter
+constexpr int64_t kSaturation = 6;   // 1 without jitter
+constexpr int64_t kHue = 7;          // 3: n + 6 * hue for r, g, b (n = 5, 3, 1; hue 0 without jitter)
+constexpr int64_t kGray = 10;        // 1 where the view turns grey
+constexpr int64_t kTaps = 11;        // blur_taps(): the normalised blur kernel (a delta when unblurred)
+// After the rows: the grey weights (3), the normalisation's 1 / std and -mean / std per channel,
+// the output's pixel centres in [-1, 1] (S: grid_sample's coordinates with align_corners false).
+constexpr double kGrayWeights[3] = {0.299, 0.587, 0.114};
+
+// The HSV hue rotation of torchvision's adjust_hue on V x N x 3 x S x S in [0, 1]: the hue of each
+// pixel (torchvision's formulas: 2c + (next - previous channel) / range, c the first largest
+// channel, in sixths of a turn), shifted, and back through the closed form of HSV -> RGB
+// (channel = max - range * clamp(min(k, 4 - k), 0, 1), k = (n + 6 h) mod 6): the same function as
+// torchvision's sector table with a third of the kernels. `hue` holds n + 6 * shift per channel.
+torch::Tensor rotate_hue(const torch::Tensor& rgb, const torch::Tensor& hue) {
+  torch::Tensor maxc, argmax;
+  std::tie(maxc, argmax) = rgb.max(2, /*keepdim=*/true);  // first largest channel, as torchvision
+  const torch::Tensor range = maxc - rgb.amin(2, true);
+  const torch::Tensor next_minus_previous = torch::roll(rgb, -1, 2) - torch::roll(rgb, -2, 2);
+  // Grey pixels (range 0) get any hue: range * t below is 0 for them.
+  const torch::Tensor sixths =
+      next_minus_previous.gather(2, argmax).div_(range.clamp_min(1e-12)).add_(argmax, 2);
+  const torch::Tensor k = torch::remainder(sixths + hue, 6.0);
+  const torch::Tensor t = torch::minimum(k, torch::rsub(k, 4.0)).clamp_(0, 1);
+  return torch::addcmul(maxc, range, t, -1);
+}
+
+}  // namespace
+
+uint64_t TwoViewAugmenter::epoch_key(int64_t epoch, int view) const {
+  return mix64(seed_ ^ mix64(static_cast<uint64_t>(epoch) * 2 + view));
+}
+
+TwoViewAugmenter::Draw TwoViewAugmenter::draw(uint64_t key, int64_t index, int64_t height,
+                                              int64_t width) const {
+  const AugmentOptions& o = options_;
+  Draw d{};
+  KeyedStream rng(mix64(key ^ mix64(static_cast<uint64_t>(index))));
+  resized_crop_box(rng, o, height, width, d.crop);
+  // Fixed draw positions per decision, so one option does not shift the others' randomness.
+  KeyedStream decisions(mix64(key ^ mix64(static_cast<uint64_t>(index) + 0x5bd1e995ULL)));
+  d.flip = decisions.uniform() < o.flip_p();
+  d.jitter = decisions.uniform() < o.jitter_p();
+  d.factors[0] = decisions.uniform(1 - o.brightness(), 1 + o.brightness());
+  d.factors[1] = decisions.uniform(1 - o.contrast(), 1 + o.contrast());
+  d.factors[2] = decisions.uniform(1 - o.saturation(), 1 + o.saturation());
+  d.factors[3] = decisions.uniform(-o.hue(), o.hue());
+  d.gray = decisions.uniform() < o.grayscale_p();
+  const bool blurred = decisions.uniform() < o.blur_p();
+  const double s = decisions.uniform(o.blur_sigma_min(), o.blur_sigma_max());
+  d.sigma = blurred ? s : 0.0;
+  return d;
+}
+
+int64_t TwoViewAugmenter::blur_taps() const {
+  // SimCLR's kernel: about a tenth of the image, odd.
+  return options_.blur_p() > 0 ? std::max<int64_t>(3, (options_.output_size() / 10) | 1) : 0;
+}
+
+int64_t TwoViewAugmenter::packed_width() const { return kTaps + blur_taps(); }
+
+int64_t TwoViewAugmenter::packed_constants(int64_t channels) const {
+  return 3 + 2 * channels + options_.output_size();
+}
+
+void TwoViewAugmenter::pack(const Draw& d, int64_t height, int64_t width, float* row) const {
+  const double h = static_cast<double>(height), w = static_cast<double>(width);
+  // Output pixel (u, v) in [-1, 1] maps to the crop's box in input coordinates (mirrored if flipped):
+  // affine_grid's theta without its zero entries.
+  const double affine[4] = {(d.flip ? -1.0 : 1.0) * d.crop[2] / w, (2 * d.crop[0] + d.crop[2]) / w - 1,
+                            d.crop[3] / h, (2 * d.crop[1] + d.crop[3]) / h - 1};
+  for (int64_t k = 0; k < 4; ++k) row[kCrop + k] = static_cast<float>(affine[k]);
+  row[kBrightness] = static_cast<float>((d.jitter ? d.factors[0] : 1.0) / 255.0);
+  row[kContrast] = static_cast<float>(d.jitter ? d.factors[1] : 1.0);
+  row[kSaturation] = static_cast<float>(d.jitter ? d.factors[2] : 1.0);
+  const double hue6 = d.jitter ? 6.0 * d.factors[3] : 0.0;
+  for (int64_t ch = 0; ch < 3; ++ch) row[kHue + ch] = static_cast<float>(5.0 - 2.0 * ch + hue6);
+  row[kGray] = d.gray ? 1.0f : 0.0f;
+  const int64_t taps = blur_taps();
+  if (taps == 0) return;
+  std::vector<double> kernel(taps);
+  double sum = 0;
+  for (int64_t k = 0; k < taps; ++k) {
+    const double offset = static_cast<double>(k) - (taps - 1) / 2.0;
+    kernel[k] = d.sigma > 0 ? std::exp(-offset * offset / (2 * d.sigma * d.sigma)) : (offset == 0 ? 1.0 : 0.0);
+    sum += kernel[k];
+  }
+  for (int64_t k = 0; k < taps; ++k) row[kTaps + k] = static_cast<float>(kernel[k] / sum);
+}
+
+void TwoViewAugmenter::pack_constants(int64_t channels, float* out) const {
+  std::vector<double> mean = options_.mean(), stddev = options_.stddev();
+  if (mean.empty()) mean.assign(channels, 0.5), stddev.assign(channels, 0.5);
+  HCL_REQUIRE(static_cast<int64_t>(mean.size()) == channels, "augmentation: normalisation has ",
+              mean.size(), " channels, images have ", channels);
+  for (int64_t k = 0; k < 3; ++k) out[k] = static_cast<float>(kGrayWeights[k]);
+  for (int64_t ch = 0; ch < channels; ++ch) {
+    out[3 + ch] = static_cast<float>(1.0 / stddev[ch]);
+    out[3 + channels + ch] = static_cast<float>(-mean[ch] / stddev[ch]);
+  }
+  const int64_t s = options_.output_size();
+  for (int64_t i = 0; i < s; ++i) out[3 + 2 * channels + i] = static_cast<float>((2.0 * i + 1) / s - 1);
+}
+
 AugmentParams TwoViewAugmenter::sample(const torch::Tensor& indices, int64_t epoch, int view,
                                        int64_t height, int64_t width) const {
   const int64_t n = indices.size(0);
@@ -164,70 +225,148 @@ AugmentParams TwoViewAugmenter::sample(const torch::Tensor& indices, int64_t epo
   auto* gray = p.gray.data_ptr<bool>();
   auto* sigma = p.blur_sigma.data_ptr<double>();
   const auto* index = idx.data_ptr<int64_t>();
-  const AugmentOptions& o = options_;
-  const uint64_t epoch_key = mix64(seed_ ^ mix64(static_cast<uint64_t>(epoch) * 2 + view));
+  const uint64_t key = epoch_key(epoch, view);
   for (int64_t i = 0; i < n; ++i) {
-    KeyedStream rng(mix64(epoch_key ^ mix64(static_cast<uint64_t>(index[i]))));
-    resized_crop_box(rng, o, height, width, crop + 4 * i);
-    // Fixed draw positions per decision, so one option does not shift the others' randomness.
-    KeyedStream decisions(mix64(epoch_key ^ mix64(static_cast<uint64_t>(index[i]) + 0x5bd1e995ULL)));
-    flip[i] = decisions.uniform() < o.flip_p();
-    jitter[i] = decisions.uniform() < o.jitter_p();
-    factors[4 * i + 0] = decisions.uniform(1 - o.brightness(), 1 + o.brightness());
-    factors[4 * i + 1] = decisions.uniform(1 - o.contrast(), 1 + o.contrast());
-    factors[4 * i + 2] = decisions.uniform(1 - o.saturation(), 1 + o.saturation());
-    factors[4 * i + 3] = decisions.uniform(-o.hue(), o.hue());
-    gray[i] = decisions.uniform() < o.grayscale_p();
-    const bool blurred = decisions.uniform() < o.blur_p();
-    const double s = decisions.uniform(o.blur_sigma_min(), o.blur_sigma_max());
-    sigma[i] = blurred ? s : 0.0;
+    const Draw d = draw(key, index[i], height, width);
+    std::copy(d.crop, d.crop + 4, crop + 4 * i);
+    std::copy(d.factors, d.factors + 4, factors + 4 * i);
+    flip[i] = d.flip;
+    jitter[i] = d.jitter;
+    gray[i] = d.gray;
+    sigma[i] = d.sigma;
   }
   return p;
 }
 
+torch::Tensor TwoViewAugmenter::sample_views(const torch::Tensor& indices, int64_t epoch, int64_t channels,
+                                             int64_t height, int64_t width, bool pin) const {
+  HCL_REQUIRE(indices.dim() == 1, "augmentation: expected a 1-d tensor of indices, got ", indices.sizes());
+  const int64_t n = indices.size(0), k = packed_width();
+  const torch::Tensor idx = indices.to(torch::kCPU, torch::kLong).contiguous();
+  torch::Tensor params = torch::empty({n * 2 * k + packed_constants(channels)},
+                                      torch::TensorOptions().dtype(torch::kFloat).pinned_memory(pin));
+  float* out = params.data_ptr<float>();
+  const auto* index = idx.data_ptr<int64_t>();
+  const uint64_t keys[2] = {epoch_key(epoch, 0), epoch_key(epoch, 1)};
+  for (int64_t i = 0; i < n; ++i)
+    for (int v = 0; v < 2; ++v) pack(draw(keys[v], index[i], height, width), height, width, out + (2 * i + v) * k);
+  pack_constants(channels, out + n * 2 * k);
+  return params;
+}
+
 torch::Tensor TwoViewAugmenter::apply(const torch::Tensor& images, const AugmentParams& p) const {
-  HCL_ASSERT(images.dim() == 4 && images.scalar_type() == torch::kUInt8,
-             "augmentation: expected uint8 N x C x H x W images, got ", images.scalar_type(), " ",
-             images.sizes());
+  HCL_ASSERT(images.dim() == 4, "augmentation: expected N x C x H x W images, got ", images.sizes());
   const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
-  const int64_t s = options_.output_size();
-  const auto dev = images.device();
-  const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(dev);
-  torch::Tensor x = images.to(torch::kFloat).div_(255.0);
-
-  // Crop + flip: output pixel (u, v) in [-1, 1] maps to the crop's box in input coordinates.
-  const torch::Tensor crop = p.crop.to(f32);
-  const torch::Tensor x0 = crop.select(1, 0), y0 = crop.select(1, 1), cw = crop.select(1, 2),
-                      ch = crop.select(1, 3);
-  const torch::Tensor sign = 1.0 - 2.0 * p.flip.to(f32);
-  const torch::Tensor zero = torch::zeros({n}, f32);
-  const torch::Tensor theta =
-      torch::stack({sign * cw / w, zero, (2 * x0 + cw) / w - 1, zero, ch / h, (2 * y0 + ch) / h - 1}, 1)
-          .view({n, 2, 3});
-  const torch::Tensor grid = F::affine_grid(theta, {n, c, s, s}, /*align_corners=*/false);
-  x = F::grid_sample(x, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false));
-
-  // Colour jitter (brightness, contrast, then saturation and hue for RGB), per image.
-  const torch::Tensor factors = p.factors.to(f32);
-  const torch::Tensor jitter = p.jitter.to(dev).view({n, 1, 1, 1});
-  torch::Tensor y = (x * factors.select(1, 0).view({n, 1, 1, 1})).clamp_(0, 1);
-  const torch::Tensor gray_of_y = c == 3 ? grayscale(y) : y;
-  const torch::Tensor mean = gray_of_y.mean({1, 2, 3}, true);
-  y = ((y - mean) * factors.select(1, 1).view({n, 1, 1, 1}) + mean).clamp_(0, 1);
-  if (c == 3) {
-    const torch::Tensor g = grayscale(y);
-    y = ((y - g) * factors.select(1, 2).view({n, 1, 1, 1}) + g).clamp_(0, 1);
-    y = shift_hue(y, factors.select(1, 3));
+  const int64_t k = packed_width();
+  const torch::Tensor crop = p.crop.to(torch::kCPU, torch::kDouble).contiguous();
+  const torch::Tensor factors = p.factors.to(torch::kCPU, torch::kDouble).contiguous();
+  const torch::Tensor flip = p.flip.to(torch::kCPU, torch::kBool).contiguous();
+  const torch::Tensor jitter = p.jitter.to(torch::kCPU, torch::kBool).contiguous();
+  const torch::Tensor gray = p.gray.to(torch::kCPU, torch::kBool).contiguous();
+  const torch::Tensor sigma = p.blur_sigma.to(torch::kCPU, torch::kDouble).contiguous();
+  HCL_REQUIRE(crop.size(0) == n, "augmentation: parameters for ", crop.size(0), " images, got ", n);
+  torch::Tensor params = torch::empty({n * k + packed_constants(c)}, torch::kFloat);
+  float* out = params.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    Draw d{};
+    std::copy(crop.data_ptr<double>() + 4 * i, crop.data_ptr<double>() + 4 * i + 4, d.crop);
+    std::copy(factors.data_ptr<double>() + 4 * i, factors.data_ptr<double>() + 4 * i + 4, d.factors);
+    d.flip = flip.data_ptr<bool>()[i];
+    d.jitter = jitter.data_ptr<bool>()[i];
+    d.gray = gray.data_ptr<bool>()[i];
+    d.sigma = sigma.data_ptr<double>()[i];
+    pack(d, h, w, out + i * k);
   }
-  x = torch::where(jitter, y, x);
-  if (c == 3) x = torch::where(p.gray.to(dev).view({n, 1, 1, 1}), grayscale(x).expand({n, 3, s, s}), x);
-  if (options_.blur_p() > 0) x = blur(x, p.blur_sigma);
-  return normalize(x);
+  pack_constants(c, out + n * k);
+  return run(images, params, 1, torch::MemoryFormat::Contiguous);
+}
+
+torch::Tensor TwoViewAugmenter::apply_views(const torch::Tensor& images, const torch::Tensor& params,
+                                            torch::MemoryFormat format) const {
+  return run(images, params, 2, format);
+}
+
+torch::Tensor TwoViewAugmenter::views(const torch::Tensor& images, const torch::Tensor& indices, int64_t epoch,
+                                      torch::MemoryFormat format) const {
+  HCL_REQUIRE(images.dim() == 4, "augmentation: expected N x C x H x W images, got ", images.sizes());
+  return apply_views(images,
+                     sample_views(indices, epoch, images.size(1), images.size(2), images.size(3), images.is_cuda()),
+                     format);
 }
 
 torch::Tensor TwoViewAugmenter::view(const torch::Tensor& images, const torch::Tensor& indices,
                                      int64_t epoch, int view) const {
   return apply(images, sample(indices, epoch, view, images.size(2), images.size(3)));
+}
+
+// The batched pass: every op below covers all views of all images at once (V x N x C x S x S).
+torch::Tensor TwoViewAugmenter::run(const torch::Tensor& images, const torch::Tensor& params, int64_t views,
+                                    torch::MemoryFormat format) const {
+  HCL_REQUIRE(images.dim() == 4 && images.scalar_type() == torch::kUInt8,
+              "augmentation: expected uint8 N x C x H x W images, got ", images.scalar_type(), " ",
+              images.sizes());
+  const int64_t n = images.size(0), c = images.size(1), s = options_.output_size(), k = packed_width();
+  const int64_t rows_size = n * views * k;
+  HCL_REQUIRE(params.dim() == 1 && params.scalar_type() == torch::kFloat &&
+                  params.numel() == rows_size + packed_constants(c),
+              "augmentation: expected ", rows_size + packed_constants(c),
+              " packed float parameters for ", n, " images of ", c, " channels, got ",
+              params.scalar_type(), " ", params.sizes());
+  // The one upload (non-blocking: pinned host memory does not stall the host).
+  const torch::Tensor p = params.to(images.device(), /*non_blocking=*/true);
+  const torch::Tensor rows = p.narrow(0, 0, rows_size).view({n, views, k});
+  const torch::Tensor consts = p.narrow(0, rows_size, packed_constants(c));
+  // Per-(view, image) columns, shaped V x N x width x 1 x 1 to broadcast over V x N x C x S x S.
+  const torch::Tensor by_view = rows.permute({1, 0, 2}).unsqueeze(3).unsqueeze(4);
+  auto column = [&](int64_t first, int64_t width) { return by_view.narrow(2, first, width); };
+
+  // Crop + flip: the V grids of an image stacked along the height, one grid_sample for all. The
+  // grid is built by broadcasting (affine_grid's bmm runs one matrix product per image on a CPU).
+  const torch::Tensor affine = rows.narrow(2, kCrop, 4).view({n * views, 4, 1, 1});
+  const torch::Tensor centres = consts.narrow(0, 3 + 2 * c, s);
+  const torch::Tensor gx = torch::addcmul(affine.narrow(1, 1, 1), affine.narrow(1, 0, 1), centres.view({1, 1, s, 1}));
+  const torch::Tensor gy = torch::addcmul(affine.narrow(1, 3, 1), affine.narrow(1, 2, 1), centres.view({1, s, 1, 1}));
+  const torch::Tensor grid = torch::cat({gx.expand({n * views, s, s, 1}), gy.expand({n * views, s, s, 1})}, 3)
+                                 .view({n, views * s, s, 2});
+  torch::Tensor x = F::grid_sample(images.to(torch::kFloat), grid,
+                                   F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false));
+  x = x.view({n, c, views, s, s}).permute({2, 0, 1, 3, 4});  // V x N x C x S x S
+
+  // Brightness (with the uint8 scale), contrast, saturation, hue: identity factors without jitter.
+  x = (x * column(kBrightness, 1)).clamp_(0, 1);
+  const torch::Tensor gray_weights = consts.narrow(0, 0, 3).view({1, 1, 3, 1, 1});
+  auto gray = [&](const torch::Tensor& rgb) { return (rgb * gray_weights).sum(2, /*keepdim=*/true); };
+  if (options_.jitter_p() > 0) {
+    const torch::Tensor mean = c == 3 ? gray(x).mean({3, 4}, true) : x.mean({2, 3, 4}, true);
+    x = torch::lerp(mean, x, column(kContrast, 1)).clamp_(0, 1);
+    if (c == 3) {
+      x = torch::lerp(gray(x), x, column(kSaturation, 1)).clamp_(0, 1);
+      x = rotate_hue(x, column(kHue, 3));
+    }
+  }
+  // Grayscale: weight 0 or 1 (lerp is exact at both ends).
+  if (c == 3 && options_.grayscale_p() > 0) x = torch::lerp(x, gray(x), column(kGray, 1));
+
+  const int64_t taps = blur_taps();
+  if (taps > 0) {  // separable, per-(view, image) kernels, reflect padding
+    const int64_t pad = (taps - 1) / 2, planes = views * n * c;
+    HCL_REQUIRE(s > pad, "augmentation: images of ", s, " pixels are too small to blur");
+    const torch::Tensor kernels = column(kTaps, taps).squeeze(4).squeeze(3).unsqueeze(2)
+                                      .expand({views, n, c, taps}).reshape({planes, 1, taps, 1});
+    torch::Tensor y = x.reshape({1, planes, s, s});
+    y = F::pad(y, F::PadFuncOptions({0, 0, pad, pad}).mode(torch::kReflect));
+    y = F::conv2d(y, kernels, F::Conv2dFuncOptions().groups(planes));
+    y = F::pad(y, F::PadFuncOptions({pad, pad, 0, 0}).mode(torch::kReflect));
+    y = F::conv2d(y, kernels.view({planes, 1, 1, taps}), F::Conv2dFuncOptions().groups(planes));
+    x = y.view({views, n, c, s, s});
+  }
+
+  // Normalisation, written straight into the output's memory format.
+  torch::Tensor out = torch::empty({views * n, c, s, s}, x.options().memory_format(format));
+  torch::Tensor out_by_view = out.view({views, n, c, s, s});
+  torch::addcmul_out(out_by_view, consts.narrow(0, 3 + c, c).view({1, 1, c, 1, 1}), x,
+                     consts.narrow(0, 3, c).view({1, 1, c, 1, 1}));
+  return out;
 }
 
 torch::Tensor TwoViewAugmenter::evaluation(const torch::Tensor& images) const {

@@ -1,11 +1,18 @@
 // The SimCLR two-view augmentation of the reference as batched tensor operations that run where the
-// batch lives (the GPU when training on one): random resized crop and horizontal flip for the whole
-// batch in one grid_sample call (per-sample affine grids), colour jitter with p = 0.8 (brightness,
-// contrast, saturation, hue, applied in that order), grayscale with p = 0.2, optional Gaussian blur,
-// normalisation. Single-channel images get brightness and contrast only.
+// batch lives (the GPU when training on one): random resized crop and horizontal flip (one
+// grid_sample over both views of every image: per-sample affine grids), colour jitter with p = 0.8
+// (brightness, contrast, saturation, hue, applied in that order), grayscale with p = 0.2, optional
+// Gaussian blur, normalisation. Single-channel images get brightness and contrast only.
 //
 // Randomness is keyed by (seed, epoch, image index, view) and drawn on the host (a dozen numbers per
 // image), so a view never depends on the rank, the world size or the batch it arrived in.
+//
+// Two ways in. views() is the fast one: sample_views() draws both views' parameters of a batch
+// into ONE float32 host tensor (pinned on request: meant for the prefetch thread), apply_views()
+// uploads it with one non-blocking copy and makes both views in one batched pass (about 40 kernels
+// whatever the batch size), with no host read, written in the memory format asked for
+// (channels_last for a GPU).
+// view() / sample() / apply() make one view at a time (the older API; same kernel, same draws).
 #pragma once
 
 #include <torch/torch.h>
@@ -66,12 +73,37 @@ class TwoViewAugmenter {
   // sample + apply.
   torch::Tensor view(const torch::Tensor& images, const torch::Tensor& indices, int64_t epoch,
                      int view) const;
+  // Both views' parameters for the given images (dataset indices) of an epoch: a float32 CPU
+  // tensor (pinned when `pin`), image-major rows (image i, view v) of packed_width() values, then
+  // packed_constants(channels) values. Host only, no ATen kernels beyond the allocation.
+  torch::Tensor sample_views(const torch::Tensor& indices, int64_t epoch, int64_t channels,
+                             int64_t height, int64_t width, bool pin = false) const;
+  // Both views of uint8 N x C x H x W images (any device) from sample_views()'s tensor (copied to
+  // the images' device without blocking when it is elsewhere): float 2N x C x S x S, view-major
+  // (rows [0, N) are view 0, rows [N, 2N) view 1), normalised, in `format`.
+  torch::Tensor apply_views(const torch::Tensor& images, const torch::Tensor& params,
+                            torch::MemoryFormat format = torch::MemoryFormat::Contiguous) const;
+  // sample_views + apply_views: equals torch::cat({view(.., 0), view(.., 1)}) up to rounding.
+  torch::Tensor views(const torch::Tensor& images, const torch::Tensor& indices, int64_t epoch,
+                      torch::MemoryFormat format = torch::MemoryFormat::Contiguous) const;
   // Evaluation: to float, resized to the output size when needed, normalised.
   torch::Tensor evaluation(const torch::Tensor& images) const;
 
   const AugmentOptions& options() const { return options_; }
+  // Values per (image, view) row of the packed parameters, and after the rows.
+  int64_t packed_width() const;
+  int64_t packed_constants(int64_t channels) const;
 
  private:
+  struct Draw;
+  Draw draw(uint64_t key, int64_t index, int64_t height, int64_t width) const;
+  uint64_t epoch_key(int64_t epoch, int view) const;
+  void pack(const Draw& d, int64_t height, int64_t width, float* row) const;
+  void pack_constants(int64_t channels, float* out) const;
+  // The batched pass over `views` views per image of packed (N x views rows + constants) parameters.
+  torch::Tensor run(const torch::Tensor& images, const torch::Tensor& params, int64_t views,
+                    torch::MemoryFormat format) const;
+  int64_t blur_taps() const;
   torch::Tensor normalize(torch::Tensor x) const;
 
   AugmentOptions options_;

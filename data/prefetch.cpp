@@ -1,10 +1,14 @@
-// BatchPrefetcher: one batch ahead on a std::async thread.
+// BatchPrefetcher: one batch (images and view parameters) ahead on a std::async thread.
 #include "data/prefetch.h"
 
 namespace hcl::data {
 
 BatchPrefetcher::BatchPrefetcher(const Dataset& dataset, DistributedSampler& sampler, bool pin_memory)
     : dataset_(dataset), sampler_(sampler), pin_(pin_memory) {}
+
+BatchPrefetcher::BatchPrefetcher(const Dataset& dataset, DistributedSampler& sampler, bool pin_memory,
+                                 const TwoViewAugmenter& augmenter)
+    : dataset_(dataset), sampler_(sampler), pin_(pin_memory), augmenter_(&augmenter) {}
 
 BatchPrefetcher::~BatchPrefetcher() {
   if (pending_.valid()) pending_.wait();
@@ -17,6 +21,9 @@ HostBatch BatchPrefetcher::load(int64_t epoch, int64_t step) {
   b.indices = sampler_.rank_indices(epoch, step);
   b.images = dataset_.images.index_select(0, b.indices);
   if (pin_) b.images = b.images.pin_memory();
+  if (augmenter_ != nullptr)
+    b.view_params = augmenter_->sample_views(b.indices, epoch, b.images.size(1), b.images.size(2),
+                                             b.images.size(3), pin_);
   return b;
 }
 

@@ -1,12 +1,14 @@
 // Prefetches the next step's images on a background thread: the sampler's indices for the rank,
-// the uint8 images gathered from the in-memory dataset, pinned when they go to a GPU, so the
-// host-to-device copy of step k+1 can start while step k computes.
+// the uint8 images gathered from the in-memory dataset and, given an augmenter, both views' random
+// parameters packed into one tensor (TwoViewAugmenter::sample_views), all pinned when they go to a
+// GPU, so the host-to-device copies of step k+1 can start while step k computes.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <future>
 
+#include "data/augment.h"
 #include "data/dataset.h"
 #include "data/sampler.h"
 
@@ -16,12 +18,18 @@ struct HostBatch {
   int64_t epoch = 0, step = 0;
   torch::Tensor indices;  // int64, the rank's images
   torch::Tensor images;   // uint8 N x C x H x W, CPU (pinned when requested)
+  // With an augmenter: float32, TwoViewAugmenter::sample_views of (indices, epoch), pinned when
+  // requested; for TwoViewAugmenter::apply_views(images on the device, view_params).
+  torch::Tensor view_params;
 };
 
 class BatchPrefetcher {
  public:
   // `dataset` and `sampler` must outlive the prefetcher; only its thread uses the sampler.
   BatchPrefetcher(const Dataset& dataset, DistributedSampler& sampler, bool pin_memory);
+  // The same, and each batch's view parameters drawn by `augmenter` (which must outlive it).
+  BatchPrefetcher(const Dataset& dataset, DistributedSampler& sampler, bool pin_memory,
+                  const TwoViewAugmenter& augmenter);
   ~BatchPrefetcher();
 
   // The batch of (epoch, step); starts loading the one after it.
@@ -34,6 +42,7 @@ class BatchPrefetcher {
   const Dataset& dataset_;
   DistributedSampler& sampler_;
   bool pin_;
+  const TwoViewAugmenter* augmenter_ = nullptr;
   int64_t pending_epoch_ = -1, pending_step_ = -1;
   std::future<HostBatch> pending_;
 };

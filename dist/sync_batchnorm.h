@@ -1,10 +1,11 @@
-// SyncBatchNorm for 1-d (N x C) and 2-d (N x C x H x W) inputs: in training, the batch mean and
-// variance cover every rank's batch (one all-gather of each rank's count, mean and sum of squared
-// deviations, combined exactly), and the backward flows through that gather, so W ranks of B
-// images normalise exactly like one process with W*B. Running statistics are updated as that one
-// process would. Parameters and buffers have BatchNorm's names (weight, bias, running_mean,
-// running_var, num_batches_tracked), so state dicts are interchangeable. Eval mode uses the running
-// statistics and communicates nothing.
+// SyncBatchNorm for 1-d (N x C) and 2-d (N x C x H x W) inputs: in training over W > 1 ranks, the
+// batch mean and variance cover every rank's batch (one all-gather per layer of each rank's mean,
+// variance and count, combined exactly) and backward makes one all-reduce per layer, so W ranks of B
+// images normalise exactly like one process with W*B. With one rank, or in eval mode, it is
+// LibTorch's own batch_norm (cuDNN on a GPU) and communicates nothing. Running statistics are
+// updated as torch::nn::BatchNorm2d would on the global batch. Parameters and buffers have
+// BatchNorm's names (weight, bias, running_mean, running_var, num_batches_tracked), so state dicts
+// are interchangeable. The weight and bias gradients are each rank's share (DataParallel averages).
 #pragma once
 
 #include <torch/torch.h>
