@@ -1,14 +1,17 @@
 // Training throughput: the trainer's own step (train::TrainStep: two views -> forward -> global
-// objective -> backward -> gradient buckets -> finite check -> optimizer) timed per phase, for each view-forward mode and data
-// mode, one JSON object per configuration (rank 0 prints):
-//   arch, images per rank per step, precision, device, images/s, the step split (augmentation,
-//   forward, objective, backward, sync, optimizer; ms), peak memory, and model FLOP utilisation from
-//   the counted multiply-adds of the encoder and head (a step = 3 x forward, both views).
+// objective -> backward -> gradient buckets -> finite check -> optimizer), timed as hcl-train times
+// it (train::PhaseTimer: device time per phase from CUDA events, host time per step, wall time of
+// the timed steps with one synchronisation at each end), for each data mode, view-forward mode and
+// BatchNorm choice; one JSON object per configuration (rank 0 prints): arch, images per rank per
+// step, precision, device, images/s, the split (data, forward, objective, backward, sync,
+// optimizer, host; ms per step), peak memory, and model FLOP utilisation from the counted
+// multiply-adds of the encoder and head (a step = 3 x forward, both views).
 // Data modes: "synthetic" (views already on the device, made once) and "real" (the dataset through
-// the two-view augmentation on the device, every step).
+// the prefetch thread and the batched two-view augmentation on the device, every step, as hcl-train).
 //   [mpirun -np W] hcl-bench-train [--arch resnet18] [--batch 64] [--steps 5] [--warmup 2]
 //       [--precision fp32|bf16] [--view-forward per-view|joint|both] [--data synthetic|real|both]
-//       [--dataset fashion-mnist] [--device auto|cpu|cuda] [--threads N] [--peak-tflops T]
+//       [--sync-bn on|off|both] [--dataset fashion-mnist] [--device auto|cpu|cuda] [--threads N]
+//       [--peak-tflops T]
 // --peak-tflops is the device's peak for the precision (MFU is null without it on CPU; on CUDA the
 // default is the H100/H200 dense figure: 989 for bf16, 495 for TF32).
 #include <cstdlib>
@@ -25,8 +28,11 @@
 #include "core/run_guarded.h"
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "data/prefetch.h"
+#include "data/sampler.h"
 #include "model/contrastive_model.h"
 #include "model/macs.h"
+#include "train/phase_timer.h"
 #include "train/step.h"
 #include "train/train_step.h"
 #include "train/trainer.h"
@@ -34,10 +40,9 @@
 namespace {
 
 using hcl::Error;
-using Clock = std::chrono::steady_clock;
 
 struct Args {
-  std::string arch = "resnet18", precision = "fp32", view_forward = "both", data = "both";
+  std::string arch = "resnet18", precision = "fp32", view_forward = "both", data = "both", sync_bn = "on";
   std::string dataset = "fashion-mnist", device = "auto";
   int64_t batch = 64, steps = 5, warmup = 2, threads = 0;
   double peak_tflops = 0;
@@ -51,6 +56,7 @@ std::optional<Args> parse(int argc, char** argv) {
   desc.add_options()("arch", po::value(&a.arch)->default_value(a.arch), "encoder")(
       "precision", po::value(&a.precision)->default_value(a.precision), "fp32 or bf16 (CUDA)")(
       "view-forward", po::value(&a.view_forward)->default_value(a.view_forward), "per-view, joint or both")(
+      "sync-bn", po::value(&a.sync_bn)->default_value(a.sync_bn), "SyncBatchNorm: on (hcl-train's default), off or both")(
       "data", po::value(&a.data)->default_value(a.data), "synthetic, real or both")(
       "dataset", po::value(&a.dataset)->default_value(a.dataset), "dataset of the real data mode")(
       "device", po::value(&a.device)->default_value(a.device), "auto, cpu or cuda")(
@@ -63,6 +69,8 @@ std::optional<Args> parse(int argc, char** argv) {
   if (!hcl::bench::parse_options(argc, argv, "[mpirun -np W] hcl-bench-train [options]", desc)) return std::nullopt;
   HCL_REQUIRE(a.batch >= 2 && a.steps >= 1 && a.warmup >= 0, "--batch >= 2, --steps >= 1, --warmup >= 0");
   HCL_REQUIRE(a.precision == "fp32" || a.precision == "bf16", "--precision: fp32 or bf16");
+  HCL_REQUIRE(a.sync_bn == "on" || a.sync_bn == "off" || a.sync_bn == "both", "--sync-bn: on, off or both");
+  HCL_REQUIRE(a.data == "synthetic" || a.data == "real" || a.data == "both", "--data: synthetic, real or both");
   return a;
 }
 
@@ -93,23 +101,26 @@ int64_t macs_per_view(const std::string& arch, const ImageSource& images) {
 }
 
 struct Measurement {
-  double step_seconds = 0;             // mean over the timed steps
-  std::map<std::string, double> split;  // seconds per phase, summed over the timed steps
+  hcl::train::WindowTiming timing;  // the timed steps: one window, read once at its end
   int64_t skipped = 0;
 };
 
-// Warm-up and timed steps of the trainer's step on one configuration.
-Measurement measure(const Args& args, const ImageSource& source, const std::string& view_forward,
+// Warm-up and timed steps of the trainer's step on one configuration, timed as hcl-train times
+// them (train::PhaseTimer: events per phase, no synchronisation inside the timed steps). Real data
+// come as in hcl-train: the prefetch thread gathers the images and draws the view parameters, and
+// both views are made in one pass on the device.
+Measurement measure(const Args& args, const ImageSource& source, const std::string& view_forward, bool sync_bn,
                     const torch::Device& device) {
   const auto build = [&](const hcl::model::NormFactory& norm) {
     torch::manual_seed(0);
     return hcl::model::ContrastiveModel(hcl::model::ModelOptions().encoder(
         hcl::model::EncoderOptions().arch(args.arch).in_channels(source.channels).norm(norm)));
   };
-  hcl::train::TrainStep train_step(hcl::train::StepCommunicators(), build,
+  hcl::train::TrainStep train_step(hcl::dist::Communicator(), build,
                                    hcl::train::StepOptions()
                                        .view_forward(hcl::train::parse_view_forward(view_forward))
                                        .bf16(args.precision == "bf16")
+                                       .sync_bn(sync_bn)
                                        .overlap(device.is_cuda()),
                                    hcl::train::OptimizerOptions().name("adam"), device);
   const auto objective = hcl::loss::ObjectiveOptions().check_values(false).with_stats(false);
@@ -118,41 +129,42 @@ Measurement measure(const Args& args, const ImageSource& source, const std::stri
       hcl::data::dataset_normalization(source.dataset ? args.dataset : "synthetic", source.channels);
   const hcl::data::TwoViewAugmenter augmenter(
       hcl::data::AugmentOptions().output_size(source.size).mean(mean).stddev(stddev), 0);
-  const auto opts = torch::TensorOptions().device(device);
-  const torch::Tensor static1 = torch::randn({args.batch, source.channels, source.size, source.size}, opts);
-  const torch::Tensor static2 = torch::randn({args.batch, source.channels, source.size, source.size}, opts);
+  const auto format = device.is_cuda() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  const torch::Tensor synthetic =
+      torch::randn({2 * args.batch, source.channels, source.size, source.size}, torch::TensorOptions().device(device))
+          .contiguous(format);
+  std::optional<hcl::data::DistributedSampler> sampler;
+  std::optional<hcl::data::BatchPrefetcher> prefetcher;
+  if (source.dataset) {
+    sampler.emplace(source.dataset->size(), args.batch, train_step.comm().rank(), train_step.comm().world_size(), 0);
+    prefetcher.emplace(*source.dataset, *sampler, device.is_cuda(), augmenter);
+  }
   if (device.is_cuda()) hcl::train::reset_peak_device_memory(device);  // CPU: the process's peak so far
-  const int rank = train_step.comm().rank(), world = train_step.comm().world_size();
 
   Measurement m;
+  hcl::train::PhaseTimer timer(device);
   train_step.model()->train();
   for (int64_t step = 0; step < args.warmup + args.steps; ++step) {
-    const bool timed = step >= args.warmup;
-    hcl::train::synchronize_device(device);
-    train_step.comm().barrier();
-    const auto start = Clock::now();
-    torch::Tensor view1 = static1, view2 = static2;
-    if (source.dataset) {
-      const torch::Tensor indices =
-          (torch::arange(args.batch) + (step * world + rank) * args.batch).remainder(source.dataset->size());
-      const torch::Tensor images = source.dataset->images.index_select(0, indices).to(device, /*non_blocking=*/true);
-      view1 = augmenter.view(images, indices, 0, 0);
-      view2 = augmenter.view(images, indices, 0, 1);
+    if (step == args.warmup) {  // the timed window starts with every rank's queue empty
+      hcl::train::synchronize_device(device);
+      train_step.comm().barrier();
+      timer.close_window();
     }
-    hcl::train::synchronize_device(device);
-    const double augmentation = std::chrono::duration<double>(Clock::now() - start).count();
-    const hcl::train::StepResult out = train_step.run(view1, view2, objective, lr, step + 1, /*timed=*/true);
+    timer.begin_step();
+    torch::Tensor views = synthetic;
+    if (prefetcher) {
+      const int64_t epoch = step / sampler->steps_per_epoch(), in_epoch = step % sampler->steps_per_epoch();
+      const hcl::data::HostBatch batch = prefetcher->get(epoch, in_epoch);
+      views = augmenter.apply_views(batch.images.to(device, /*non_blocking=*/true), batch.view_params, format);
+    }
+    timer.end_phase(hcl::train::Phase::Data);
+    const hcl::train::StepResult out = train_step.run(views.narrow(0, 0, args.batch),
+                                                      views.narrow(0, args.batch, args.batch), objective, lr,
+                                                      step + 1, &timer);
+    timer.end_step();
     if (!out.applied) ++m.skipped;
-    if (!timed) continue;
-    m.split["augmentation"] += augmentation;
-    m.split["forward"] += out.times.forward;
-    m.split["objective"] += out.times.objective;
-    m.split["backward"] += out.times.backward;
-    m.split["sync"] += out.times.sync;
-    m.split["optimizer"] += out.times.optimizer;
-    m.step_seconds += std::chrono::duration<double>(Clock::now() - start).count();
   }
-  m.step_seconds /= static_cast<double>(args.steps);
+  m.timing = timer.close_window();
   return m;
 }
 
@@ -175,23 +187,29 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
       const ImageSource source = data == "real" ? ImageSource{&dataset, dataset.channels(), dataset.height()}
                                                 : ImageSource{};
       const int64_t macs = macs_per_view(args.arch, source);
-      const Measurement m = measure(args, source, view_forward, device);
-      const double step_s = m.step_seconds;
-      const int64_t global = args.batch * mpi.world_size();
-      const double flops_per_step = 3.0 * 2.0 * static_cast<double>(macs) * 2.0 * args.batch;  // per rank
-      nlohmann::json record = {
-          {"benchmark", "train"}, {"arch", args.arch}, {"images_per_rank", args.batch},
-          {"ranks", mpi.world_size()}, {"global_batch", global}, {"precision", args.precision},
-          {"device", device.str()}, {"data", data}, {"view_forward", view_forward},
-          {"image_shape", {source.channels, source.size, source.size}}, {"steps", args.steps},
-          {"images_per_s", global / step_s}, {"step_ms", 1000 * step_s},
-          {"gmac_per_view", static_cast<double>(macs) / 1e9},
-          {"model_tflops_per_rank", flops_per_step / step_s / 1e12},
-          {"peak_memory_mib", peak_memory_mib(device)}, {"skipped_steps", m.skipped}};
-      for (const auto& [phase, seconds] : m.split) record["split_ms"][phase] = 1000 * seconds / args.steps;
-      record["mfu"] = peak_tflops > 0 ? nlohmann::json(flops_per_step / step_s / 1e12 / peak_tflops) : nlohmann::json();
-      if (peak_tflops > 0) record["peak_tflops"] = peak_tflops;
-      if (mpi.rank() == 0) std::cout << record.dump() << std::endl;
+      for (const std::string& sync_bn : modes(args.sync_bn, {"on", "off"})) {
+        const Measurement m = measure(args, source, view_forward, sync_bn == "on", device);
+        const double step_s = m.timing.seconds_per_step();
+        const int64_t global = args.batch * mpi.world_size();
+        const double flops_per_step = 3.0 * 2.0 * static_cast<double>(macs) * 2.0 * args.batch;  // per rank
+        nlohmann::json record = {
+            {"benchmark", "train"}, {"arch", args.arch}, {"images_per_rank", args.batch},
+            {"ranks", mpi.world_size()}, {"global_batch", global}, {"precision", args.precision},
+            {"device", device.str()}, {"data", data}, {"view_forward", view_forward}, {"sync_bn", sync_bn == "on"},
+            {"image_shape", {source.channels, source.size, source.size}}, {"steps", args.steps},
+            {"images_per_s", global / step_s}, {"step_ms", 1000 * step_s},
+            {"gmac_per_view", static_cast<double>(macs) / 1e9},
+            {"model_tflops_per_rank", flops_per_step / step_s / 1e12},
+            {"peak_memory_mib", peak_memory_mib(device)}, {"skipped_steps", m.skipped}};
+        for (int p = 0; p < hcl::train::kPhaseCount; ++p) {
+          const auto phase = static_cast<hcl::train::Phase>(p);
+          record["split_ms"][hcl::train::to_string(phase)] = m.timing.device_ms_per_step(phase);
+        }
+        record["split_ms"]["host"] = m.timing.host_ms_per_step();
+        record["mfu"] = peak_tflops > 0 ? nlohmann::json(flops_per_step / step_s / 1e12 / peak_tflops) : nlohmann::json();
+        if (peak_tflops > 0) record["peak_tflops"] = peak_tflops;
+        if (mpi.rank() == 0) std::cout << record.dump() << std::endl;
+      }
     }
   }
   return 0;

@@ -56,7 +56,7 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
       torch::Tensor mean, invstd;
       std::tie(mean, invstd) = at::batch_norm_stats(x, eps);
       const torch::Tensor count = torch::full({1}, local_count, mean.options());
-      const torch::Tensor all = comm->all_gather(torch::cat({mean, invstd, count})).view({w, 2 * c + 1});
+      const torch::Tensor all = comm->all_gather(torch::cat({mean, invstd, count}), CollectiveOptions::without_shape_check()).view({w, 2 * c + 1});
       const torch::Tensor counts = all.select(1, 2 * c).to(running_mean.scalar_type()).contiguous();
       std::tie(mean, invstd) = at::batch_norm_gather_stats_with_counts(
           x, all.narrow(1, 0, c), all.narrow(1, c, c), running_mean, running_var, momentum, eps, counts);
@@ -69,7 +69,7 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     torch::Tensor local_var, local_mean;
     std::tie(local_var, local_mean) = torch::var_mean(xs, dims, /*unbiased=*/false);
     const torch::Tensor count = torch::full({1}, local_count, local_mean.options());
-    const torch::Tensor all = comm->all_gather(torch::cat({local_mean, local_var, count})).view({w, 2 * c + 1});
+    const torch::Tensor all = comm->all_gather(torch::cat({local_mean, local_var, count}), CollectiveOptions::without_shape_check()).view({w, 2 * c + 1});
     const torch::Tensor means = all.narrow(1, 0, c), vars = all.narrow(1, c, c);
     const torch::Tensor counts = all.narrow(1, 2 * c, 1);  // W x 1
     const torch::Tensor total = counts.sum();
@@ -103,7 +103,7 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
           at::batch_norm_backward_reduce(dy, x, mean, invstd, weight, true, weight_g, bias_g);
       // Always issued (every rank the same collectives), even if the input needs no gradient.
       torch::Tensor combined = torch::cat({sum_dy, sum_dy_xmu});
-      comm->all_reduce(combined, ReduceOp::Sum);
+      comm->all_reduce(combined, ReduceOp::Sum, CollectiveOptions::without_shape_check());
       if (weight.scalar_type() != mean.scalar_type()) weight = weight.to(mean.scalar_type());
       const torch::Tensor grad_input = at::batch_norm_backward_elemt(
           dy, x, mean, invstd, weight, combined.narrow(0, 0, c), combined.narrow(0, c, c), saved[4]);
@@ -117,7 +117,7 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const torch::Tensor xmu = x - per_channel(mean, dim);
     torch::Tensor combined = torch::cat({dy.sum(dims), (dy * xmu).sum(dims)});
     const torch::Tensor local = combined.clone();  // the rank's own sums: weight and bias gradients
-    comm->all_reduce(combined, ReduceOp::Sum);
+    comm->all_reduce(combined, ReduceOp::Sum, CollectiveOptions::without_shape_check());
     const torch::Tensor mean_dy = combined.narrow(0, 0, c) / total;
     const torch::Tensor mean_dy_xmu = combined.narrow(0, c, c) / total;
     const torch::Tensor scale = invstd * weight.to(x.scalar_type());

@@ -46,7 +46,7 @@ std::string ProgressRecord::line() const {
       << " ess " << effective_negatives << " gnorm " << grad_norm << std::setprecision(1) << " | "
       << images_per_s << " img/s | ms/step data " << ms.data << " fwd " << ms.forward << " obj "
       << ms.objective << " bwd " << ms.backward << " sync " << ms.sync << " opt " << ms.optimizer
-      << " | rss " << std::setprecision(0) << rss_mib << " MiB | ETA " << format_duration(eta_s);
+      << " host " << ms.host << " | rss " << std::setprecision(0) << rss_mib << " MiB | ETA " << format_duration(eta_s);
   return out.str();
 }
 
@@ -58,44 +58,35 @@ nlohmann::json ProgressRecord::json() const {
           {"grad_norm", grad_norm}, {"skipped_steps", skipped_steps}, {"images_per_s", images_per_s},
           {"global_batch", global_batch},
           {"step_ms", {{"data", ms.data}, {"forward", ms.forward}, {"objective", ms.objective},
-                       {"backward", ms.backward}, {"sync", ms.sync}, {"optimizer", ms.optimizer}}},
+                       {"backward", ms.backward}, {"sync", ms.sync}, {"optimizer", ms.optimizer},
+                       {"host", ms.host}}},
           {"rss_mib", rss_mib}, {"eta_s", eta_s}, {"elapsed_s", elapsed_s}};
 }
 
 ProgressReporter::ProgressReporter(dist::Communicator& comm, const std::filesystem::path& metrics_path,
-                                   int64_t global_batch, int64_t total_steps)
-    : comm_(comm), global_batch_(global_batch), total_steps_(total_steps) {
+                                   int64_t global_batch, int64_t total_steps, const torch::Device& device)
+    : comm_(comm), global_batch_(global_batch), total_steps_(total_steps), timer_(device) {
   if (comm_.rank() == 0) metrics_.open(metrics_path, std::ios::app);
   start();
 }
 
 void ProgressReporter::start() {
-  run_start_ = window_start_ = Clock::now();
-  window_seconds_ = PhaseTimes();
-  window_steps_ = 0;
-  paused_seconds_ = 0;
+  run_start_ = Clock::now();
+  timer_.close_window();  // what came before (evaluation, set-up) is not a step
 }
 
-void ProgressReporter::add(double data_seconds, const StepTimes& times) {
-  PhaseTimes& w = window_seconds_;
-  w.data += data_seconds;
-  w.forward += times.forward;
-  w.objective += times.objective;
-  w.backward += times.backward;
-  w.sync += times.sync;
-  w.optimizer += times.optimizer;
-  ++window_steps_;
+ProgressReporter::Pause::Pause(ProgressReporter& reporter) : reporter_(reporter) { reporter_.timer_.pause(); }
+
+ProgressReporter::Pause::~Pause() { reporter_.timer_.resume(); }
+
+namespace {
+PhaseTimes ms_per_step(const WindowTiming& w) {
+  return {w.device_ms_per_step(Phase::Data),     w.device_ms_per_step(Phase::Forward),
+          w.device_ms_per_step(Phase::Objective), w.device_ms_per_step(Phase::Backward),
+          w.device_ms_per_step(Phase::Sync),     w.device_ms_per_step(Phase::Optimizer),
+          w.host_ms_per_step()};
 }
-
-ProgressReporter::Pause::Pause(ProgressReporter& reporter) : reporter_(reporter), start_(Clock::now()) {}
-
-ProgressReporter::Pause::~Pause() { reporter_.paused_seconds_ += seconds_since(start_); }
-
-PhaseTimes ProgressReporter::window_ms_per_step() const {
-  const auto ms = [&](double seconds) { return seconds / static_cast<double>(window_steps_) * 1000; };
-  const PhaseTimes& w = window_seconds_;
-  return {ms(w.data), ms(w.forward), ms(w.objective), ms(w.backward), ms(w.sync), ms(w.optimizer)};
-}
+}  // namespace
 
 ProgressRecord ProgressReporter::report(const StepReport& step) {
   // Loss and statistics averaged over ranks (one all-reduce); resident memory the largest.
@@ -120,20 +111,16 @@ ProgressRecord ProgressReporter::report(const StepReport& step) {
   r.effective_negatives = v[4].item<double>();
   r.grad_norm = step.grad_norm;
   r.skipped_steps = step.skipped_steps;
-  const double elapsed = seconds_since(window_start_) - paused_seconds_;
-  r.images_per_s = static_cast<double>(window_steps_ * global_batch_) / elapsed;
+  const WindowTiming window = timer_.close_window();
+  r.images_per_s = static_cast<double>(global_batch_) / window.seconds_per_step();
   r.global_batch = global_batch_;
-  r.ms_per_step = window_ms_per_step();
+  r.ms_per_step = ms_per_step(window);
   r.rss_mib = rss.item<double>();
-  r.eta_s = elapsed / static_cast<double>(window_steps_) * static_cast<double>(total_steps_ - r.step);
+  r.eta_s = window.seconds_per_step() * static_cast<double>(total_steps_ - r.step);
   r.elapsed_s = seconds_since(run_start_);
 
   HCL_LOG(info) << r.line();
   write(r.json());
-  window_seconds_ = PhaseTimes();
-  window_steps_ = 0;
-  window_start_ = Clock::now();
-  paused_seconds_ = 0;
   return r;
 }
 

@@ -16,6 +16,7 @@
 #include "dist/communicator.h"
 #include "train/checkpoint.h"
 #include "train/knn.h"
+#include "train/phase_timer.h"
 #include "train/train_step.h"
 
 namespace hcl::train {
@@ -23,6 +24,7 @@ namespace hcl::train {
 // Time of each phase of a step (the unit is given where it is used).
 struct PhaseTimes {
   double data = 0, forward = 0, objective = 0, backward = 0, sync = 0, optimizer = 0;
+  double host = 0;  // the host's time inside the step (on CUDA: queueing the work, and waits)
 };
 
 // One progress interval: the loss and statistics averaged over ranks, everything else rank 0's
@@ -35,7 +37,10 @@ struct ProgressRecord {
   int64_t skipped_steps = 0;
   double images_per_s = 0;
   int64_t global_batch = 0;
-  PhaseTimes ms_per_step;  // milliseconds per step, averaged over the interval
+  // Milliseconds per step, averaged over the interval: device time per phase (CUDA events; on the
+  // CPU the host clock), and the host's time per step. Host time near the wall time per step while
+  // the phases sum to much less means the step is bound by the host, not the GPU.
+  PhaseTimes ms_per_step;
   double rss_mib = 0, eta_s = 0, elapsed_s = 0;
 
   // "epoch 0 step 120/120 loss 5.1309 lr 0.001000 ... | rss 527 MiB | ETA 0m00s"
@@ -56,14 +61,15 @@ struct StepReport {
 
 class ProgressReporter {
  public:
-  // Rank 0 appends records to `metrics_path`; the other ranks write nothing.
+  // Rank 0 appends records to `metrics_path`; the other ranks write nothing. Steps are timed on
+  // `device` (CUDA events, read once per report).
   ProgressReporter(dist::Communicator& comm, const std::filesystem::path& metrics_path,
-                   int64_t global_batch, int64_t total_steps);
+                   int64_t global_batch, int64_t total_steps, const torch::Device& device);
 
   // Starts the run's clock and the first window (after the evaluation before training).
   void start();
-  // Adds one step's phase times to the window.
-  void add(double data_seconds, const StepTimes& times);
+  // The steps' timer: begin_step, the phases (TrainStep::run stamps its own), end_step.
+  PhaseTimer& timer() { return timer_; }
 
   // RAII: the time from construction to destruction (evaluation, checkpoints) is not counted in
   // the window's throughput.
@@ -76,11 +82,11 @@ class ProgressReporter {
 
    private:
     ProgressReporter& reporter_;
-    std::chrono::steady_clock::time_point start_;
   };
 
   // Builds the record of the window that ends with this step, logs its line (rank 0), writes it,
-  // and starts a new window. Collective (two all-reduces: loss and statistics, resident memory).
+  // and starts a new window. Collective (two all-reduces: loss and statistics, resident memory);
+  // waits for the device once (the window's end).
   ProgressRecord report(const StepReport& step);
   // A step skipped by the finite check (position: before the step; step: 1-based).
   void skipped(const TrainPosition& position, int64_t step, const StepGuard& guard);
@@ -90,15 +96,12 @@ class ProgressReporter {
 
  private:
   void write(const nlohmann::json& record);
-  PhaseTimes window_ms_per_step() const;
 
   dist::Communicator& comm_;
   std::ofstream metrics_;  // open on rank 0 only
   int64_t global_batch_, total_steps_;
-  std::chrono::steady_clock::time_point run_start_, window_start_;
-  PhaseTimes window_seconds_;  // sums over the window
-  int64_t window_steps_ = 0;
-  double paused_seconds_ = 0;
+  std::chrono::steady_clock::time_point run_start_;
+  PhaseTimer timer_;
 };
 
 }  // namespace hcl::train

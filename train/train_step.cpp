@@ -2,7 +2,6 @@
 // sequence of a data-parallel optimizer step (see train_step.h).
 #include "train/train_step.h"
 
-#include <chrono>
 #include <cmath>
 #include <optional>
 
@@ -31,45 +30,15 @@ model::ContrastiveModel placed_on(model::ContrastiveModel net, const torch::Devi
   return net;
 }
 
-dist::CommunicatorOptions without_shape_checks(dist::CommunicatorOptions options) {
-  options.check_shapes = false;
-  return options;
-}
-
 }  // namespace
 
-StepCommunicators::StepCommunicators(MPI_Comm comm, dist::CommunicatorOptions options)
-    : checked(comm, options), gradients(comm, without_shape_checks(options)) {}
-
-// A host clock over device work: with `timed`, every reading first waits for the queued device
-// work, so that each lap measures its phase; without, readings are free and laps only approximate.
-class TrainStep::PhaseClock {
- public:
-  PhaseClock(const torch::Device& device, bool timed) : device_(device), timed_(timed), last_(now()) {}
-  void restart() { last_ = now(); }
-  void lap(double& seconds) {
-    const auto t = now();
-    seconds += std::chrono::duration<double>(t - last_).count();
-    last_ = t;
-  }
-
- private:
-  std::chrono::steady_clock::time_point now() const {
-    if (timed_) synchronize_device(device_);
-    return std::chrono::steady_clock::now();
-  }
-  torch::Device device_;
-  bool timed_;
-  std::chrono::steady_clock::time_point last_;
-};
-
-TrainStep::TrainStep(StepCommunicators communicators, const ModelBuilder& build, StepOptions options,
+TrainStep::TrainStep(dist::Communicator comm, const ModelBuilder& build, StepOptions options,
                      const OptimizerOptions& optimizer, const torch::Device& device)
-    : communicators_(std::move(communicators)),
+    : comm_(std::move(comm)),
       options_(options),
       device_(device),
-      model_(placed_on(build(norm_layers(options.sync_bn(), communicators_.gradients)), device)),
-      data_parallel_(communicators_.gradients, *model_,
+      model_(placed_on(build(norm_layers(options.sync_bn(), comm_)), device)),
+      data_parallel_(comm_, *model_,
                      dist::DataParallelOptions().bucket_bytes(options.bucket_bytes()).overlap(options.overlap())),
       optimizer_(*model_, optimizer),
       guard_(*model_, options.max_skipped_steps()) {
@@ -80,7 +49,7 @@ TrainStep::TrainStep(StepCommunicators communicators, const ModelBuilder& build,
 }
 
 StepResult TrainStep::run(const torch::Tensor& view1, const torch::Tensor& view2,
-                          const loss::ObjectiveOptions& objective, double lr, int64_t step, bool timed) {
+                          const loss::ObjectiveOptions& objective, double lr, int64_t step, PhaseTimer* timer) {
   if (fault_plan().at(FaultPlan::Kind::Throw, step, comm().rank()))
     throw Error(detail::concat("injected fault (HCL_FAULT) at step ", step, " on rank ", comm().rank()));
   const int64_t k = options_.accumulate();
@@ -88,35 +57,36 @@ StepResult TrainStep::run(const torch::Tensor& view1, const torch::Tensor& view2
               "whose batch (", view1.size(0), ") the ", k, " micro-batches divide");
   const int64_t micro = view1.size(0) / k;
   StepResult result;
-  PhaseClock clock(device_, timed);
+  const auto phase_done = [timer](Phase phase) {
+    if (timer) timer->end_phase(phase);
+  };
   optimizer_.zero_grad();
   if (options_.finite_check()) guard_.before_forward();
   const double scale = loss_scale(step);
   for (int64_t m = 0; m < k; ++m) {
     data_parallel_.begin(/*sync=*/m + 1 == k);  // buckets are reduced in the last backward only
     const MicroBatch out = forward_backward(view1.narrow(0, m * micro, micro), view2.narrow(0, m * micro, micro),
-                                            objective, scale, clock, result.times);
+                                            objective, scale, phase_done);
     result.loss = result.loss.defined() ? result.loss + out.loss / k : out.loss / k;
     if (m == 0) result.stats = out.stats;
   }
-  clock.restart();
   data_parallel_.finish();
-  clock.lap(result.times.sync);
+  phase_done(Phase::Sync);
   // Every rank takes the same decision (one all-reduce), so the ranks' parameters stay replicas.
-  result.applied = !options_.finite_check() || guard_.check(communicators_.gradients, result.loss, step);
+  result.applied = !options_.finite_check() || guard_.check(comm_, result.loss, step);
   if (result.applied) {
     if (gradient_observer_) gradient_observer_();
     optimizer_.set_lr(lr);
     optimizer_.step();
   }
-  clock.lap(result.times.optimizer);
+  phase_done(Phase::Optimizer);
   return result;
 }
 
 // 1/k for k micro-batches (their gradients add up to the mean's); NaN where HCL_FAULT plans
 // non-finite gradients for this rank (the fault tests).
 double TrainStep::loss_scale(int64_t step) const {
-  if (fault_plan().at(FaultPlan::Kind::NanGrad, step, communicators_.checked.rank())) return std::nan("");
+  if (fault_plan().at(FaultPlan::Kind::NanGrad, step, comm_.rank())) return std::nan("");
   return 1.0 / static_cast<double>(options_.accumulate());
 }
 
@@ -125,10 +95,9 @@ double TrainStep::loss_scale(int64_t step) const {
 // loss * loss_scale.
 TrainStep::MicroBatch TrainStep::forward_backward(const torch::Tensor& view1, const torch::Tensor& view2,
                                                   const loss::ObjectiveOptions& objective, double loss_scale,
-                                                  PhaseClock& clock, StepTimes& times) {
+                                                  const std::function<void(Phase)>& phase_done) {
   std::optional<compat::CudaBf16Autocast> autocast;
   if (options_.bf16()) autocast.emplace();
-  clock.restart();
   torch::Tensor z1, z2;
   if (options_.view_forward() == ViewForward::PerView) {
     z1 = model_->forward(view1).projection;
@@ -138,11 +107,11 @@ TrainStep::MicroBatch TrainStep::forward_backward(const torch::Tensor& view1, co
     z1 = both.narrow(0, 0, view1.size(0));
     z2 = both.narrow(0, view1.size(0), view2.size(0));
   }
-  clock.lap(times.forward);
-  loss::ObjectiveResult result = global_objective(communicators_.checked, z1, z2, objective);
-  clock.lap(times.objective);
+  phase_done(Phase::Forward);
+  loss::ObjectiveResult result = global_objective(comm_, z1, z2, objective);
+  phase_done(Phase::Objective);
   (loss_scale == 1.0 ? result.loss : result.loss * loss_scale).backward();
-  clock.lap(times.backward);
+  phase_done(Phase::Backward);
   return {result.loss.detach(), result.stats};
 }
 

@@ -14,21 +14,11 @@
 #include "loss/objective.h"
 #include "model/contrastive_model.h"
 #include "train/optim.h"
+#include "train/phase_timer.h"
 #include "train/step.h"
 #include "train/step_guard.h"
 
 namespace hcl::train {
-
-// The step's two communicators over the same ranks; this is the one place that knows there are two.
-//   checked:   per-call shape checks; the objective's gather, and the caller's own collectives.
-//   gradients: no per-call shape check. Gradient buckets, SyncBatchNorm and the finite-step
-//              decision issue tensors of one shape on every rank by construction.
-// Constructing is collective (two MPI_Comm_dup, in this order on every rank).
-struct StepCommunicators {
-  explicit StepCommunicators(MPI_Comm comm = MPI_COMM_WORLD, dist::CommunicatorOptions options = {});
-  dist::Communicator checked;
-  dist::Communicator gradients;
-};
 
 struct StepOptions {
   // Micro-batches per step (divides the per-rank batch). Each micro-batch is its own global
@@ -46,16 +36,10 @@ struct StepOptions {
   TORCH_ARG(bool, overlap) = false;
 };
 
-// Seconds of one step's phases (host clock; see TrainStep::run's `timed`).
-struct StepTimes {
-  double forward = 0, objective = 0, backward = 0, sync = 0, optimizer = 0;
-};
-
 struct StepResult {
   torch::Tensor loss;          // this rank's loss, mean over micro-batches (0-d, detached)
   loss::ObjectiveStats stats;  // of the first micro-batch (defined when the objective asked for them)
   bool applied = false;        // false: skipped by the finite check on every rank
-  StepTimes times;
 };
 
 class TrainStep {
@@ -64,7 +48,7 @@ class TrainStep {
   // initialisation and may change the dtype). Then the model goes to `device` (channels-last on
   // CUDA), rank 0's parameters are broadcast to every rank, and the optimizer is made. Collective.
   using ModelBuilder = std::function<model::ContrastiveModel(const model::NormFactory& norm)>;
-  TrainStep(StepCommunicators communicators, const ModelBuilder& build, StepOptions options,
+  TrainStep(dist::Communicator comm, const ModelBuilder& build, StepOptions options,
             const OptimizerOptions& optimizer, const torch::Device& device);
   // The norm layers and the gradient buckets hold references into this object.
   TrainStep(const TrainStep&) = delete;
@@ -74,10 +58,11 @@ class TrainStep {
   // the same B, objective options and step, and issues the same collectives in the same order
   // (gather per micro-batch, buckets, the finite-check all-reduce). `lr` is used when the step is
   // applied. `step` (1-based global step) names the step in messages and keys HCL_FAULT (throw,
-  // nan-grad). With `timed`, device work is waited for between phases so that the times are real
-  // (that costs overlap on CUDA: use it at log steps).
+  // nan-grad). With a `timer`, the end of each phase (forward, objective, backward per micro-batch;
+  // sync; optimizer) is stamped on it: no synchronisation (train/phase_timer.h).
   StepResult run(const torch::Tensor& view1, const torch::Tensor& view2,
-                 const loss::ObjectiveOptions& objective, double lr, int64_t step, bool timed = true);
+                 const loss::ObjectiveOptions& objective, double lr, int64_t step,
+                 PhaseTimer* timer = nullptr);
 
   // L2 norm of the last step's averaged gradients (a 0-d tensor; NaN after a non-finite step).
   torch::Tensor grad_norm() const;
@@ -90,7 +75,7 @@ class TrainStep {
   dist::DataParallel& data_parallel() { return data_parallel_; }
   const StepGuard& guard() const { return guard_; }
   // For the caller's own collectives (shape-checked).
-  dist::Communicator& comm() { return communicators_.checked; }
+  dist::Communicator& comm() { return comm_; }
   const torch::Device& device() const { return device_; }
   const StepOptions& options() const { return options_; }
 
@@ -99,13 +84,15 @@ class TrainStep {
     torch::Tensor loss;
     loss::ObjectiveStats stats;
   };
-  class PhaseClock;
   MicroBatch forward_backward(const torch::Tensor& view1, const torch::Tensor& view2,
                               const loss::ObjectiveOptions& objective, double loss_scale,
-                              PhaseClock& clock, StepTimes& times);
+                              const std::function<void(Phase)>& phase_done);
   double loss_scale(int64_t step) const;
 
-  StepCommunicators communicators_;
+  // One communicator for everything the step issues. The objective's gather keeps the per-call
+  // shape check (its shapes come from the caller); the gradient buckets, SyncBatchNorm and the
+  // finite-step flag skip it per call (their shapes are the same on every rank by construction).
+  dist::Communicator comm_;
   StepOptions options_;
   torch::Device device_;
   model::ContrastiveModel model_;

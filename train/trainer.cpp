@@ -1,4 +1,4 @@
-// hcl-train's job: setup (device, communicators, datasets, the training step, resume), the loop
+// hcl-train's job: setup (device, communicator, datasets, the training step, resume), the loop
 // (one named call per line), and the evaluations and checkpoints it calls for. The step itself is
 // train::TrainStep; what is reported is train::ProgressReporter.
 #include "train/trainer.h"
@@ -93,17 +93,17 @@ torch::Device prepare_device(const TrainConfig& config, const dist::Topology& to
   return device;
 }
 
-// The step's communicators over MPI_COMM_WORLD, once every rank is known to run the same
+// The step's communicator over MPI_COMM_WORLD, once every rank is known to run the same
 // configuration. Collective.
-StepCommunicators open_communicators(const TrainConfig& config, const torch::Device& device) {
+dist::Communicator open_communicator(const TrainConfig& config, const torch::Device& device) {
   dist::CommunicatorOptions options;
   options.backend = dist::parse_backend_choice(config.backend);
   options.timeout = std::chrono::seconds(config.collective_timeout);
-  StepCommunicators communicators(MPI_COMM_WORLD, options);
-  check_same_config(communicators.checked, config);
-  communicators.checked.log_startup(device);
+  dist::Communicator comm(MPI_COMM_WORLD, options);
+  check_same_config(comm, config);
+  comm.log_startup(device);
   HCL_LOG(info) << "configuration: " << config.to_json().dump();
-  return communicators;
+  return comm;
 }
 
 struct Datasets {
@@ -198,9 +198,11 @@ int64_t count_steps(const TrainConfig& config, int64_t steps_per_epoch) {
 
 // ---- The loop, and what it calls for. ----
 
+// Both augmented views of this rank's images, view-major (rows [0, B) the first view).
 struct Views {
-  torch::Tensor first, second;
-  double seconds = 0;  // loading and augmentation
+  torch::Tensor both;
+  torch::Tensor first() const { return both.narrow(0, 0, both.size(0) / 2); }
+  torch::Tensor second() const { return both.narrow(0, both.size(0) / 2, both.size(0) / 2); }
 };
 
 // One run of the loop over the steps still to take, from the position resumed at.
@@ -211,7 +213,7 @@ class Trainer {
 
  private:
   bool is_log_step(int64_t step) const;
-  Views next_views(data::BatchPrefetcher& prefetcher, bool timed) const;
+  Views next_views(data::BatchPrefetcher& prefetcher);
   loss::ObjectiveOptions objective(double beta, bool with_stats) const;
   void advance_position();
   double report(const StepResult& result, double lr, double beta);
@@ -241,19 +243,20 @@ TrainSummary Trainer::run() {
   const int64_t first_step = position_.global_step;
   if (first_step == 0) summary.knn_top1_before = evaluate("before training");
   step_.model()->train();
-  data::BatchPrefetcher prefetcher(datasets_.train, sampler_, device_.is_cuda());
+  data::BatchPrefetcher prefetcher(datasets_.train, sampler_, device_.is_cuda(), augmenter_);
+  PhaseTimer& timer = reporter_.timer();
   reporter_.start();
   while (position_.global_step < total_steps_) {
     const int64_t step = position_.global_step + 1;  // 1-based, as the progress lines count
     const bool log_step = is_log_step(step);
-    const bool timed = log_step || !device_.is_cuda();  // CUDA: no host synchronisation in between
     const double beta = beta_schedule_->beta(position_.epoch);
     const double lr = scheduled_lr(base_lr_, lr_schedule_, position_.global_step);
-    const Views views = next_views(prefetcher, timed);
-    const StepResult result = step_.run(views.first, views.second, objective(beta, log_step), lr, step, timed);
+    timer.begin_step();
+    const Views views = next_views(prefetcher);
+    const StepResult result = step_.run(views.first(), views.second(), objective(beta, log_step), lr, step, &timer);
+    timer.end_step();
     if (!result.applied) reporter_.skipped(position_, step, step_.guard());
     advance_position();
-    reporter_.add(views.seconds, result.times);
     if (log_step) summary.final_loss = report(result, lr, beta);
     if (is_due(eval_every_)) evaluate("during training");
     if (is_due(checkpoint_every_)) save("interval");
@@ -297,7 +300,7 @@ Trainer::Trainer(const TrainConfig& config, const Datasets& datasets, TrainStep&
                .seed(config.seed)),
       position_(resume_if_asked(config, step)),
       reporter_(step.comm(), std::filesystem::path(config.out) / "metrics.jsonl", sampler_.global_batch(),
-                total_steps_) {
+                total_steps_, step.device()) {
   if (rank0_) std::ofstream(std::filesystem::path(config.out) / "config.json") << config.to_json().dump(2) << "\n";
 }
 
@@ -306,15 +309,14 @@ bool Trainer::is_log_step(int64_t step) const {
   return step % config_.log_interval == 0 || step == total_steps_;
 }
 
-// This rank's images of the next step, on the device, and their two augmented views.
-Views Trainer::next_views(data::BatchPrefetcher& prefetcher, bool timed) const {
-  const auto start = clock_type::now();
+// This rank's images of the next step, on the device, and both augmented views made in one pass
+// from the parameters the prefetch thread drew (channels-last on CUDA, as the model is).
+Views Trainer::next_views(data::BatchPrefetcher& prefetcher) {
   const data::HostBatch batch = prefetcher.get(position_.epoch, position_.step);
   const torch::Tensor images = batch.images.to(device_, /*non_blocking=*/true);
-  Views views{augmenter_.view(images, batch.indices, position_.epoch, 0),
-              augmenter_.view(images, batch.indices, position_.epoch, 1)};
-  if (timed) synchronize_device(device_);
-  views.seconds = seconds_since(start);
+  const auto format = device_.is_cuda() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  Views views{augmenter_.apply_views(images, batch.view_params, format)};
+  reporter_.timer().end_phase(Phase::Data);
   return views;
 }
 
@@ -389,16 +391,16 @@ model::ContrastiveModel build_model(const TrainConfig& config, const model::Norm
 TrainSummary run_training(const TrainConfig& config, const dist::Topology& topology,
                           const std::function<void()>& prepare_output) {
   const torch::Device device = prepare_device(config, topology);
-  StepCommunicators communicators = open_communicators(config, device);
-  const Datasets datasets = load_datasets(communicators.checked, config);
+  dist::Communicator comm = open_communicator(config, device);
+  const Datasets datasets = load_datasets(comm, config);
   prepare_output();  // every rank's input is good: now the output folder
   log_datasets(config, datasets);
-  const int world = communicators.checked.world_size();
+  const int world = comm.world_size();
   const auto build = [&](const model::NormFactory& norm) {
     torch::manual_seed(static_cast<uint64_t>(config.seed));  // rank 0's initialisation is broadcast
     return build_model(config, norm);
   };
-  TrainStep step(std::move(communicators), build, step_options(config, device), optimizer_options(config, world),
+  TrainStep step(std::move(comm), build, step_options(config, device), optimizer_options(config, world),
                  device);
   log_model(config, step);
   Trainer trainer(config, datasets, step);

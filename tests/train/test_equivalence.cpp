@@ -72,7 +72,7 @@ Trace train(MPI_Comm ranks, const Config& s, int world) {
     net->to(s.dtype);
     return net;
   };
-  TrainStep step(StepCommunicators(ranks), build,
+  TrainStep step(dist::Communicator(ranks), build,
                  StepOptions().accumulate(s.accumulate).view_forward(s.mode).sync_bn(s.sync_bn)
                      .bucket_bytes(4096).overlap(s.overlap),
                  OptimizerOptions().name(s.optimizer).lr(lr).momentum(s.momentum).weight_decay(1e-4),

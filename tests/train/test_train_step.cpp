@@ -1,0 +1,100 @@
+// TrainStep's host reads, the CPU proxy for host synchronisation on a GPU: a steady-state step
+// (after warm-up) with the finite check off reads nothing back from its tensors; with it on, it
+// reads exactly one value (the agreed skip decision: the one host read a step has on CUDA until
+// the decision moves to the device). Also: the phases that run() stamps on a PhaseTimer.
+#include <ATen/record_function.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "tests/support/mpi_world.h"
+#include "train/train_step.h"
+
+namespace hcl::train {
+namespace {
+
+thread_local std::map<std::string, int64_t>* counting = nullptr;
+
+// ATen ops by name that `work` runs on this thread (every depth).
+std::map<std::string, int64_t> ops_of(const std::function<void()>& work) {
+  std::map<std::string, int64_t> counts;
+  counting = &counts;
+  const at::CallbackHandle handle = at::addThreadLocalCallback(
+      at::RecordFunctionCallback([](const at::RecordFunction& f) -> std::unique_ptr<at::ObserverContext> {
+        if (counting != nullptr) ++(*counting)[f.name()];
+        return nullptr;
+      }).scopes({at::RecordScope::FUNCTION}));
+  work();
+  at::removeCallback(handle);
+  counting = nullptr;
+  return counts;
+}
+
+// Values read back to the host: every item() (and every other read of one element) ends in
+// aten::_local_scalar_dense, recorded once per read (item() itself is recorded around it).
+int64_t host_reads(const std::map<std::string, int64_t>& ops) {
+  const auto found = ops.find("aten::_local_scalar_dense");
+  return found == ops.end() ? 0 : found->second;
+}
+
+TrainStep small_step(bool finite_check, int64_t accumulate = 1) {
+  const auto build = [](const model::NormFactory& norm) {
+    torch::manual_seed(5);
+    return model::ContrastiveModel(model::ModelOptions()
+                                       .encoder(model::EncoderOptions().arch("small").in_channels(1).norm(norm))
+                                       .head_hidden(32)
+                                       .projection_dim(16));
+  };
+  return TrainStep(dist::Communicator(), build,
+                   StepOptions().finite_check(finite_check).accumulate(accumulate).bucket_bytes(4096),
+                   OptimizerOptions().name("adam"), torch::kCPU);
+}
+
+// Steps 1-2 warm up (optimizer state, buffers); step 3 is observed.
+int64_t reads_in_steady_step(TrainStep& step) {
+  const auto objective = loss::ObjectiveOptions().check_values(false).with_stats(false);
+  int64_t reads = -1;
+  for (int64_t k = 1; k <= 3; ++k) {
+    torch::manual_seed(100 + k * 10 + step.comm().rank());
+    const torch::Tensor v1 = torch::randn({4, 1, 8, 8}), v2 = torch::randn({4, 1, 8, 8});
+    if (k < 3) {
+      step.run(v1, v2, objective, 1e-3, k);
+    } else {
+      reads = host_reads(ops_of([&] { step.run(v1, v2, objective, 1e-3, k); }));
+    }
+  }
+  return reads;
+}
+
+TEST(TrainStep, SteadyStateStepMakesNoHostReads) {
+  TrainStep step = small_step(/*finite_check=*/false);
+  EXPECT_EQ(reads_in_steady_step(step), 0);
+}
+
+TEST(TrainStep, FiniteCheckIsTheOnlyHostReadOfAStep) {
+  TrainStep step = small_step(/*finite_check=*/true);
+  EXPECT_EQ(reads_in_steady_step(step), 1);
+}
+
+TEST(TrainStep, StampsEveryPhaseOnTheTimer) {
+  TrainStep step = small_step(/*finite_check=*/true, /*accumulate=*/2);
+  PhaseTimer timer(torch::kCPU);
+  const auto objective = loss::ObjectiveOptions().check_values(false);
+  timer.begin_step();
+  timer.end_phase(Phase::Data);
+  const StepResult out = step.run(torch::randn({4, 1, 8, 8}), torch::randn({4, 1, 8, 8}), objective, 1e-3, 1, &timer);
+  timer.end_step();
+  const WindowTiming w = timer.close_window();
+  EXPECT_TRUE(out.applied);
+  EXPECT_EQ(w.steps, 1);
+  double phases = 0;
+  for (const Phase p : {Phase::Forward, Phase::Objective, Phase::Backward}) {  // real work in each
+    EXPECT_GT(w.device_ms_per_step(p), 0.0) << to_string(p);
+  }
+  for (int p = 0; p < kPhaseCount; ++p) phases += w.device_ms_per_step(static_cast<Phase>(p));
+  EXPECT_LE(phases, w.host_ms_per_step() + 1e-6);  // on the CPU the phases tile the step
+}
+
+}  // namespace
+}  // namespace hcl::train
