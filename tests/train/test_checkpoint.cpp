@@ -10,6 +10,7 @@
 
 #include "core/check.h"
 #include "tests/support/mpi_world.h"
+#include "tests/support/tiny_net.h"
 #include "train/checkpoint.h"
 
 namespace hcl::train {
@@ -17,15 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Net : torch::nn::Module {
-  Net() {
-    linear = register_module("linear", torch::nn::Linear(4, 3));
-    norm = register_module("norm", torch::nn::BatchNorm1d(3));
-  }
-  torch::Tensor forward(const torch::Tensor& x) { return norm(linear(x)); }
-  torch::nn::Linear linear{nullptr};
-  torch::nn::BatchNorm1d norm{nullptr};
-};
+using Net = test::TinyNet;
 
 // A fresh folder per test, removed afterwards.
 class CheckpointFile : public ::testing::Test {

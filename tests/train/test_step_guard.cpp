@@ -8,21 +8,14 @@
 
 #include "core/check.h"
 #include "tests/support/mpi_world.h"
+#include "tests/support/tiny_net.h"
 #include "train/fault_injection.h"
 #include "train/step_guard.h"
 
 namespace hcl::train {
 namespace {
 
-struct Net : torch::nn::Module {
-  Net() {
-    linear = register_module("linear", torch::nn::Linear(4, 3));
-    norm = register_module("norm", torch::nn::BatchNorm1d(3));
-  }
-  torch::Tensor forward(const torch::Tensor& x) { return norm(linear(x)); }
-  torch::nn::Linear linear{nullptr};
-  torch::nn::BatchNorm1d norm{nullptr};
-};
+using Net = test::TinyNet;
 
 // One forward and backward on this rank's data; `poison` makes this rank's loss NaN.
 torch::Tensor step(Net& net, bool poison) {
