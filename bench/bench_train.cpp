@@ -162,8 +162,9 @@ Measurement measure(const Args& args, const ImageSource& source, const std::stri
                                                       views.narrow(0, args.batch, args.batch), objective, lr,
                                                       step + 1, &timer);
     timer.end_step();
-    if (!out.applied) ++m.skipped;
+    m.skipped += static_cast<int64_t>(out.skips.size());
   }
+  m.skipped += static_cast<int64_t>(train_step.settle().size());
   m.timing = timer.close_window();
   return m;
 }

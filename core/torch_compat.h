@@ -4,7 +4,10 @@
 #pragma once
 
 #include <ATen/autocast_mode.h>
+#include <c10/core/Event.h>
 #include <torch/version.h>
+
+#include <thread>
 
 // LibTorch 2.4 replaced the per-device autocast functions by ones that take the device type.
 #define HCL_TORCH_AT_LEAST(major, minor) \
@@ -22,6 +25,15 @@ using namespace c10::cuda::CUDACachingAllocator;
 }  // namespace hcl::compat::allocator_stats
 
 namespace hcl::compat {
+
+// Blocks until `event` has completed (c10::Event::synchronize is 2.x; 1.13 can only query).
+inline void wait_for(const c10::Event& event) {
+#if HCL_TORCH_AT_LEAST(2, 0)
+  event.synchronize();
+#else
+  while (!event.query()) std::this_thread::yield();
+#endif
+}
 
 // Whether CUDA autocast is on in this thread.
 inline bool cuda_autocast_enabled() {

@@ -25,6 +25,10 @@ class Backend {
   virtual void reduce_scatter(const torch::Tensor& input, torch::Tensor& output, ReduceOp op) = 0;
   virtual void broadcast(torch::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;
+  // Collectives recorded into a CUDA graph are not watched one by one (their events belong to the
+  // graph); the caller watches each replay instead: the work enqueued so far on the current stream
+  // must complete within the timeout. Nothing to do for synchronous backends.
+  virtual void watch_enqueued(const char* what) {}
 };
 
 // Collectives over `comm` (not owned; must outlive the backend) on CPU tensors.

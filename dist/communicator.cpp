@@ -93,6 +93,10 @@ const char* Communicator::backend_name(const torch::Device& device) const {
   return device.is_cuda() ? "nccl" : "mpi";
 }
 
+void Communicator::watch_enqueued(const torch::Device& device, const char* what) {
+  if (device.is_cuda() && nccl_) nccl_->watch_enqueued(what);
+}
+
 Backend& Communicator::backend_for(const torch::Tensor& tensor, const char* op) {
   HCL_ASSERT(tensor.defined(), op, ": undefined tensor");
   const bool use_nccl = std::string(backend_name(tensor.device())) == "nccl";

@@ -83,6 +83,10 @@ class Communicator {
   // different value. Every rank gets the same answer. Collective.
   torch::Tensor differs_across_ranks(const torch::Tensor& values);
 
+  // Puts the work enqueued so far on `device`'s current stream under the collective timeout (a
+  // replayed CUDA graph with collectives inside: dist/backend.h). No-op for the CPU.
+  void watch_enqueued(const torch::Device& device, const char* what);
+
   // The backend that a tensor on `device` goes through ("mpi" or "nccl").
   const char* backend_name(const torch::Device& device) const;
 

@@ -108,6 +108,8 @@ class NcclBackend final : public Backend {
     HCL_CHECK_CUDA(cudaStreamSynchronize(current_stream()));
   }
 
+  void watch_enqueued(const char* what) override { track(current_stream(), what); }
+
  private:
   struct PendingWork {
     cudaEvent_t done;
@@ -119,8 +121,13 @@ class NcclBackend final : public Backend {
     return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_)).stream();
   }
 
-  // Records completion of the collective just enqueued, for the watchdog.
+  // Records completion of the collective just enqueued, for the watchdog. Not while the stream is
+  // being captured into a CUDA graph: an event recorded there belongs to the graph and cannot be
+  // queried; the graph's replays are watched instead (watch_enqueued).
   void track(cudaStream_t stream, const char* what) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    HCL_CHECK_CUDA(cudaStreamIsCapturing(stream, &capture));
+    if (capture != cudaStreamCaptureStatusNone) return;
     cudaEvent_t done;
     HCL_CHECK_CUDA(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
     HCL_CHECK_CUDA(cudaEventRecord(done, stream));

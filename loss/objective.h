@@ -40,6 +40,13 @@ struct ObjectiveOptions {
  public:
   // Throws hcl::Error naming the first invalid value.
   void validate() const;
+  // Every field equal (a CUDA graph that baked these in can be replayed for the other).
+  bool operator==(const ObjectiveOptions& o) const {
+    return temperature_ == o.temperature_ && tau_plus_ == o.tau_plus_ && beta_ == o.beta_ &&
+           estimator_ == o.estimator_ && floor_ == o.floor_ && column_chunk_ == o.column_chunk_ &&
+           check_values_ == o.check_values_ && with_stats_ == o.with_stats_;
+  }
+  bool operator!=(const ObjectiveOptions& o) const { return !(*this == o); }
 };
 
 // Detached 0-dim float tensors on the inputs' device, read by the trainer only at log steps.

@@ -1,8 +1,9 @@
-// train/'s CUDA functions in a build without CUDA (the real ones: cuda_memory.cpp and
-// phase_timer_cuda.cpp); CMake compiles this file instead of those.
+// train/'s CUDA functions in a build without CUDA (the real ones: cuda_memory.cpp,
+// phase_timer_cuda.cpp and step_graph_cuda.cpp); CMake compiles this file instead of those.
 #include "core/check.h"
 #include "train/phase_timer.h"
 #include "train/step.h"
+#include "train/step_graph.h"
 
 namespace hcl::train {
 
@@ -17,5 +18,16 @@ double peak_device_memory_mib(const torch::Device&) {
 void reset_peak_device_memory(const torch::Device&) {
   throw Error("reset_peak_device_memory: hcl was built without CUDA");
 }
+
+// Only the constructor can be reached: it throws, so no StepGraph exists in such a build.
+struct StepGraph::Impl {};
+StepGraph::StepGraph(const torch::Device&) {
+  throw Error("CUDA graphs need a CUDA device, but hcl was built without CUDA");
+}
+StepGraph::~StepGraph() = default;
+void StepGraph::capture(const std::function<void()>&) { HCL_ASSERT(false, "StepGraph without CUDA"); }
+void StepGraph::replay() { HCL_ASSERT(false, "StepGraph without CUDA"); }
+void StepGraph::reset() {}
+bool StepGraph::captured() const { return false; }
 
 }  // namespace hcl::train

@@ -5,27 +5,11 @@
 
 #include <cmath>
 #include <map>
-#include <sstream>
-#include <type_traits>
 
 #include "core/check.h"
 
 namespace hcl::train {
 namespace {
-
-// LibTorch keys optimizer state by the parameter's TensorImpl: as a string in 1.x, as the pointer
-// itself in newer versions.
-template <typename Map>
-typename Map::key_type state_key(const torch::Tensor& p) {
-  using Key = typename Map::key_type;
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream key;
-    key << p.unsafeGetTensorImpl();
-    return key.str();
-  } else {
-    return static_cast<Key>(p.unsafeGetTensorImpl());
-  }
-}
 
 void require_dense(const torch::Tensor& grad, const char* optimizer) {
   HCL_REQUIRE(!grad.is_sparse(), optimizer, ": sparse gradients are not supported");

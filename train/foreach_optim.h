@@ -7,7 +7,26 @@
 
 #include <torch/torch.h>
 
+#include <sstream>
+#include <string>
+#include <type_traits>
+
 namespace hcl::train {
+
+// The key of a parameter's entry in an optimizer's state map (`Map`: decltype of the optimizer's
+// state_): LibTorch keys it by the parameter's TensorImpl, as a string in 1.x and as the pointer
+// itself in newer versions.
+template <typename Map>
+typename Map::key_type state_key(const torch::Tensor& p) {
+  using Key = typename Map::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
+}
 
 class ForeachAdam : public torch::optim::Adam {
  public:

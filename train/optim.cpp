@@ -5,6 +5,7 @@
 
 #include "core/check.h"
 #include "train/foreach_optim.h"
+#include "train/fused_optim.h"
 
 namespace hcl::train {
 
@@ -17,23 +18,51 @@ void OptimizerOptions::validate() const {
   HCL_REQUIRE(trust_coefficient() > 0, "LARS trust coefficient must be > 0, got ", trust_coefficient());
 }
 
-Optimizer::Optimizer(torch::nn::Module& module, OptimizerOptions options) : options_(options) {
+namespace {
+
+bool use_fused(OptimizerKernels kernels, const std::vector<torch::Tensor>& params) {
+  switch (kernels) {
+    case OptimizerKernels::Foreach: return false;
+    case OptimizerKernels::Fused: return true;
+    case OptimizerKernels::Auto: break;
+  }
+  return fused_optimizers_available() && !params.empty() && params.front().is_cuda();
+}
+
+}  // namespace
+
+Optimizer::Optimizer(torch::nn::Module& module, OptimizerOptions options) : options_(options), lr_(options.lr()) {
   options_.validate();
   std::vector<torch::Tensor> params;
   for (const auto& p : module.parameters())
     if (p.requires_grad()) params.push_back(p);
+  const bool fused = use_fused(options_.kernels(), params);
   if (options_.name() == "adam") {
-    optimizer_ = std::make_unique<ForeachAdam>(
-        params, torch::optim::AdamOptions(options_.lr()).weight_decay(options_.weight_decay()));
-  } else if (options_.name() == "sgd") {
-    optimizer_ = std::make_unique<ForeachSGD>(
-        params, torch::optim::SGDOptions(options_.lr()).momentum(options_.momentum()).weight_decay(options_.weight_decay()));
-  } else {
-    // SimCLR excludes BatchNorm and bias parameters (the 1-d ones) from LARS.
+    const auto adam = torch::optim::AdamOptions(options_.lr()).weight_decay(options_.weight_decay());
+    if (fused) {
+      auto owned = std::make_unique<FusedAdam>(params, adam);
+      fused_adam_ = owned.get();
+      optimizer_ = std::move(owned);
+    } else {
+      optimizer_ = std::make_unique<ForeachAdam>(params, adam);
+    }
+    return;
+  }
+  // sgd; lars is SGD with momentum on rescaled gradients, whose weight decay lars_transform adds.
+  // SimCLR excludes BatchNorm and bias parameters (the 1-d ones) from LARS.
+  const bool lars = options_.name() == "lars";
+  if (lars)
     for (const auto& p : params)
       if (p.dim() > 1) adapted_.push_back(p);
-    optimizer_ = std::make_unique<ForeachSGD>(
-        params, torch::optim::SGDOptions(options_.lr()).momentum(options_.momentum()));
+  const auto sgd = torch::optim::SGDOptions(options_.lr())
+                       .momentum(options_.momentum())
+                       .weight_decay(lars ? 0.0 : options_.weight_decay());
+  if (fused) {
+    auto owned = std::make_unique<FusedSGD>(params, sgd);
+    fused_sgd_ = owned.get();
+    optimizer_ = std::move(owned);
+  } else {
+    optimizer_ = std::make_unique<ForeachSGD>(params, sgd);
   }
 }
 
@@ -54,15 +83,43 @@ void Optimizer::lars_transform() {
   }
 }
 
-void Optimizer::step() {
-  if (!adapted_.empty()) lars_transform();
+void Optimizer::step(const torch::Tensor& skip) {
+  if (!adapted_.empty()) lars_transform();  // a skipped step's gradients are zeros: they stay zeros
+  if (fused_adam_ != nullptr) return fused_adam_->step_unless(skip);
+  if (fused_sgd_ != nullptr) return fused_sgd_->step_unless(skip);
+  if (skip.defined()) {
+    HCL_ASSERT(skip.numel() == 1 && skip.scalar_type() == torch::kFloat, "Optimizer: the skip flag must be "
+               "one float");
+    // On CPU the flag is host memory: reading it is what a CPU kernel does (no ATen op, no wait).
+    const float flag = skip.is_cpu() ? *skip.data_ptr<float>() : skip.item<float>();
+    if (flag != 0) return;
+  }
   optimizer_->step();
 }
 
 void Optimizer::set_lr(double lr) {
+  if (lr == lr_) return;
+  lr_ = lr;
+  if (fused_adam_ != nullptr) return fused_adam_->set_lr(lr);
+  if (fused_sgd_ != nullptr) return fused_sgd_->set_lr(lr);
   for (auto& group : optimizer_->param_groups()) {
     if (auto* adam = dynamic_cast<torch::optim::AdamOptions*>(&group.options())) adam->lr(lr);
     if (auto* sgd = dynamic_cast<torch::optim::SGDOptions*>(&group.options())) sgd->lr(lr);
+  }
+}
+
+torch::optim::Optimizer& Optimizer::checkpoint_state() {
+  if (fused_adam_ != nullptr) fused_adam_->sync_state_for_save();
+  return *optimizer_;
+}
+
+void Optimizer::state_loaded() {
+  if (fused_adam_ != nullptr) fused_adam_->state_loaded();
+  if (fused_sgd_ != nullptr) fused_sgd_->state_loaded();
+  // The learning rate comes from the schedule at the next step, not from the checkpoint.
+  for (auto& group : optimizer_->param_groups()) {
+    if (auto* adam = dynamic_cast<torch::optim::AdamOptions*>(&group.options())) lr_ = adam->lr();
+    if (auto* sgd = dynamic_cast<torch::optim::SGDOptions*>(&group.options())) lr_ = sgd->lr();
   }
 }
 

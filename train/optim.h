@@ -11,27 +11,46 @@
 
 namespace hcl::train {
 
+// Which kernels update the parameters: LibTorch's fused ones (train/fused_optim.h) on CUDA where
+// this LibTorch has them, the foreach ones (train/foreach_optim.h) elsewhere; or one forced.
+enum class OptimizerKernels { Auto, Foreach, Fused };
+
 struct OptimizerOptions {
   TORCH_ARG(std::string, name) = "adam";  // adam, sgd, lars
   TORCH_ARG(double, lr) = 1e-3;           // for lars: the base lr, scaled by global batch / 256
   TORCH_ARG(double, weight_decay) = 1e-6;
   TORCH_ARG(double, momentum) = 0.9;      // sgd, lars
   TORCH_ARG(double, trust_coefficient) = 1e-3;  // lars
+  TORCH_ARG(OptimizerKernels, kernels) = OptimizerKernels::Auto;
 
  public:
   void validate() const;
 };
 
-// An optimizer over a module's parameters, updated with multi-tensor operations (ForeachAdam,
-// ForeachSGD: LibTorch's arithmetic and state). LARS is SGD with momentum applied to gradients that
-// lars_transform() rescaled first (SimCLR's formulation); step() does both.
+class FusedAdam;
+class FusedSGD;
+
+// An optimizer over a module's parameters, updated with multi-tensor kernels: fused (FusedAdam,
+// FusedSGD) or foreach (ForeachAdam, ForeachSGD), both with LibTorch's state layout. LARS is SGD with
+// momentum applied to gradients that lars_transform() rescaled first (SimCLR's formulation); step()
+// does both.
 class Optimizer {
  public:
   Optimizer(torch::nn::Module& module, OptimizerOptions options);
   void zero_grad();
-  void step();
+  // One update. `skip`: undefined, or a one-element float tensor on the parameters' device holding
+  // 0 (apply) or 1 (leave parameters, state and step counts as they are): the finite guard's agreed
+  // decision. The fused kernels read it on the device, so the step has no host read; the foreach
+  // path reads it on the host (on CPU a plain memory read; on CUDA one synchronisation).
+  void step(const torch::Tensor& skip = {});
+  // The learning rate of the next steps. Fused: also a device scalar, written by a kernel, so call
+  // it outside CUDA-graph capture (and only when the value changes, it launches nothing otherwise).
   void set_lr(double lr);
-  torch::optim::Optimizer& torch_optimizer() { return *optimizer_; }
+  bool fused() const { return fused_adam_ != nullptr || fused_sgd_ != nullptr; }
+  // LibTorch's optimizer with all of its state current (the fused path's device step counts copied
+  // in: one host read). Save it into checkpoints; after loading into it, call state_loaded().
+  torch::optim::Optimizer& checkpoint_state();
+  void state_loaded();
   const OptimizerOptions& options() const { return options_; }
 
  private:
@@ -40,6 +59,9 @@ class Optimizer {
   OptimizerOptions options_;
   std::vector<torch::Tensor> adapted_;   // lars: weights with adaptation and weight decay
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  FusedAdam* fused_adam_ = nullptr;  // optimizer_ itself when it is fused
+  FusedSGD* fused_sgd_ = nullptr;
+  double lr_ = 0;
 };
 
 struct ScheduleOptions {

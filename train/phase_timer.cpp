@@ -31,8 +31,8 @@ std::unique_ptr<DeviceClock> make_device_clock(const torch::Device& device) {
 }
 
 const char* to_string(Phase phase) {
-  static constexpr std::array<const char*, kPhaseCount> names = {"data",     "forward", "objective",
-                                                                 "backward", "sync",    "optimizer"};
+  static constexpr std::array<const char*, kPhaseCount> names = {"data", "forward",   "objective", "backward",
+                                                                 "sync", "optimizer", "graph"};
   return names.at(static_cast<size_t>(phase));
 }
 

@@ -15,9 +15,11 @@
 
 namespace hcl::train {
 
-enum class Phase : int { Data, Forward, Objective, Backward, Sync, Optimizer };
-inline constexpr int kPhaseCount = 6;
-const char* to_string(Phase phase);  // "data", "forward", "objective", "backward", "sync", "optimizer"
+// Graph: a step replayed from a CUDA graph (forward to optimizer in one launch, not split).
+enum class Phase : int { Data, Forward, Objective, Backward, Sync, Optimizer, Graph };
+inline constexpr int kPhaseCount = 7;
+// "data", "forward", "objective", "backward", "sync", "optimizer", "graph"
+const char* to_string(Phase phase);
 
 // Stamps on one device's timeline: CUDA events (with timing) on the current stream, or host clock
 // readings on the CPU. Slots are numbered from 0 and reused from one window to the next.

@@ -45,8 +45,9 @@ std::string ProgressRecord::line() const {
       << " pos " << positive_similarity << " neg " << negative_similarity << " floor " << floor_fraction
       << " ess " << effective_negatives << " gnorm " << grad_norm << std::setprecision(1) << " | "
       << images_per_s << " img/s | ms/step data " << ms.data << " fwd " << ms.forward << " obj "
-      << ms.objective << " bwd " << ms.backward << " sync " << ms.sync << " opt " << ms.optimizer
-      << " host " << ms.host << " | rss " << std::setprecision(0) << rss_mib << " MiB | ETA " << format_duration(eta_s);
+      << ms.objective << " bwd " << ms.backward << " sync " << ms.sync << " opt " << ms.optimizer;
+  if (ms.graph > 0) out << " graph " << ms.graph;
+  out << " host " << ms.host << " | rss " << std::setprecision(0) << rss_mib << " MiB | ETA " << format_duration(eta_s);
   return out.str();
 }
 
@@ -59,7 +60,7 @@ nlohmann::json ProgressRecord::json() const {
           {"global_batch", global_batch},
           {"step_ms", {{"data", ms.data}, {"forward", ms.forward}, {"objective", ms.objective},
                        {"backward", ms.backward}, {"sync", ms.sync}, {"optimizer", ms.optimizer},
-                       {"host", ms.host}}},
+                       {"graph", ms.graph}, {"host", ms.host}}},
           {"rss_mib", rss_mib}, {"eta_s", eta_s}, {"elapsed_s", elapsed_s}};
 }
 
@@ -84,7 +85,7 @@ PhaseTimes ms_per_step(const WindowTiming& w) {
   return {w.device_ms_per_step(Phase::Data),     w.device_ms_per_step(Phase::Forward),
           w.device_ms_per_step(Phase::Objective), w.device_ms_per_step(Phase::Backward),
           w.device_ms_per_step(Phase::Sync),     w.device_ms_per_step(Phase::Optimizer),
-          w.host_ms_per_step()};
+          w.device_ms_per_step(Phase::Graph),    w.host_ms_per_step()};
 }
 }  // namespace
 
@@ -124,9 +125,9 @@ ProgressRecord ProgressReporter::report(const StepReport& step) {
   return r;
 }
 
-void ProgressReporter::skipped(const TrainPosition& position, int64_t step, const StepGuard& guard) {
-  write({{"type", "skipped"}, {"epoch", position.epoch}, {"step", step}, {"consecutive", guard.consecutive()},
-         {"skipped_steps", guard.skipped()}});
+void ProgressReporter::skipped(int64_t epoch, const SkipRecord& skip) {
+  write({{"type", "skipped"}, {"epoch", epoch}, {"step", skip.step}, {"consecutive", skip.consecutive},
+         {"skipped_steps", skip.skipped}});
 }
 
 void ProgressReporter::knn(const char* when, const TrainPosition& position, double epochs_done,

@@ -24,6 +24,7 @@ namespace hcl::train {
 // Time of each phase of a step (the unit is given where it is used).
 struct PhaseTimes {
   double data = 0, forward = 0, objective = 0, backward = 0, sync = 0, optimizer = 0;
+  double graph = 0;  // steps replayed from a CUDA graph: forward to optimizer in one
   double host = 0;  // the host's time inside the step (on CUDA: queueing the work, and waits)
 };
 
@@ -88,8 +89,8 @@ class ProgressReporter {
   // and starts a new window. Collective (two all-reduces: loss and statistics, resident memory);
   // waits for the device once (the window's end).
   ProgressRecord report(const StepReport& step);
-  // A step skipped by the finite check (position: before the step; step: 1-based).
-  void skipped(const TrainPosition& position, int64_t step, const StepGuard& guard);
+  // A step skipped by the finite check, in the epoch that holds it.
+  void skipped(int64_t epoch, const SkipRecord& skip);
   // A kNN evaluation: its log line and record. `epochs_done` may be fractional.
   void knn(const char* when, const TrainPosition& position, double epochs_done, const KnnResult& result,
            int64_t k, double seconds);

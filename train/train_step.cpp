@@ -2,10 +2,12 @@
 // sequence of a data-parallel optimizer step (see train_step.h).
 #include "train/train_step.h"
 
+#include <chrono>
 #include <cmath>
 #include <optional>
 
 #include "core/check.h"
+#include "core/log.h"
 #include "core/torch_compat.h"
 #include "dist/sync_batchnorm.h"
 #include "train/fault_injection.h"
@@ -22,6 +24,19 @@ model::NormFactory norm_layers(bool sync_bn, dist::Communicator& comm) {
   norm.norm2d = [&comm](int64_t c) { return torch::nn::AnyModule(dist::SyncBatchNorm(c, comm)); };
   norm.norm1d = norm.norm2d;
   return norm;
+}
+
+// Why this step cannot be a CUDA graph ("" when it can).
+std::string why_no_graph(const StepOptions& options, const torch::Device& device, const Optimizer& optimizer) {
+  if (options.cuda_graph() == CudaGraphMode::Off) return "off (--cuda-graph off)";
+  if (!device.is_cuda()) return "the device is the CPU";
+  if (options.finite_check() && !options.guard_on_device())
+    return "the finite check decides on the host";
+  if (!optimizer.fused())
+    return detail::concat("LibTorch ", TORCH_VERSION, " has no fused optimizer kernels with a device learning "
+                          "rate (LibTorch 2.4 or later)");
+  if (fault_plan().kind == FaultPlan::Kind::NanGrad) return "HCL_FAULT injects non-finite gradients from the host";
+  return "";
 }
 
 model::ContrastiveModel placed_on(model::ContrastiveModel net, const torch::Device& device) {
@@ -46,6 +61,10 @@ TrainStep::TrainStep(dist::Communicator comm, const ModelBuilder& build, StepOpt
   HCL_REQUIRE(!options_.bf16() || device_.is_cuda(), "TrainStep: bf16 autocast needs a CUDA device");
   data_parallel_.broadcast_from_root();
   data_parallel_.verify_replicas();
+  graph_refusal_ = why_no_graph(options_, device_, optimizer_);
+  if (options_.cuda_graph() == CudaGraphMode::On)
+    HCL_REQUIRE(graph_refusal_.empty(), "--cuda-graph on: not possible here: ", graph_refusal_);
+  if (graph_refusal_.empty()) graph_ = std::make_unique<StepGraph>(device_);
 }
 
 StepResult TrainStep::run(const torch::Tensor& view1, const torch::Tensor& view2,
@@ -55,6 +74,22 @@ StepResult TrainStep::run(const torch::Tensor& view1, const torch::Tensor& view2
   const int64_t k = options_.accumulate();
   HCL_REQUIRE(view1.sizes() == view2.sizes() && view1.size(0) % k == 0, "TrainStep: two views of one shape "
               "whose batch (", view1.size(0), ") the ", k, " micro-batches divide");
+  const bool device_decision = options_.finite_check() && options_.guard_on_device();
+  // The decisions of earlier steps, one step late: by now their copies have long arrived.
+  std::vector<SkipRecord> skips = device_decision ? guard_.settle() : std::vector<SkipRecord>{};
+  optimizer_.set_lr(lr);  // on the fused path a device scalar: outside the graph
+  const bool from_graph = graph_ && ++steps_run_ > options_.graph_warmup_steps() && !objective.check_values() &&
+                          !gradient_observer_;
+  StepResult result = from_graph ? replayed(view1, view2, objective, step, timer)
+                                 : sequence(view1, view2, objective, step, timer);
+  if (device_decision) guard_.record(result.skip, step);
+  result.skips.insert(result.skips.begin(), skips.begin(), skips.end());
+  return result;
+}
+
+StepResult TrainStep::sequence(const torch::Tensor& view1, const torch::Tensor& view2,
+                               const loss::ObjectiveOptions& objective, int64_t step, PhaseTimer* timer) {
+  const int64_t k = options_.accumulate();
   const int64_t micro = view1.size(0) / k;
   StepResult result;
   const auto phase_done = [timer](Phase phase) {
@@ -73,14 +108,72 @@ StepResult TrainStep::run(const torch::Tensor& view1, const torch::Tensor& view2
   data_parallel_.finish();
   phase_done(Phase::Sync);
   // Every rank takes the same decision (one all-reduce), so the ranks' parameters stay replicas.
-  result.applied = !options_.finite_check() || guard_.check(comm_, result.loss, step);
-  if (result.applied) {
+  if (!options_.finite_check()) {
     if (gradient_observer_) gradient_observer_();
-    optimizer_.set_lr(lr);
     optimizer_.step();
+  } else if (options_.guard_on_device()) {
+    result.skip = guard_.decide_on_device(comm_, result.loss);
+    if (gradient_observer_) gradient_observer_();
+    optimizer_.step(result.skip);
+  } else {
+    const bool applied = guard_.check(comm_, result.loss, step);
+    result.skip = torch::full({1}, applied ? 0.0 : 1.0, torch::kFloat);
+    if (!applied) result.skips.push_back({step, guard_.consecutive(), guard_.skipped()});
+    if (applied) {
+      if (gradient_observer_) gradient_observer_();
+      optimizer_.step();
+    }
   }
   phase_done(Phase::Optimizer);
   return result;
+}
+
+StepResult TrainStep::replayed(const torch::Tensor& view1, const torch::Tensor& view2,
+                               const loss::ObjectiveOptions& objective, int64_t step, PhaseTimer* timer) {
+  const loss::ObjectiveOptions baked = loss::ObjectiveOptions(objective).with_stats(true);
+  if (!graph_->captured() || baked != graph_objective_ || view1.sizes() != slot1_.sizes() ||
+      view1.scalar_type() != slot1_.scalar_type()) {
+    try {
+      capture(view1, view2, baked, step);
+    } catch (const std::exception& e) {
+      if (options_.cuda_graph() == CudaGraphMode::On) throw;
+      graph_.reset();
+      graph_refusal_ = detail::concat("the capture failed (", e.what(), ")");
+      if (comm_.rank() == 0) HCL_LOG(warning) << "CUDA graph: " << graph_refusal_ << "; steps run eagerly from now on";
+      return sequence(view1, view2, objective, step, timer);
+    }
+  }
+  slot1_.copy_(view1);
+  slot2_.copy_(view2);
+  graph_->replay();
+  comm_.watch_enqueued(device_, "training step (CUDA graph replay)");
+  ++graph_counts_.replays;
+  if (timer) timer->end_phase(Phase::Graph);
+  // Copies: the next replay overwrites the graph's outputs.
+  StepResult result;
+  result.loss = graph_out_.loss.clone();
+  result.skip = graph_out_.skip.defined() ? graph_out_.skip.clone() : torch::Tensor();
+  const loss::ObjectiveStats& s = graph_out_.stats;
+  result.stats = {s.positive_similarity.clone(), s.negative_similarity.clone(), s.floor_fraction.clone(),
+                  s.effective_negatives.clone()};
+  return result;
+}
+
+// Records sequence() on static input slots. Every rank captures at the same step (the warm-up and
+// the options are the same everywhere), so the collectives inside line up across ranks.
+void TrainStep::capture(const torch::Tensor& view1, const torch::Tensor& view2,
+                        const loss::ObjectiveOptions& objective, int64_t step) {
+  const auto start = std::chrono::steady_clock::now();
+  slot1_ = torch::empty_like(view1);
+  slot2_ = torch::empty_like(view2);
+  graph_objective_ = objective;
+  graph_->capture([&] { graph_out_ = sequence(slot1_, slot2_, objective, step, nullptr); });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ++graph_counts_.captures;
+  graph_counts_.capture_seconds += seconds;
+  if (comm_.rank() == 0)
+    HCL_LOG(info) << "CUDA graph: captured the step at step " << step << " in " << seconds << " s (capture "
+                  << graph_counts_.captures << ")";
 }
 
 // 1/k for k micro-batches (their gradients add up to the mean's); NaN where HCL_FAULT plans

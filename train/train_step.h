@@ -1,13 +1,17 @@
 // train::TrainStep: one data-parallel optimizer step, the only place that writes its sequence:
 //   zero gradients -> (finite check: remember the buffers) -> for each micro-batch: the two views
 //   through the model, the global-batch objective, backward (gradient buckets reduced on the last)
-//   -> wait for the buckets -> agreed finite check -> learning rate and optimizer step.
+//   -> wait for the buckets -> agreed finite check -> optimizer step (skipped on the check's flag).
+// By default the finite check decides on the device (train/step_guard.h), so the sequence reads
+// nothing back to the host: it is what a CUDA graph captures (train/step_graph.h).
 // The trainer, the training benchmark and the equivalence tests all run their steps through it.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <functional>
+#include <memory>
+#include <string>
 
 #include "dist/communicator.h"
 #include "dist/data_parallel.h"
@@ -16,9 +20,14 @@
 #include "train/optim.h"
 #include "train/phase_timer.h"
 #include "train/step.h"
+#include "train/step_graph.h"
 #include "train/step_guard.h"
 
 namespace hcl::train {
+
+// Steps replayed from a CUDA graph: where possible (auto), required (on: refused with a reason
+// otherwise), or never (off).
+enum class CudaGraphMode { Auto, On, Off };
 
 struct StepOptions {
   // Micro-batches per step (divides the per-rank batch). Each micro-batch is its own global
@@ -29,17 +38,34 @@ struct StepOptions {
   // Skip, on every rank together, a step whose loss or gradients are not finite on some rank.
   TORCH_ARG(bool, finite_check) = true;
   TORCH_ARG(int64_t, max_skipped_steps) = 10;  // in a row; then AgreedError
+  // The skip decision on the device, counted one step late (true), or read at once (false).
+  TORCH_ARG(bool, guard_on_device) = true;
   // Norm layers: SyncBatchNorm over the gradient communicator (W x B equals 1 x WB) or per-rank BN.
   TORCH_ARG(bool, sync_bn) = true;
   TORCH_ARG(int64_t, bucket_bytes) = 25 << 20;
   // Reduce buckets from autograd hooks while backward runs (CUDA), or all after backward (CPU).
   TORCH_ARG(bool, overlap) = false;
+  TORCH_ARG(CudaGraphMode, cuda_graph) = CudaGraphMode::Off;
+  // Eager steps before the capture (cuDNN's autotuning, NCCL's set-up and the optimizer state
+  // happen outside the graph).
+  TORCH_ARG(int64_t, graph_warmup_steps) = 3;
+};
+
+struct GraphCounts {
+  int64_t captures = 0;
+  int64_t replays = 0;
+  double capture_seconds = 0;
 };
 
 struct StepResult {
   torch::Tensor loss;          // this rank's loss, mean over micro-batches (0-d, detached)
   loss::ObjectiveStats stats;  // of the first micro-batch (defined when the objective asked for them)
-  bool applied = false;        // false: skipped by the finite check on every rank
+  // With the finite check: this step's agreed decision (one float, 1 = skipped on every rank).
+  // With the decision on the device, reading it waits for the step: the trainer reads `skips`.
+  torch::Tensor skip;
+  std::vector<SkipRecord> skips;  // the skips that became known on the host during this call
+  // Whether the optimizer stepped (reads `skip`: a host synchronisation on CUDA).
+  bool applied() const { return !skip.defined() || skip.item<float>() == 0; }
 };
 
 class TrainStep {
@@ -54,7 +80,10 @@ class TrainStep {
   TrainStep(const TrainStep&) = delete;
   TrainStep& operator=(const TrainStep&) = delete;
 
-  // One optimizer step on this rank's views (B images each). Collective: every rank calls run with
+  // One optimizer step on this rank's views (B images each). With CUDA graphs, steps after the
+  // warm-up are replayed from a graph captured at the first of them (and captured again when the
+  // views' shape or the objective's options change: beta's schedule); every step then computes
+  // the objective's statistics, and run()'s results are copies of the graph's outputs. Collective: every rank calls run with
   // the same B, objective options and step, and issues the same collectives in the same order
   // (gather per micro-batch, buckets, the finite-check all-reduce). `lr` is used when the step is
   // applied. `step` (1-based global step) names the step in messages and keys HCL_FAULT (throw,
@@ -64,10 +93,20 @@ class TrainStep {
                  const loss::ObjectiveOptions& objective, double lr, int64_t step,
                  PhaseTimer* timer = nullptr);
 
+  // Counts the skip decisions that are still on their way to the host (decision on the device):
+  // call it before reading guard() or saving a checkpoint, and after the last step. May throw
+  // AgreedError (too many skips in a row), on every rank alike.
+  std::vector<SkipRecord> settle() { return guard_.settle(); }
+
+  // "" when steps are replayed from a CUDA graph (after the warm-up), otherwise why they are not.
+  const std::string& graph_refusal() const { return graph_refusal_; }
+  const GraphCounts& graph_counts() const { return graph_counts_; }
+
   // L2 norm of the last step's averaged gradients (a 0-d tensor; NaN after a non-finite step).
   torch::Tensor grad_norm() const;
-  // Called after the gradients of an applied step are averaged, before the optimizer uses them
-  // (LARS rescales them in place): the tests read the gradients there.
+  // Called after the gradients are averaged, before the optimizer uses them (LARS rescales them in
+  // place): the tests read the gradients there. With the decision on the host, on applied steps
+  // only; on the device, on every step (a skipped step's gradients are zeros by then).
   void set_gradient_observer(std::function<void()> observer) { gradient_observer_ = std::move(observer); }
 
   model::ContrastiveModel& model() { return model_; }
@@ -84,6 +123,14 @@ class TrainStep {
     torch::Tensor loss;
     loss::ObjectiveStats stats;
   };
+  // Everything from zero_grad to the optimizer: no host read when the decision is on the device.
+  StepResult sequence(const torch::Tensor& view1, const torch::Tensor& view2,
+                      const loss::ObjectiveOptions& objective, int64_t step, PhaseTimer* timer);
+  // A step from the CUDA graph: captured first when there is none for these shapes and options.
+  StepResult replayed(const torch::Tensor& view1, const torch::Tensor& view2,
+                      const loss::ObjectiveOptions& objective, int64_t step, PhaseTimer* timer);
+  void capture(const torch::Tensor& view1, const torch::Tensor& view2, const loss::ObjectiveOptions& objective,
+               int64_t step);
   MicroBatch forward_backward(const torch::Tensor& view1, const torch::Tensor& view2,
                               const loss::ObjectiveOptions& objective, double loss_scale,
                               const std::function<void(Phase)>& phase_done);
@@ -100,6 +147,14 @@ class TrainStep {
   Optimizer optimizer_;
   StepGuard guard_;
   std::function<void()> gradient_observer_;
+  // CUDA graph: the graph, its static inputs and outputs, and what it baked in.
+  std::string graph_refusal_;
+  std::unique_ptr<StepGraph> graph_;
+  torch::Tensor slot1_, slot2_;
+  StepResult graph_out_;
+  loss::ObjectiveOptions graph_objective_;
+  int64_t steps_run_ = 0;
+  GraphCounts graph_counts_;
 };
 
 }  // namespace hcl::train

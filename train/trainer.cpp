@@ -172,7 +172,8 @@ void log_model(const TrainConfig& config, TrainStep& step) {
 // The position to start from: the checkpoint's (model and optimizer loaded), or the beginning.
 TrainPosition resume_if_asked(const TrainConfig& config, TrainStep& step) {
   if (config.resume.empty()) return {};
-  const Checkpoint c = load_checkpoint(config.resume, *step.model(), &step.optimizer().torch_optimizer(), config);
+  const Checkpoint c = load_checkpoint(config.resume, *step.model(), &step.optimizer().checkpoint_state(), config);
+  step.optimizer().state_loaded();
   step.data_parallel().verify_replicas();
   HCL_LOG(info) << "resumed from " << config.resume << " at epoch " << c.position.epoch << ", step "
                 << c.position.step << " (" << c.position.global_step << " steps done)";
@@ -217,6 +218,7 @@ class Trainer {
   loss::ObjectiveOptions objective(double beta, bool with_stats) const;
   void advance_position();
   double report(const StepResult& result, double lr, double beta);
+  void report_skips(const std::vector<SkipRecord>& skips);
   bool is_due(int64_t every) const;
   double evaluate(const char* when);
   void save(const char* why);
@@ -255,12 +257,13 @@ TrainSummary Trainer::run() {
     const Views views = next_views(prefetcher);
     const StepResult result = step_.run(views.first(), views.second(), objective(beta, log_step), lr, step, &timer);
     timer.end_step();
-    if (!result.applied) reporter_.skipped(position_, step, step_.guard());
+    report_skips(result.skips);
     advance_position();
     if (log_step) summary.final_loss = report(result, lr, beta);
     if (is_due(eval_every_)) evaluate("during training");
     if (is_due(checkpoint_every_)) save("interval");
   }
+  report_skips(step_.settle());
   save("end of training");
   summary.knn_top1_after = evaluate("after training");
   summary.steps = position_.global_step - first_step;
@@ -337,6 +340,11 @@ double Trainer::report(const StepResult& result, double lr, double beta) {
   return reporter_.report(step).loss;
 }
 
+// The skips the finite check decided (on the device: known one step late), one record each.
+void Trainer::report_skips(const std::vector<SkipRecord>& skips) {
+  for (const SkipRecord& s : skips) reporter_.skipped((s.step - 1) / steps_per_epoch_, s);
+}
+
 // Evaluations and checkpoints at multiples of their interval, except after the last step (the
 // end of training does both anyway).
 bool Trainer::is_due(int64_t every) const {
@@ -358,9 +366,10 @@ double Trainer::evaluate(const char* when) {
 // Rank 0 writes the checkpoint; every rank waits for it. Collective.
 void Trainer::save(const char* why) {
   const ProgressReporter::Pause pause(reporter_);
+  report_skips(step_.settle());  // the optimizer state saved belongs to steps whose fate is known
   if (rank0_) {
     const std::string path = (std::filesystem::path(config_.out) / "checkpoint.pt").string();
-    save_checkpoint(path, *step_.model(), &step_.optimizer().torch_optimizer(), position_, config_);
+    save_checkpoint(path, *step_.model(), &step_.optimizer().checkpoint_state(), position_, config_);
     HCL_LOG(info) << "checkpoint (" << why << "): " << path << " at step " << position_.global_step;
   }
   step_.comm().barrier();

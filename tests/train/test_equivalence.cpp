@@ -96,7 +96,7 @@ Trace train(MPI_Comm ranks, const Config& s, int world) {
     torch::Tensor loss = out.loss.reshape({1}).to(torch::kDouble);
     comm.all_reduce(loss, dist::ReduceOp::Avg);
     trace.losses.push_back(loss.item<double>());
-    trace.applied.push_back(out.applied);
+    trace.applied.push_back(out.applied());
   }
   for (const auto& p : step.model()->parameters()) trace.params.push_back(p.detach().clone());
   for (const auto& b : step.model()->buffers()) trace.buffers.push_back(b.detach().clone());

@@ -76,6 +76,71 @@ TEST(StepGuard, StopsAfterMaxConsecutiveSkipsOnEveryRank) {
   }
 }
 
+// The decision on the device has check()'s effects exactly (gradients, buffers, counts), except
+// that the counts and the log arrive when settle() reads the recorded flags.
+TEST(StepGuard, DeviceDecisionEqualsHostDecision) {
+  dist::Communicator comm;
+  const int last = comm.world_size() - 1;
+  Net host_net, device_net;
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < host_net.parameters().size(); ++i)
+      device_net.parameters()[i].copy_(host_net.parameters()[i]);
+  }
+  StepGuard host(host_net, 5), device(device_net, 5);
+  for (int64_t k = 1; k <= 4; ++k) {
+    const bool poison = k == 2 && comm.rank() == last;  // step 2: NaN loss on the last rank
+    torch::manual_seed(k);
+    host.before_forward();
+    const torch::Tensor host_loss = step(host_net, poison);
+    torch::manual_seed(k);
+    device.before_forward();
+    const torch::Tensor device_loss = step(device_net, poison);
+    if (k == 3 && comm.rank() == 0)  // step 3: an infinite gradient on rank 0
+      for (Net* net : {&host_net, &device_net})
+        net->linear->weight.mutable_grad()[0][0] = std::numeric_limits<float>::infinity();
+    const bool applied = host.check(comm, host_loss, k);
+    const torch::Tensor skip = device.decide_on_device(comm, device_loss);
+    EXPECT_EQ(skip.item<float>(), applied ? 0.0f : 1.0f) << "step " << k;
+    EXPECT_EQ(applied, k != 2 && k != 3) << "step " << k;
+    for (size_t i = 0; i < host_net.parameters().size(); ++i)
+      EXPECT_TRUE(torch::equal(host_net.parameters()[i].grad(), device_net.parameters()[i].grad()))
+          << "step " << k << " gradient " << i;
+    for (size_t i = 0; i < host_net.buffers().size(); ++i)
+      EXPECT_TRUE(torch::equal(host_net.buffers()[i], device_net.buffers()[i])) << "step " << k << " buffer " << i;
+    EXPECT_TRUE(torch::equal(host.grad_norm(), device.grad_norm()) ||
+                (std::isnan(host.grad_norm().item<float>()) && std::isnan(device.grad_norm().item<float>())));
+    device.record(skip, k);
+    EXPECT_EQ(device.skipped(), (k > 2) + (k > 3)) << "step " << k << " is counted when settled";
+    const std::vector<SkipRecord> skips = device.settle();
+    EXPECT_EQ(device.skipped(), host.skipped()) << "step " << k;
+    EXPECT_EQ(device.consecutive(), host.consecutive()) << "step " << k;
+    ASSERT_EQ(skips.size(), applied ? 0u : 1u);
+    if (!applied) {
+      EXPECT_EQ(skips[0].step, k);
+    }
+  }
+  EXPECT_EQ(device.skipped(), 2);
+  EXPECT_TRUE(device.settle().empty());  // each decision is counted once
+}
+
+TEST(StepGuard, DeviceDecisionStopsWhenTheSkipsAreSettled) {
+  dist::Communicator comm;
+  Net net;
+  StepGuard guard(net, 2);
+  for (int64_t k = 1; k <= 2; ++k) {
+    guard.before_forward();
+    const torch::Tensor loss = step(net, comm.rank() == 0);
+    guard.record(guard.decide_on_device(comm, loss), k);  // no throw: nothing read yet
+  }
+  try {
+    guard.settle();
+    FAIL() << "expected AgreedError";
+  } catch (const AgreedError& e) {
+    EXPECT_NE(std::string(e.what()).find("2 consecutive steps (up to step 2"), std::string::npos) << e.what();
+  }
+}
+
 TEST(FaultPlan, ParsesTheTestFaults) {
   HCL_ONLY_AT_RANKS(1);
   EXPECT_EQ(parse_fault_plan("").kind, FaultPlan::Kind::None);

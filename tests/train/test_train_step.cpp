@@ -1,10 +1,11 @@
 // TrainStep's host reads, the CPU proxy for host synchronisation on a GPU: a steady-state step
-// (after warm-up) with the finite check off reads nothing back from its tensors; with it on, it
-// reads exactly one value (the agreed skip decision: the one host read a step has on CUDA until
-// the decision moves to the device). Also: the phases that run() stamps on a PhaseTimer.
+// (after warm-up) reads nothing back from its tensors, with the finite check off or deciding on
+// the device; deciding on the host reads exactly one value (the agreed skip decision). The two
+// decisions train identically. Also: the phases that run() stamps on a PhaseTimer.
 #include <ATen/record_function.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <string>
 
@@ -38,7 +39,7 @@ int64_t host_reads(const std::map<std::string, int64_t>& ops) {
   return found == ops.end() ? 0 : found->second;
 }
 
-TrainStep small_step(bool finite_check, int64_t accumulate = 1) {
+TrainStep small_step(bool finite_check, int64_t accumulate = 1, bool guard_on_device = true) {
   const auto build = [](const model::NormFactory& norm) {
     torch::manual_seed(5);
     return model::ContrastiveModel(model::ModelOptions()
@@ -47,7 +48,8 @@ TrainStep small_step(bool finite_check, int64_t accumulate = 1) {
                                        .projection_dim(16));
   };
   return TrainStep(dist::Communicator(), build,
-                   StepOptions().finite_check(finite_check).accumulate(accumulate).bucket_bytes(4096),
+                   StepOptions().finite_check(finite_check).guard_on_device(guard_on_device).accumulate(accumulate)
+                       .bucket_bytes(4096),
                    OptimizerOptions().name("adam"), torch::kCPU);
 }
 
@@ -72,9 +74,44 @@ TEST(TrainStep, SteadyStateStepMakesNoHostReads) {
   EXPECT_EQ(reads_in_steady_step(step), 0);
 }
 
-TEST(TrainStep, FiniteCheckIsTheOnlyHostReadOfAStep) {
+TEST(TrainStep, FiniteCheckOnTheDeviceMakesNoHostReads) {
   TrainStep step = small_step(/*finite_check=*/true);
+  EXPECT_EQ(reads_in_steady_step(step), 0);
+}
+
+TEST(TrainStep, FiniteCheckOnTheHostIsTheOnlyHostReadOfAStep) {
+  TrainStep step = small_step(/*finite_check=*/true, 1, /*guard_on_device=*/false);
   EXPECT_EQ(reads_in_steady_step(step), 1);
+}
+
+// The graph-ready step (decision on the device, nothing read back) trains exactly as the step that
+// decides on the host: the same parameters and buffers, bit for bit, after 5 steps with a
+// NaN view on the last rank at steps 2 and 3 (skipped everywhere), with one and two micro-batches;
+// the skips are reported once, one step late.
+TEST(TrainStep, DecisionOnTheDeviceTrainsExactlyAsOnTheHost) {
+  for (const int64_t accumulate : {1, 2}) {
+    TrainStep host = small_step(true, accumulate, /*guard_on_device=*/false);
+    TrainStep device = small_step(true, accumulate, /*guard_on_device=*/true);
+    const auto objective = loss::ObjectiveOptions().check_values(false).with_stats(false);
+    std::vector<int64_t> host_skips, device_skips;
+    for (int64_t k = 1; k <= 5; ++k) {
+      torch::manual_seed(1000 + k * 10 + host.comm().rank());
+      const torch::Tensor v1 = torch::randn({4, 1, 8, 8}), v2 = torch::randn({4, 1, 8, 8});
+      if ((k == 2 || k == 3) && host.comm().rank() == host.comm().world_size() - 1) v1[1].fill_(std::nan(""));
+      for (const SkipRecord& s : host.run(v1, v2, objective, 1e-3, k).skips) host_skips.push_back(s.step);
+      const StepResult out = device.run(v1, v2, objective, 1e-3, k);
+      for (const SkipRecord& s : out.skips) device_skips.push_back(s.step);
+      EXPECT_EQ(out.applied(), k != 2 && k != 3) << "step " << k;
+    }
+    for (const SkipRecord& s : device.settle()) device_skips.push_back(s.step);
+    EXPECT_EQ(host_skips, (std::vector<int64_t>{2, 3}));
+    EXPECT_EQ(device_skips, host_skips);
+    EXPECT_EQ(device.guard().skipped(), 2);
+    const auto hp = host.model()->parameters(), dp = device.model()->parameters();
+    for (size_t i = 0; i < hp.size(); ++i) EXPECT_TRUE(torch::equal(hp[i], dp[i])) << "parameter " << i;
+    const auto hb = host.model()->buffers(), db = device.model()->buffers();
+    for (size_t i = 0; i < hb.size(); ++i) EXPECT_TRUE(torch::equal(hb[i], db[i])) << "buffer " << i;
+  }
 }
 
 TEST(TrainStep, StampsEveryPhaseOnTheTimer) {
@@ -86,7 +123,7 @@ TEST(TrainStep, StampsEveryPhaseOnTheTimer) {
   const StepResult out = step.run(torch::randn({4, 1, 8, 8}), torch::randn({4, 1, 8, 8}), objective, 1e-3, 1, &timer);
   timer.end_step();
   const WindowTiming w = timer.close_window();
-  EXPECT_TRUE(out.applied);
+  EXPECT_TRUE(out.applied());
   EXPECT_EQ(w.steps, 1);
   double phases = 0;
   for (const Phase p : {Phase::Forward, Phase::Objective, Phase::Backward}) {  // real work in each
