@@ -10,8 +10,10 @@
 // the prefetch thread and the batched two-view augmentation on the device, every step, as hcl-train).
 //   [mpirun -np W] hcl-bench-train [--arch resnet18] [--batch 64] [--steps 5] [--warmup 2]
 //       [--precision fp32|bf16] [--view-forward per-view|joint|both] [--data synthetic|real|both]
-//       [--sync-bn on|off|both] [--dataset fashion-mnist] [--device auto|cpu|cuda] [--threads N]
-//       [--peak-tflops T]
+//       [--sync-bn on|off|both] [--cuda-graph auto|on|off|both] [--dataset fashion-mnist]
+//       [--device auto|cpu|cuda] [--threads N] [--peak-tflops T]
+// --cuda-graph as hcl-train's (auto: replayed from a CUDA graph after 3 eager warm-up steps where
+// possible); the JSON says whether the timed steps were replays ("cuda_graph") and, if not, why.
 // --peak-tflops is the device's peak for the precision (MFU is null without it on CPU; on CUDA the
 // default is the H100/H200 dense figure: 989 for bf16, 495 for TF32).
 #include <cstdlib>
@@ -43,6 +45,7 @@ using hcl::Error;
 
 struct Args {
   std::string arch = "resnet18", precision = "fp32", view_forward = "both", data = "both", sync_bn = "on";
+  std::string cuda_graph = "auto";
   std::string dataset = "fashion-mnist", device = "auto";
   int64_t batch = 64, steps = 5, warmup = 2, threads = 0;
   double peak_tflops = 0;
@@ -56,9 +59,12 @@ std::optional<Args> parse(int argc, char** argv) {
   desc.add_options()("arch", po::value(&a.arch)->default_value(a.arch), "encoder")(
       "precision", po::value(&a.precision)->default_value(a.precision), "fp32 or bf16 (CUDA)")(
       "view-forward", po::value(&a.view_forward)->default_value(a.view_forward), "per-view, joint or both")(
-      "sync-bn", po::value(&a.sync_bn)->default_value(a.sync_bn), "SyncBatchNorm: on (hcl-train's default), off or both")(
+      "sync-bn", po::value(&a.sync_bn)->default_value(a.sync_bn),
+      "SyncBatchNorm: on (hcl-train's default), off or both")(
       "data", po::value(&a.data)->default_value(a.data), "synthetic, real or both")(
-      "dataset", po::value(&a.dataset)->default_value(a.dataset), "dataset of the real data mode")(
+      "cuda-graph", po::value(&a.cuda_graph)->default_value(a.cuda_graph),
+      "auto, on, off or both (on and off)")("dataset", po::value(&a.dataset)->default_value(a.dataset),
+                                            "dataset of the real data mode")(
       "device", po::value(&a.device)->default_value(a.device), "auto, cpu or cuda")(
       "batch", po::value(&a.batch)->default_value(a.batch), "images per rank per step")(
       "steps", po::value(&a.steps)->default_value(a.steps), "timed steps")(
@@ -66,11 +72,16 @@ std::optional<Args> parse(int argc, char** argv) {
       "threads", po::value(&a.threads)->default_value(a.threads), "CPU threads per rank (0: default)")(
       "peak-tflops", po::value(&a.peak_tflops)->default_value(a.peak_tflops),
       "the device's peak for the precision, for MFU (0: H100/H200 figure on CUDA, none on CPU)");
-  if (!hcl::bench::parse_options(argc, argv, "[mpirun -np W] hcl-bench-train [options]", desc)) return std::nullopt;
+  if (!hcl::bench::parse_options(argc, argv, "[mpirun -np W] hcl-bench-train [options]", desc))
+    return std::nullopt;
   HCL_REQUIRE(a.batch >= 2 && a.steps >= 1 && a.warmup >= 0, "--batch >= 2, --steps >= 1, --warmup >= 0");
   HCL_REQUIRE(a.precision == "fp32" || a.precision == "bf16", "--precision: fp32 or bf16");
   HCL_REQUIRE(a.sync_bn == "on" || a.sync_bn == "off" || a.sync_bn == "both", "--sync-bn: on, off or both");
-  HCL_REQUIRE(a.data == "synthetic" || a.data == "real" || a.data == "both", "--data: synthetic, real or both");
+  HCL_REQUIRE(a.data == "synthetic" || a.data == "real" || a.data == "both",
+              "--data: synthetic, real or both");
+  HCL_REQUIRE(
+      a.cuda_graph == "auto" || a.cuda_graph == "on" || a.cuda_graph == "off" || a.cuda_graph == "both",
+      "--cuda-graph: auto, on, off or both");
   return a;
 }
 
@@ -97,20 +108,31 @@ int64_t macs_per_view(const std::string& arch, const ImageSource& images) {
       hcl::model::EncoderOptions().arch(arch).in_channels(images.channels)));
   probe->eval();
   torch::NoGradGuard no_grad;
-  return hcl::model::count_macs([&] { probe->forward(torch::zeros({2, images.channels, images.size, images.size})); }) / 2;
+  return hcl::model::count_macs([&] {
+           probe->forward(torch::zeros({2, images.channels, images.size, images.size}));
+         }) /
+         2;
 }
 
 struct Measurement {
   hcl::train::WindowTiming timing;  // the timed steps: one window, read once at its end
   int64_t skipped = 0;
+  hcl::train::GraphCounts graph;
+  std::string graph_refusal;  // "" when the steps after the warm-up were graph replays
 };
+
+hcl::train::CudaGraphMode graph_mode(const std::string& choice) {
+  if (choice == "on") return hcl::train::CudaGraphMode::On;
+  if (choice == "off") return hcl::train::CudaGraphMode::Off;
+  return hcl::train::CudaGraphMode::Auto;
+}
 
 // Warm-up and timed steps of the trainer's step on one configuration, timed as hcl-train times
 // them (train::PhaseTimer: events per phase, no synchronisation inside the timed steps). Real data
 // come as in hcl-train: the prefetch thread gathers the images and draws the view parameters, and
 // both views are made in one pass on the device.
-Measurement measure(const Args& args, const ImageSource& source, const std::string& view_forward, bool sync_bn,
-                    const torch::Device& device) {
+Measurement measure(const Args& args, const ImageSource& source, const std::string& view_forward,
+                    bool sync_bn, const std::string& cuda_graph, const torch::Device& device) {
   const auto build = [&](const hcl::model::NormFactory& norm) {
     torch::manual_seed(0);
     return hcl::model::ContrastiveModel(hcl::model::ModelOptions().encoder(
@@ -121,7 +143,8 @@ Measurement measure(const Args& args, const ImageSource& source, const std::stri
                                        .view_forward(hcl::train::parse_view_forward(view_forward))
                                        .bf16(args.precision == "bf16")
                                        .sync_bn(sync_bn)
-                                       .overlap(device.is_cuda()),
+                                       .overlap(device.is_cuda())
+                                       .cuda_graph(graph_mode(cuda_graph)),
                                    hcl::train::OptimizerOptions().name("adam"), device);
   const auto objective = hcl::loss::ObjectiveOptions().check_values(false).with_stats(false);
   const double lr = train_step.optimizer().options().lr();
@@ -130,13 +153,14 @@ Measurement measure(const Args& args, const ImageSource& source, const std::stri
   const hcl::data::TwoViewAugmenter augmenter(
       hcl::data::AugmentOptions().output_size(source.size).mean(mean).stddev(stddev), 0);
   const auto format = device.is_cuda() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
-  const torch::Tensor synthetic =
-      torch::randn({2 * args.batch, source.channels, source.size, source.size}, torch::TensorOptions().device(device))
-          .contiguous(format);
+  const torch::Tensor synthetic = torch::randn({2 * args.batch, source.channels, source.size, source.size},
+                                               torch::TensorOptions().device(device))
+                                      .contiguous(format);
   std::optional<hcl::data::DistributedSampler> sampler;
   std::optional<hcl::data::BatchPrefetcher> prefetcher;
   if (source.dataset) {
-    sampler.emplace(source.dataset->size(), args.batch, train_step.comm().rank(), train_step.comm().world_size(), 0);
+    sampler.emplace(source.dataset->size(), args.batch, train_step.comm().rank(),
+                    train_step.comm().world_size(), 0);
     prefetcher.emplace(*source.dataset, *sampler, device.is_cuda(), augmenter);
   }
   if (device.is_cuda()) hcl::train::reset_peak_device_memory(device);  // CPU: the process's peak so far
@@ -155,17 +179,20 @@ Measurement measure(const Args& args, const ImageSource& source, const std::stri
     if (prefetcher) {
       const int64_t epoch = step / sampler->steps_per_epoch(), in_epoch = step % sampler->steps_per_epoch();
       const hcl::data::HostBatch batch = prefetcher->get(epoch, in_epoch);
-      views = augmenter.apply_views(batch.images.to(device, /*non_blocking=*/true), batch.view_params, format);
+      views =
+          augmenter.apply_views(batch.images.to(device, /*non_blocking=*/true), batch.view_params, format);
     }
     timer.end_phase(hcl::train::Phase::Data);
-    const hcl::train::StepResult out = train_step.run(views.narrow(0, 0, args.batch),
-                                                      views.narrow(0, args.batch, args.batch), objective, lr,
-                                                      step + 1, &timer);
+    const hcl::train::StepResult out =
+        train_step.run(views.narrow(0, 0, args.batch), views.narrow(0, args.batch, args.batch), objective, lr,
+                       step + 1, &timer);
     timer.end_step();
     m.skipped += static_cast<int64_t>(out.skips.size());
   }
   m.skipped += static_cast<int64_t>(train_step.settle().size());
   m.timing = timer.close_window();
+  m.graph = train_step.graph_counts();
+  m.graph_refusal = train_step.graph_refusal();
   return m;
 }
 
@@ -184,32 +211,50 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::data::Dataset dataset;
   for (const std::string& data : modes(args.data, {"synthetic", "real"})) {
     for (const std::string& view_forward : modes(args.view_forward, {"per-view", "joint"})) {
-      if (data == "real" && !dataset.images.defined()) dataset = hcl::data::load_dataset(args.dataset, "", "train");
-      const ImageSource source = data == "real" ? ImageSource{&dataset, dataset.channels(), dataset.height()}
-                                                : ImageSource{};
+      if (data == "real" && !dataset.images.defined())
+        dataset = hcl::data::load_dataset(args.dataset, "", "train");
+      const ImageSource source =
+          data == "real" ? ImageSource{&dataset, dataset.channels(), dataset.height()} : ImageSource{};
       const int64_t macs = macs_per_view(args.arch, source);
       for (const std::string& sync_bn : modes(args.sync_bn, {"on", "off"})) {
-        const Measurement m = measure(args, source, view_forward, sync_bn == "on", device);
-        const double step_s = m.timing.seconds_per_step();
-        const int64_t global = args.batch * mpi.world_size();
-        const double flops_per_step = 3.0 * 2.0 * static_cast<double>(macs) * 2.0 * args.batch;  // per rank
-        nlohmann::json record = {
-            {"benchmark", "train"}, {"arch", args.arch}, {"images_per_rank", args.batch},
-            {"ranks", mpi.world_size()}, {"global_batch", global}, {"precision", args.precision},
-            {"device", device.str()}, {"data", data}, {"view_forward", view_forward}, {"sync_bn", sync_bn == "on"},
-            {"image_shape", {source.channels, source.size, source.size}}, {"steps", args.steps},
-            {"images_per_s", global / step_s}, {"step_ms", 1000 * step_s},
-            {"gmac_per_view", static_cast<double>(macs) / 1e9},
-            {"model_tflops_per_rank", flops_per_step / step_s / 1e12},
-            {"peak_memory_mib", peak_memory_mib(device)}, {"skipped_steps", m.skipped}};
-        for (int p = 0; p < hcl::train::kPhaseCount; ++p) {
-          const auto phase = static_cast<hcl::train::Phase>(p);
-          record["split_ms"][hcl::train::to_string(phase)] = m.timing.device_ms_per_step(phase);
+        for (const std::string& cuda_graph : modes(args.cuda_graph, {"on", "off"})) {
+          const Measurement m = measure(args, source, view_forward, sync_bn == "on", cuda_graph, device);
+          const double step_s = m.timing.seconds_per_step();
+          const int64_t global = args.batch * mpi.world_size();
+          const double flops_per_step = 3.0 * 2.0 * static_cast<double>(macs) * 2.0 * args.batch;  // per rank
+          nlohmann::json record = {{"benchmark", "train"},
+                                   {"arch", args.arch},
+                                   {"images_per_rank", args.batch},
+                                   {"ranks", mpi.world_size()},
+                                   {"global_batch", global},
+                                   {"precision", args.precision},
+                                   {"device", device.str()},
+                                   {"data", data},
+                                   {"view_forward", view_forward},
+                                   {"sync_bn", sync_bn == "on"},
+                                   {"image_shape", {source.channels, source.size, source.size}},
+                                   {"steps", args.steps},
+                                   {"images_per_s", global / step_s},
+                                   {"step_ms", 1000 * step_s},
+                                   {"gmac_per_view", static_cast<double>(macs) / 1e9},
+                                   {"model_tflops_per_rank", flops_per_step / step_s / 1e12},
+                                   {"peak_memory_mib", peak_memory_mib(device)},
+                                   {"skipped_steps", m.skipped},
+                                   {"cuda_graph", m.graph.replays > 0},
+                                   {"graph_replays", m.graph.replays},
+                                   {"graph_captures", m.graph.captures},
+                                   {"graph_capture_s", m.graph.capture_seconds}};
+          if (!m.graph_refusal.empty()) record["cuda_graph_refusal"] = m.graph_refusal;
+          for (int p = 0; p < hcl::train::kPhaseCount; ++p) {
+            const auto phase = static_cast<hcl::train::Phase>(p);
+            record["split_ms"][hcl::train::to_string(phase)] = m.timing.device_ms_per_step(phase);
+          }
+          record["split_ms"]["host"] = m.timing.host_ms_per_step();
+          record["mfu"] = peak_tflops > 0 ? nlohmann::json(flops_per_step / step_s / 1e12 / peak_tflops)
+                                          : nlohmann::json();
+          if (peak_tflops > 0) record["peak_tflops"] = peak_tflops;
+          if (mpi.rank() == 0) std::cout << record.dump() << std::endl;
         }
-        record["split_ms"]["host"] = m.timing.host_ms_per_step();
-        record["mfu"] = peak_tflops > 0 ? nlohmann::json(flops_per_step / step_s / 1e12 / peak_tflops) : nlohmann::json();
-        if (peak_tflops > 0) record["peak_tflops"] = peak_tflops;
-        if (mpi.rank() == 0) std::cout << record.dump() << std::endl;
       }
     }
   }

@@ -34,6 +34,7 @@ void TrainConfig::validate() const {
   require_one_of("precision", precision, {"fp32", "bf16"});
   require_one_of("device", device, {"auto", "cpu", "cuda"});
   require_one_of("backend", backend, {"auto", "mpi", "nccl"});
+  require_one_of("cuda-graph", cuda_graph, {"auto", "on", "off"});
   require_one_of("log-level", log_level, {"trace", "debug", "info", "warning", "error"});
   HCL_OPTION_CHECK(crop_scale_min > 0 && crop_scale_min <= 1, "crop-scale-min", "must be in (0, 1], got ", crop_scale_min);
   HCL_OPTION_CHECK(blur_p >= 0 && blur_p <= 1, "blur-p", "must be in [0, 1], got ", blur_p);

@@ -47,6 +47,7 @@ struct TrainConfig {
   std::string backend = "auto";
   int64_t collective_timeout = 300;
   int64_t bucket_mb = 25;
+  std::string cuda_graph = "auto";
   bool finite_check = true;
   int64_t max_skipped_steps = 10;
   int64_t threads = 0;
@@ -101,10 +102,12 @@ struct TrainConfig {
     visit("backend", c.backend, "collectives: auto (by device), mpi or nccl");
     visit("collective-timeout", c.collective_timeout, "seconds before a collective that does not complete ends the job");
     visit("bucket-mb", c.bucket_mb, "gradient all-reduce bucket size in MB");
+    visit("cuda-graph", c.cuda_graph,
+          "replay each step from one CUDA graph after 3 eager steps: auto (where possible), on or off");
     visit("finite-check", c.finite_check,
-          "skip steps with non-finite loss or gradients on any rank (CUDA: one host read per step)");
+          "skip steps with non-finite loss or gradients on any rank (decided on the device, counted one step late)");
     visit("max-skipped-steps", c.max_skipped_steps,
-          "stop after this many consecutive steps with non-finite loss or gradients (each is skipped)");
+          "stop after this many consecutive skipped steps (known one step late: the run stops one step after)");
     visit("threads", c.threads, "CPU threads per rank (0: LibTorch's default)");
     visit("seed", c.seed, "seed of initialisation, sampling and augmentation");
     visit("log-interval", c.log_interval, "steps between progress lines and metrics records");

@@ -151,7 +151,10 @@ StepOptions step_options(const TrainConfig& config, const torch::Device& device)
       .max_skipped_steps(config.max_skipped_steps)
       .sync_bn(config.sync_bn)
       .bucket_bytes(config.bucket_mb << 20)
-      .overlap(device.is_cuda());  // CPU: buckets after backward
+      .overlap(device.is_cuda())  // CPU: buckets after backward
+      .cuda_graph(config.cuda_graph == "on"    ? CudaGraphMode::On
+                  : config.cuda_graph == "off" ? CudaGraphMode::Off
+                                               : CudaGraphMode::Auto);
 }
 
 // LARS scales the base learning rate by global batch / 256 (SimCLR).
@@ -166,7 +169,13 @@ void log_model(const TrainConfig& config, TrainStep& step) {
   for (const auto& p : step.model()->parameters()) parameters += p.numel();
   HCL_LOG(info) << "model: " << config.arch << " (" << config.stem << " stem), " << parameters
                 << " parameters, " << (config.sync_bn ? "SyncBatchNorm" : "per-rank BatchNorm") << ", "
-                << step.data_parallel().bucket_count() << " gradient bucket(s)";
+                << step.data_parallel().bucket_count() << " gradient bucket(s), "
+                << (step.optimizer().fused() ? "fused" : "foreach") << " optimizer kernels";
+  if (step.graph_refusal().empty())
+    HCL_LOG(info) << "CUDA graph: on (steps replayed from one graph after " << step.options().graph_warmup_steps()
+                  << " eager steps)";
+  else
+    HCL_LOG(info) << "CUDA graph: off: " << step.graph_refusal();
 }
 
 // The position to start from: the checkpoint's (model and optimizer loaded), or the beginning.
@@ -264,6 +273,10 @@ TrainSummary Trainer::run() {
     if (is_due(checkpoint_every_)) save("interval");
   }
   report_skips(step_.settle());
+  const GraphCounts& graph = step_.graph_counts();
+  if (rank0_ && graph.captures > 0)
+    HCL_LOG(info) << "CUDA graph: " << graph.replays << " steps replayed, " << graph.captures << " capture(s) in "
+                  << graph.capture_seconds << " s";
   save("end of training");
   summary.knn_top1_after = evaluate("after training");
   summary.steps = position_.global_step - first_step;

@@ -135,8 +135,10 @@ void expect_close(const std::vector<torch::Tensor>& a, const std::vector<torch::
 
 // Optimizer with fused kernels against foreach kernels on the same module and gradients (one
 // parameter without a gradient at step 2), then the checkpoint of each loaded into the other.
-void fused_against_foreach(const OptimizerOptions& options) {
+void fused_against_foreach(const OptimizerOptions& options, const torch::Device& device = torch::kCPU) {
   test::TinyNet fused_net, foreach_net;
+  fused_net.to(device);
+  foreach_net.to(device);
   {
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < fused_net.parameters().size(); ++i)
@@ -192,6 +194,17 @@ TEST(FusedOptim, SgdAndLarsAgreeWithForeachAndExchangeCheckpoints) {
   fused_against_foreach(OptimizerOptions().name("sgd").lr(0.1).momentum(0.9).weight_decay(1e-4));
   fused_against_foreach(OptimizerOptions().name("sgd").lr(0.1).momentum(0.0));
   fused_against_foreach(OptimizerOptions().name("lars").lr(0.5).momentum(0.9).weight_decay(1e-4));
+}
+
+TEST(FusedOptim, AgreeWithForeachOnCuda) {
+  HCL_ONLY_AT_RANKS(1);
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device (scripts/gpu_check runs this on a GPU)";
+  const torch::Device cuda(torch::kCUDA, 0);
+  fused_against_foreach(OptimizerOptions().name("adam").lr(1e-2).weight_decay(1e-3), cuda);
+  fused_against_foreach(OptimizerOptions().name("lars").lr(0.5).momentum(0.9).weight_decay(1e-4), cuda);
+  test::TinyNet net;
+  net.to(cuda);
+  EXPECT_TRUE(Optimizer(net, OptimizerOptions()).fused()) << "auto picks the fused kernels on CUDA";
 }
 
 // A step with the flag at 1 changes nothing: parameters, moments, step counts (the next applied
