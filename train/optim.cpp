@@ -9,8 +9,6 @@
 namespace hcl::train {
 
 void OptimizerOptions::validate() const {
-  HCL_REQUIRE(name() == "adam" || name() == "sgd" || name() == "lars", "unknown optimizer '", name(),
-              "' (expected adam, sgd or lars)");
   HCL_REQUIRE(std::isfinite(lr()) && lr() > 0, "learning rate must be > 0, got ", lr());
   HCL_REQUIRE(weight_decay() >= 0, "weight decay must be >= 0, got ", weight_decay());
   HCL_REQUIRE(momentum() >= 0 && momentum() < 1, "momentum must be in [0, 1), got ", momentum());
@@ -22,19 +20,25 @@ Optimizer::Optimizer(torch::nn::Module& module, OptimizerOptions options) : opti
   std::vector<torch::Tensor> params;
   for (const auto& p : module.parameters())
     if (p.requires_grad()) params.push_back(p);
-  if (options_.name() == "adam") {
-    optimizer_ = std::make_unique<ForeachAdam>(
-        params, torch::optim::AdamOptions(options_.lr()).weight_decay(options_.weight_decay()));
-  } else if (options_.name() == "sgd") {
-    optimizer_ = std::make_unique<ForeachSGD>(
-        params, torch::optim::SGDOptions(options_.lr()).momentum(options_.momentum()).weight_decay(options_.weight_decay()));
-  } else {
-    // SimCLR excludes BatchNorm and bias parameters (the 1-d ones) from LARS.
-    for (const auto& p : params)
-      if (p.dim() > 1) adapted_.push_back(p);
-    optimizer_ = std::make_unique<ForeachSGD>(
-        params, torch::optim::SGDOptions(options_.lr()).momentum(options_.momentum()));
+  switch (options_.kind()) {
+    case OptimizerKind::Adam:
+      optimizer_ = std::make_unique<ForeachAdam>(
+          params, torch::optim::AdamOptions(options_.lr()).weight_decay(options_.weight_decay()));
+      break;
+    case OptimizerKind::Sgd:
+      optimizer_ = std::make_unique<ForeachSGD>(params, torch::optim::SGDOptions(options_.lr())
+                                                            .momentum(options_.momentum())
+                                                            .weight_decay(options_.weight_decay()));
+      break;
+    case OptimizerKind::Lars:
+      // SimCLR excludes BatchNorm and bias parameters (the 1-d ones) from LARS.
+      for (const auto& p : params)
+        if (p.dim() > 1) adapted_.push_back(p);
+      optimizer_ = std::make_unique<ForeachSGD>(
+          params, torch::optim::SGDOptions(options_.lr()).momentum(options_.momentum()));
+      break;
   }
+  HCL_ASSERT(optimizer_ != nullptr, "optimizer ", static_cast<int>(options_.kind()), " not handled");
 }
 
 void Optimizer::zero_grad() { optimizer_->zero_grad(); }
@@ -69,7 +73,7 @@ void Optimizer::set_lr(double lr) {
 double scheduled_lr(double base_lr, const ScheduleOptions& schedule, int64_t step) {
   if (schedule.warmup_steps() > 0 && step < schedule.warmup_steps())
     return base_lr * static_cast<double>(step + 1) / static_cast<double>(schedule.warmup_steps());
-  if (schedule.name() == "constant") return base_lr;
+  if (schedule.kind() == LrSchedule::Constant) return base_lr;
   const double span = static_cast<double>(std::max<int64_t>(1, schedule.total_steps() - schedule.warmup_steps()));
   const double progress = std::min(1.0, static_cast<double>(step - schedule.warmup_steps()) / span);
   return base_lr * 0.5 * (1.0 + std::cos(M_PI * progress));
