@@ -11,11 +11,11 @@
 
 #include "bench/options.h"
 #include "bench/timing.h"
+#include "core/device.h"
 #include "core/run_guarded.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "model/contrastive_model.h"
-#include "train/step.h"
 
 namespace {
 
@@ -66,7 +66,7 @@ int bench(int argc, char** argv) {
     const auto format = device.is_cuda() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
     const double aug_seconds = hcl::bench::median_seconds([&] {
       aug.views(images, index, epoch++, format);
-      hcl::train::synchronize_device(device);
+      hcl::synchronize_device(device);
     }, static_cast<int>(repeats));
     const OpCount batched_ops = aten_ops([&] { aug.views(images, index, 0, format); });
     const OpCount per_view_ops = aten_ops([&] {
@@ -76,13 +76,14 @@ int bench(int argc, char** argv) {
 
     // One training step of ResNet-18 on two views of step_batch images (forward + backward).
     torch::manual_seed(0);
-    hcl::model::ContrastiveModel net(hcl::model::ModelOptions().encoder(hcl::model::EncoderOptions().arch("resnet18")));
+    hcl::model::ContrastiveModel net(
+        hcl::model::ModelOptions().encoder(hcl::model::EncoderOptions().arch(hcl::model::Arch::ResNet18)));
     net->to(device);
     const torch::Tensor views = torch::randn({2 * step_batch, 3, 32, 32}, torch::TensorOptions().device(device));
     const double step_seconds = hcl::bench::median_seconds([&] {
       net->zero_grad();
       net->forward(views).projection.square().sum().backward();
-      hcl::train::synchronize_device(device);
+      hcl::synchronize_device(device);
     }, device.is_cuda() ? 5 : 1, device.is_cuda() ? 2 : 0);
     results.push_back({{"device", device.str()}, {"batch", batch},
                        {"augment_ms_per_batch", aug_seconds * 1e3},

@@ -8,10 +8,10 @@
 
 #include "bench/options.h"
 #include "bench/timing.h"
+#include "core/device.h"
 #include "core/log.h"
 #include "core/run_guarded.h"
 #include "dist/communicator.h"
-#include "train/step.h"
 
 namespace {
 
@@ -29,11 +29,11 @@ double bus_factor(const std::string& op, int n) {
 // Seconds per call: the slowest rank's mean over `iters` calls.
 double time_op(MPI_Comm comm, const std::function<void()>& call, int iters, const torch::Device& device) {
   for (int i = 0; i < 3; ++i) call();
-  hcl::train::synchronize_device(device);
+  hcl::synchronize_device(device);
   MPI_Barrier(comm);
   const double seconds = hcl::bench::seconds_of([&] {
     for (int i = 0; i < iters; ++i) call();
-    hcl::train::synchronize_device(device);
+    hcl::synchronize_device(device);
   });
   double slowest = 0;
   MPI_Allreduce(&seconds, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm);

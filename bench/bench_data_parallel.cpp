@@ -8,11 +8,11 @@
 
 #include "bench/options.h"
 #include "bench/timing.h"
+#include "core/device.h"
 #include "core/log.h"
 #include "core/run_guarded.h"
 #include "dist/data_parallel.h"
 #include "model/contrastive_model.h"
-#include "train/step.h"
 
 namespace {
 
@@ -31,7 +31,7 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
       : torch::Device(torch::kCPU);
   hcl::dist::Communicator comm;  // the buckets skip the shape check per call
   torch::manual_seed(0);
-  auto encoder = hcl::model::make_encoder(hcl::model::EncoderOptions().arch("resnet18"));
+  auto encoder = hcl::model::make_encoder(hcl::model::EncoderOptions().arch(hcl::model::Arch::ResNet18));
   encoder->to(device);
   int64_t parameters = 0;
   for (const auto& p : encoder->parameters()) parameters += p.numel();
@@ -46,7 +46,7 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const double sync_seconds = hcl::bench::median_seconds([&] {
     dp.begin(true);
     dp.finish();
-    hcl::train::synchronize_device(device);
+    hcl::synchronize_device(device);
   }, static_cast<int>(steps));
 
   // 2. Backward alone, then backward with synchronisation: the difference is what was exposed.
@@ -54,13 +54,13 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   auto backward = [&](bool with_sync) {
     for (auto& p : encoder->parameters()) p.mutable_grad() = torch::Tensor();
     const torch::Tensor loss = encoder->forward(images).square().mean();
-    hcl::train::synchronize_device(device);
+    hcl::synchronize_device(device);
     MPI_Barrier(MPI_COMM_WORLD);  // both ranks start backward together
     return hcl::bench::seconds_of([&] {
       if (with_sync) dp.begin(true);
       loss.backward();
       if (with_sync) dp.finish();
-      hcl::train::synchronize_device(device);
+      hcl::synchronize_device(device);
     });
   };
   std::vector<double> plain, synced;

@@ -30,7 +30,7 @@ struct Case {
 // One forward + backward of a case on fixed embeddings.
 void run_once(const Case& c, const torch::Tensor& z) {
   const auto options = hcl::loss::ObjectiveOptions()
-                           .estimator(hcl::loss::parse_estimator(c.estimator))
+                           .estimator(hcl::parse<hcl::loss::Estimator>("estimator", c.estimator))
                            .column_chunk(c.chunk)
                            .with_stats(false);
   const int64_t b = c.views / 2;

@@ -26,6 +26,8 @@
 #include "bench/options.h"
 #include "bench/timing.h"
 #include "core/check.h"
+#include "core/device.h"
+#include "core/enum_option.h"
 #include "core/log.h"
 #include "core/run_guarded.h"
 #include "data/augment.h"
@@ -35,7 +37,6 @@
 #include "model/contrastive_model.h"
 #include "model/macs.h"
 #include "train/phase_timer.h"
-#include "train/step.h"
 #include "train/train_step.h"
 #include "train/trainer.h"
 
@@ -44,9 +45,12 @@ namespace {
 using hcl::Error;
 
 struct Args {
-  std::string arch = "resnet18", precision = "fp32", view_forward = "both", data = "both", sync_bn = "on";
-  std::string cuda_graph = "auto";
-  std::string dataset = "fashion-mnist", device = "auto";
+  hcl::model::Arch arch = hcl::model::Arch::ResNet18;
+  hcl::train::Precision precision = hcl::train::Precision::Fp32;
+  std::string view_forward = "both", data = "both", sync_bn = "on";  // "both": each of the two in turn
+  std::string cuda_graph = "auto";                                   // auto, on, off or both
+  hcl::data::DatasetKind dataset = hcl::data::DatasetKind::FashionMnist;
+  hcl::DeviceChoice device = hcl::DeviceChoice::Auto;
   int64_t batch = 64, steps = 5, warmup = 2, threads = 0;
   double peak_tflops = 0;
 };
@@ -56,16 +60,19 @@ std::optional<Args> parse(int argc, char** argv) {
   namespace po = boost::program_options;
   Args a;
   po::options_description desc("hcl-bench-train options");
-  desc.add_options()("arch", po::value(&a.arch)->default_value(a.arch), "encoder")(
-      "precision", po::value(&a.precision)->default_value(a.precision), "fp32 or bf16 (CUDA)")(
+  desc.add_options()("arch", hcl::enum_option(&a.arch, "arch"),
+                     hcl::help_with_choices<hcl::model::Arch>("encoder").c_str())(
+      "precision", hcl::enum_option(&a.precision, "precision"),
+      hcl::help_with_choices<hcl::train::Precision>("").c_str())(
       "view-forward", po::value(&a.view_forward)->default_value(a.view_forward), "per-view, joint or both")(
       "sync-bn", po::value(&a.sync_bn)->default_value(a.sync_bn),
       "SyncBatchNorm: on (hcl-train's default), off or both")(
       "data", po::value(&a.data)->default_value(a.data), "synthetic, real or both")(
       "cuda-graph", po::value(&a.cuda_graph)->default_value(a.cuda_graph),
-      "auto, on, off or both (on and off)")("dataset", po::value(&a.dataset)->default_value(a.dataset),
-                                            "dataset of the real data mode")(
-      "device", po::value(&a.device)->default_value(a.device), "auto, cpu or cuda")(
+      "auto, on, off or both (on and off)")(
+      "dataset", hcl::enum_option(&a.dataset, "dataset"),
+      hcl::help_with_choices<hcl::data::DatasetKind>("dataset of the real data mode").c_str())(
+      "device", hcl::enum_option(&a.device, "device"), hcl::help_with_choices<hcl::DeviceChoice>("").c_str())(
       "batch", po::value(&a.batch)->default_value(a.batch), "images per rank per step")(
       "steps", po::value(&a.steps)->default_value(a.steps), "timed steps")(
       "warmup", po::value(&a.warmup)->default_value(a.warmup), "untimed steps first")(
@@ -75,13 +82,11 @@ std::optional<Args> parse(int argc, char** argv) {
   if (!hcl::bench::parse_options(argc, argv, "[mpirun -np W] hcl-bench-train [options]", desc))
     return std::nullopt;
   HCL_REQUIRE(a.batch >= 2 && a.steps >= 1 && a.warmup >= 0, "--batch >= 2, --steps >= 1, --warmup >= 0");
-  HCL_REQUIRE(a.precision == "fp32" || a.precision == "bf16", "--precision: fp32 or bf16");
   HCL_REQUIRE(a.sync_bn == "on" || a.sync_bn == "off" || a.sync_bn == "both", "--sync-bn: on, off or both");
   HCL_REQUIRE(a.data == "synthetic" || a.data == "real" || a.data == "both",
               "--data: synthetic, real or both");
-  HCL_REQUIRE(
-      a.cuda_graph == "auto" || a.cuda_graph == "on" || a.cuda_graph == "off" || a.cuda_graph == "both",
-      "--cuda-graph: auto, on, off or both");
+  HCL_REQUIRE(a.cuda_graph == "both" || hcl::find_named<hcl::train::CudaGraphMode>(a.cuda_graph),
+              "--cuda-graph: auto, on, off or both");
   return a;
 }
 
@@ -92,7 +97,7 @@ std::vector<std::string> modes(const std::string& choice, const std::vector<std:
 // Peak memory so far: the device's (CUDA: LibTorch's allocator, as reported by the trainer helper)
 // or this process's resident set (CPU).
 double peak_memory_mib(const torch::Device& device) {
-  return device.is_cuda() ? hcl::train::peak_device_memory_mib(device) : hcl::bench::peak_rss_mib();
+  return device.is_cuda() ? hcl::peak_device_memory_mib(device) : hcl::bench::peak_rss_mib();
 }
 
 // Images of one configuration: 3x32x32 synthetic views, or the dataset's own shape through the
@@ -103,7 +108,7 @@ struct ImageSource {
 };
 
 // Multiply-adds of one view's forward through encoder and head (counted on the CPU, batch 2).
-int64_t macs_per_view(const std::string& arch, const ImageSource& images) {
+int64_t macs_per_view(hcl::model::Arch arch, const ImageSource& images) {
   hcl::model::ContrastiveModel probe(hcl::model::ModelOptions().encoder(
       hcl::model::EncoderOptions().arch(arch).in_channels(images.channels)));
   probe->eval();
@@ -121,12 +126,6 @@ struct Measurement {
   std::string graph_refusal;  // "" when the steps after the warm-up were graph replays
 };
 
-hcl::train::CudaGraphMode graph_mode(const std::string& choice) {
-  if (choice == "on") return hcl::train::CudaGraphMode::On;
-  if (choice == "off") return hcl::train::CudaGraphMode::Off;
-  return hcl::train::CudaGraphMode::Auto;
-}
-
 // Warm-up and timed steps of the trainer's step on one configuration, timed as hcl-train times
 // them (train::PhaseTimer: events per phase, no synchronisation inside the timed steps). Real data
 // come as in hcl-train: the prefetch thread gathers the images and draws the view parameters, and
@@ -138,18 +137,19 @@ Measurement measure(const Args& args, const ImageSource& source, const std::stri
     return hcl::model::ContrastiveModel(hcl::model::ModelOptions().encoder(
         hcl::model::EncoderOptions().arch(args.arch).in_channels(source.channels).norm(norm)));
   };
-  hcl::train::TrainStep train_step(hcl::dist::Communicator(), build,
-                                   hcl::train::StepOptions()
-                                       .view_forward(hcl::train::parse_view_forward(view_forward))
-                                       .bf16(args.precision == "bf16")
-                                       .sync_bn(sync_bn)
-                                       .overlap(device.is_cuda())
-                                       .cuda_graph(graph_mode(cuda_graph)),
-                                   hcl::train::OptimizerOptions().name("adam"), device);
+  hcl::train::TrainStep train_step(
+      hcl::dist::Communicator(), build,
+      hcl::train::StepOptions()
+          .view_forward(hcl::parse<hcl::train::ViewForward>("view-forward", view_forward))
+          .bf16(args.precision == hcl::train::Precision::Bf16)
+          .sync_bn(sync_bn)
+          .overlap(device.is_cuda())
+          .cuda_graph(hcl::parse<hcl::train::CudaGraphMode>("cuda-graph", cuda_graph)),
+      hcl::train::OptimizerOptions().kind(hcl::train::OptimizerKind::Adam), device);
   const auto objective = hcl::loss::ObjectiveOptions().check_values(false).with_stats(false);
   const double lr = train_step.optimizer().options().lr();
-  const auto [mean, stddev] =
-      hcl::data::dataset_normalization(source.dataset ? args.dataset : "synthetic", source.channels);
+  const auto [mean, stddev] = hcl::data::dataset_normalization(
+      source.dataset ? args.dataset : hcl::data::DatasetKind::Synthetic, source.channels);
   const hcl::data::TwoViewAugmenter augmenter(
       hcl::data::AugmentOptions().output_size(source.size).mean(mean).stddev(stddev), 0);
   const auto format = device.is_cuda() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
@@ -163,14 +163,14 @@ Measurement measure(const Args& args, const ImageSource& source, const std::stri
                     train_step.comm().world_size(), 0);
     prefetcher.emplace(*source.dataset, *sampler, device.is_cuda(), augmenter);
   }
-  if (device.is_cuda()) hcl::train::reset_peak_device_memory(device);  // CPU: the process's peak so far
+  if (device.is_cuda()) hcl::reset_peak_device_memory(device);  // CPU: the process's peak so far
 
   Measurement m;
   hcl::train::PhaseTimer timer(device);
   train_step.model()->train();
   for (int64_t step = 0; step < args.warmup + args.steps; ++step) {
     if (step == args.warmup) {  // the timed window starts with every rank's queue empty
-      hcl::train::synchronize_device(device);
+      hcl::synchronize_device(device);
       train_step.comm().barrier();
       timer.close_window();
     }
@@ -202,15 +202,19 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   if (!parsed) return 0;
   const Args& args = *parsed;
   if (args.threads > 0) torch::set_num_threads(static_cast<int>(args.threads));
-  const torch::Device device = hcl::train::choose_device(args.device, mpi.topology().local_rank);
-  HCL_REQUIRE(args.precision == "fp32" || device.is_cuda(), "--precision bf16 needs CUDA");
-  hcl::train::configure_fast_math(device);
+  const torch::Device device = hcl::resolve_device(args.device, mpi.topology().local_rank);
+  HCL_REQUIRE(args.precision == hcl::train::Precision::Fp32 || device.is_cuda(),
+              "--precision bf16 needs CUDA");
+  hcl::configure_fast_math(device);
   double peak_tflops = args.peak_tflops;
-  if (peak_tflops == 0 && device.is_cuda()) peak_tflops = args.precision == "bf16" ? 989.0 : 495.0;
+  if (peak_tflops == 0 && device.is_cuda())
+    peak_tflops = args.precision == hcl::train::Precision::Bf16 ? 989.0 : 495.0;
 
   hcl::data::Dataset dataset;
   for (const std::string& data : modes(args.data, {"synthetic", "real"})) {
-    for (const std::string& view_forward : modes(args.view_forward, {"per-view", "joint"})) {
+    for (const std::string& view_forward :
+         modes(args.view_forward, {hcl::name_of(hcl::train::ViewForward::PerView),
+                                   hcl::name_of(hcl::train::ViewForward::Joint)})) {
       if (data == "real" && !dataset.images.defined())
         dataset = hcl::data::load_dataset(args.dataset, "", "train");
       const ImageSource source =
@@ -223,11 +227,11 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
           const int64_t global = args.batch * mpi.world_size();
           const double flops_per_step = 3.0 * 2.0 * static_cast<double>(macs) * 2.0 * args.batch;  // per rank
           nlohmann::json record = {{"benchmark", "train"},
-                                   {"arch", args.arch},
+                                   {"arch", hcl::name_of(args.arch)},
                                    {"images_per_rank", args.batch},
                                    {"ranks", mpi.world_size()},
                                    {"global_batch", global},
-                                   {"precision", args.precision},
+                                   {"precision", hcl::name_of(args.precision)},
                                    {"device", device.str()},
                                    {"data", data},
                                    {"view_forward", view_forward},

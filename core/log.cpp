@@ -18,24 +18,6 @@ namespace hcl::log {
 namespace logging = boost::log;
 namespace expr = boost::log::expressions;
 
-namespace {
-constexpr std::array<std::pair<const char*, Severity>, 6> kSeverities{{
-    {"trace", Severity::trace},
-    {"debug", Severity::debug},
-    {"info", Severity::info},
-    {"warning", Severity::warning},
-    {"error", Severity::error},
-    {"fatal", Severity::fatal},
-}};
-}  // namespace
-
-Severity parse_severity(const std::string& name) {
-  for (const auto& [text, severity] : kSeverities)
-    if (name == text) return severity;
-  throw Error("unknown log level '" + name +
-              "' (expected trace, debug, info, warning, error or fatal)");
-}
-
 void init(const Options& options) {
   auto core = logging::core::get();
   core->remove_all_sinks();

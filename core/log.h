@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "core/named_enum.h"
+
 namespace hcl::log {
 
 using Severity = boost::log::trivial::severity_level;
@@ -22,12 +24,18 @@ struct Options {
 // Sets up the console (and file) sinks; calling it again replaces the previous set-up.
 void init(const Options& options);
 
-// Parses "trace", "debug", "info", "warning", "error" or "fatal"; throws hcl::Error otherwise.
-Severity parse_severity(const std::string& name);
-
 // Flushes every sink (call before exiting on an error).
 void flush();
 
 }  // namespace hcl::log
+
+// The level names of --log-level (Boost.Log's own names).
+template <>
+struct hcl::EnumNames<hcl::log::Severity> {
+  static constexpr NamedValue<log::Severity> table[] = {
+      {log::Severity::trace, "trace"},     {log::Severity::debug, "debug"}, {log::Severity::info, "info"},
+      {log::Severity::warning, "warning"}, {log::Severity::error, "error"}, {log::Severity::fatal, "fatal"},
+  };
+};
 
 #define HCL_LOG(severity) BOOST_LOG_TRIVIAL(severity)

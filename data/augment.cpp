@@ -79,14 +79,16 @@ void AugmentOptions::validate() const {
   for (double s : stddev()) HCL_REQUIRE(s > 0, "augmentation: std must be > 0, got ", s);
 }
 
-std::pair<std::vector<double>, std::vector<double>> dataset_normalization(const std::string& dataset,
+std::pair<std::vector<double>, std::vector<double>> dataset_normalization(DatasetKind dataset,
                                                                           int64_t channels) {
-  if (dataset == "fashion-mnist") return {{0.2860}, {0.3530}};
-  if (dataset == "mnist") return {{0.1307}, {0.3081}};
-  if (dataset == "cifar10" || dataset == "cifar100")
-    return {{0.4914, 0.4822, 0.4465}, {0.2023, 0.1994, 0.2010}};  // the reference's constants
-  if (dataset == "stl10") return {{0.4467, 0.4398, 0.4066}, {0.2603, 0.2566, 0.2713}};
-  return {std::vector<double>(channels, 0.5), std::vector<double>(channels, 0.5)};
+  const DatasetInfo& info = dataset_info(dataset);
+  std::vector<double> mean, stddev;
+  // The table's channels; a synthetic set of another channel count repeats them (all 0.5).
+  for (int64_t c = 0; c < channels; ++c) {
+    mean.push_back(info.mean[static_cast<size_t>(c % info.channels)]);
+    stddev.push_back(info.stddev[static_cast<size_t>(c % info.channels)]);
+  }
+  return {mean, stddev};
 }
 
 TwoViewAugmenter::TwoViewAugmenter(AugmentOptions options, uint64_t seed)

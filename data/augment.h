@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "data/dataset.h"
+
 namespace hcl::data {
 
 struct AugmentOptions {
@@ -57,8 +59,8 @@ struct AugmentParams {
   torch::Tensor blur_sigma;  // float64 N: 0 = no blur
 };
 
-// The normalisation constants commonly used for a dataset (mean, std per channel).
-std::pair<std::vector<double>, std::vector<double>> dataset_normalization(const std::string& dataset,
+// The normalisation constants of a dataset (mean, std per channel; data/dataset.h's table).
+std::pair<std::vector<double>, std::vector<double>> dataset_normalization(DatasetKind dataset,
                                                                           int64_t channels);
 
 class TwoViewAugmenter {

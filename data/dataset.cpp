@@ -159,68 +159,63 @@ Dataset make_synthetic(int64_t n, int64_t channels, int64_t size, int64_t classe
   return d;
 }
 
-const std::vector<std::string>& dataset_names() {
-  static const std::vector<std::string> names = {"fashion-mnist", "mnist", "cifar10",
-                                                 "cifar100",      "stl10", "synthetic"};
-  return names;
+const DatasetInfo& dataset_info(DatasetKind kind) {
+  for (const DatasetInfo& info : EnumNames<DatasetKind>::table)
+    if (info.value == kind) return info;
+  HCL_ASSERT(false, "dataset ", static_cast<int>(kind), " has no row in the dataset table");
+  return EnumNames<DatasetKind>::table[0];  // not reached
 }
 
-ImageShape dataset_image_shape(const std::string& name) {
-  if (name == "fashion-mnist" || name == "mnist") return {1, 28};
-  if (name == "stl10") return {3, 96};
-  if (name == "cifar10" || name == "cifar100" || name == "synthetic") return {3, 32};
-  throw Error("unknown dataset '" + name + "'");
-}
-
-std::string default_data_dir(const std::string& name) {
-  if (name == "fashion-mnist") return "/usr/share/datasets/fashion-mnist";
-  return "";
-}
-
-Dataset load_dataset(const std::string& name, const std::string& dir_in, const std::string& split) {
-  const std::string dir = dir_in.empty() ? default_data_dir(name) : dir_in;
-  const bool train = split == "train", test = split == "test";
-  auto require_split = [&](bool ok, const char* allowed) {
-    HCL_REQUIRE(ok, "dataset ", name, ": unknown split '", split, "' (expected ", allowed, ")");
-  };
-  if (name != "synthetic")
+Dataset load_dataset(DatasetKind kind, const std::string& dir_in, const std::string& split) {
+  const DatasetInfo& info = dataset_info(kind);
+  const std::string name = info.name;
+  const std::string dir = dir_in.empty() ? info.default_dir : dir_in;
+  const bool train = split == "train";
+  std::string allowed;
+  bool known_split = false;
+  for (size_t i = 0; i < info.splits.size() && info.splits[i] != nullptr; ++i) {
+    const bool last = i + 1 == info.splits.size() || info.splits[i + 1] == nullptr;
+    allowed += std::string(i == 0 ? "" : last ? " or " : ", ") + info.splits[i];
+    known_split = known_split || split == info.splits[i];
+  }
+  HCL_REQUIRE(known_split, "dataset ", name, ": unknown split '", split, "' (expected ", allowed, ")");
+  if (kind != DatasetKind::Synthetic)
     HCL_REQUIRE(!dir.empty(), "dataset ", name, ": no data directory given (--data-dir)");
   Dataset d;
-  if (name == "fashion-mnist" || name == "mnist") {
-    require_split(train || test, "train or test");
-    const std::string prefix = train ? "train" : "t10k";
-    d = load_idx(idx_path(dir, prefix + "-images-idx3-ubyte"), idx_path(dir, prefix + "-labels-idx1-ubyte"), 10);
-  } else if (name == "cifar10") {
-    require_split(train || test, "train or test");
-    std::vector<std::string> files;
-    if (train)
-      for (int i = 1; i <= 5; ++i) files.push_back(join(dir, "data_batch_" + std::to_string(i) + ".bin"));
-    else
-      files.push_back(join(dir, "test_batch.bin"));
-    d = load_cifar(files, false);
-  } else if (name == "cifar100") {
-    require_split(train || test, "train or test");
-    d = load_cifar({join(dir, train ? "train.bin" : "test.bin")}, true);
-  } else if (name == "stl10") {
-    require_split(train || test || split == "unlabeled" || split == "train+unlabeled",
-                  "train, test, unlabeled or train+unlabeled");
-    if (split == "unlabeled") {
-      d = load_stl10(join(dir, "unlabeled_X.bin"), "");
-    } else if (split == "train+unlabeled") {
-      Dataset labeled = load_stl10(join(dir, "train_X.bin"), join(dir, "train_y.bin"));
-      Dataset unlabeled = load_stl10(join(dir, "unlabeled_X.bin"), "");
-      d.images = torch::cat({labeled.images, unlabeled.images}, 0);
-      d.labels = torch::cat({labeled.labels, unlabeled.labels}, 0);
-      d.num_classes = 10;
-    } else {
-      d = load_stl10(join(dir, split + "_X.bin"), join(dir, split + "_y.bin"));
+  switch (kind) {
+    case DatasetKind::FashionMnist:
+    case DatasetKind::Mnist: {
+      const std::string prefix = train ? "train" : "t10k";
+      d = load_idx(idx_path(dir, prefix + "-images-idx3-ubyte"), idx_path(dir, prefix + "-labels-idx1-ubyte"),
+                   10);
+      break;
     }
-  } else if (name == "synthetic") {
-    require_split(train || test, "train or test");
-    d = make_synthetic(train ? 4096 : 1024, 3, 32, 10, train ? 1 : 2);
-  } else {
-    throw Error("unknown dataset '" + name +
-                "' (expected fashion-mnist, mnist, cifar10, cifar100, stl10 or synthetic)");
+    case DatasetKind::Cifar10: {
+      std::vector<std::string> files;
+      if (train)
+        for (int i = 1; i <= 5; ++i) files.push_back(join(dir, "data_batch_" + std::to_string(i) + ".bin"));
+      else
+        files.push_back(join(dir, "test_batch.bin"));
+      d = load_cifar(files, false);
+      break;
+    }
+    case DatasetKind::Cifar100: d = load_cifar({join(dir, train ? "train.bin" : "test.bin")}, true); break;
+    case DatasetKind::Stl10:
+      if (split == "unlabeled") {
+        d = load_stl10(join(dir, "unlabeled_X.bin"), "");
+      } else if (split == "train+unlabeled") {
+        Dataset labeled = load_stl10(join(dir, "train_X.bin"), join(dir, "train_y.bin"));
+        Dataset unlabeled = load_stl10(join(dir, "unlabeled_X.bin"), "");
+        d.images = torch::cat({labeled.images, unlabeled.images}, 0);
+        d.labels = torch::cat({labeled.labels, unlabeled.labels}, 0);
+        d.num_classes = 10;
+      } else {
+        d = load_stl10(join(dir, split + "_X.bin"), join(dir, split + "_y.bin"));
+      }
+      break;
+    case DatasetKind::Synthetic:
+      d = make_synthetic(train ? 4096 : 1024, info.channels, info.size, 10, train ? 1 : 2);
+      break;
   }
   d.name = name;
   return d;

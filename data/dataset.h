@@ -6,9 +6,28 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <string>
 
+#include "core/named_enum.h"
+
 namespace hcl::data {
+
+enum class DatasetKind { FashionMnist, Mnist, Cifar10, Cifar100, Stl10, Synthetic };
+
+// What hcl knows of a dataset before loading it: one row per dataset in the table below, which is
+// also the name table of DatasetKind (--dataset, JSON, checkpoints).
+struct DatasetInfo {
+  DatasetKind value;
+  const char* name;
+  const char* note;
+  int64_t channels, size;              // image shape: channels x size x size
+  std::array<double, 3> mean, stddev;  // normalisation constants of the first `channels` channels
+  const char* default_dir;             // "" where there is none
+  std::array<const char*, 4> splits;   // the splits load_dataset accepts (null after the last)
+};
+
+const DatasetInfo& dataset_info(DatasetKind kind);
 
 struct Dataset {
   std::string name;
@@ -22,21 +41,9 @@ struct Dataset {
   int64_t width() const { return images.size(3); }
 };
 
-// The dataset names accepted by load_dataset.
-const std::vector<std::string>& dataset_names();
-
-// Channels and image side of a dataset's images (before loading it).
-struct ImageShape {
-  int64_t channels = 3, size = 32;
-};
-ImageShape dataset_image_shape(const std::string& name);
-
-// The default folder of a dataset ("" where there is none).
-std::string default_data_dir(const std::string& name);
-
-// name: fashion-mnist, mnist, cifar10, cifar100, stl10, synthetic. split: "train" or "test"; for
-// stl10 also "unlabeled" and "train+unlabeled" (pretraining). dir "" means default_data_dir(name).
-Dataset load_dataset(const std::string& name, const std::string& dir, const std::string& split);
+// split: one of dataset_info(kind).splits ("train" or "test"; for stl10 also "unlabeled" and
+// "train+unlabeled", for pretraining). dir "" means the dataset's default folder.
+Dataset load_dataset(DatasetKind kind, const std::string& dir, const std::string& split);
 
 // IDX files (gzip or plain): images (magic 2051, N x rows x cols) and labels (magic 2049, N).
 Dataset load_idx(const std::string& images_file, const std::string& labels_file, int64_t num_classes);
@@ -51,3 +58,49 @@ Dataset make_synthetic(int64_t n, int64_t channels, int64_t size, int64_t classe
 std::string read_file_maybe_gzip(const std::string& path);
 
 }  // namespace hcl::data
+
+template <>
+struct hcl::EnumNames<hcl::data::DatasetKind> {
+  using K = data::DatasetKind;
+  static constexpr data::DatasetInfo table[] = {
+      {K::FashionMnist,
+       "fashion-mnist",
+       "",
+       1,
+       28,
+       {0.2860},
+       {0.3530},
+       "/usr/share/datasets/fashion-mnist",
+       {"train", "test"}},
+      {K::Mnist, "mnist", "", 1, 28, {0.1307}, {0.3081}, "", {"train", "test"}},
+      // CIFAR: the reference's constants.
+      {K::Cifar10,
+       "cifar10",
+       "",
+       3,
+       32,
+       {0.4914, 0.4822, 0.4465},
+       {0.2023, 0.1994, 0.2010},
+       "",
+       {"train", "test"}},
+      {K::Cifar100,
+       "cifar100",
+       "",
+       3,
+       32,
+       {0.4914, 0.4822, 0.4465},
+       {0.2023, 0.1994, 0.2010},
+       "",
+       {"train", "test"}},
+      {K::Stl10,
+       "stl10",
+       "",
+       3,
+       96,
+       {0.4467, 0.4398, 0.4066},
+       {0.2603, 0.2566, 0.2713},
+       "",
+       {"train", "test", "unlabeled", "train+unlabeled"}},
+      {K::Synthetic, "synthetic", "", 3, 32, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}, "", {"train", "test"}},
+  };
+};

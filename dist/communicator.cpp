@@ -24,13 +24,6 @@ constexpr int64_t kMaxDims = 8;
 
 }  // namespace
 
-BackendChoice parse_backend_choice(const std::string& name) {
-  if (name == "auto") return BackendChoice::Auto;
-  if (name == "mpi") return BackendChoice::Mpi;
-  if (name == "nccl") return BackendChoice::Nccl;
-  throw Error("unknown communication backend '" + name + "' (expected auto, mpi or nccl)");
-}
-
 const char* to_string(ReduceOp op) {
   switch (op) {
     case ReduceOp::Sum: return "sum";
@@ -85,12 +78,9 @@ Communicator& Communicator::operator=(Communicator&& other) noexcept {
 }
 
 const char* Communicator::backend_name(const torch::Device& device) const {
-  switch (options_.backend) {
-    case BackendChoice::Mpi: return "mpi";
-    case BackendChoice::Nccl: return "nccl";
-    case BackendChoice::Auto: break;
-  }
-  return device.is_cuda() ? "nccl" : "mpi";
+  BackendChoice backend = options_.backend;
+  if (backend == BackendChoice::Auto) backend = device.is_cuda() ? BackendChoice::Nccl : BackendChoice::Mpi;
+  return name_of(backend);
 }
 
 void Communicator::watch_enqueued(const torch::Device& device, const char* what) {

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "core/named_enum.h"
 #include "dist/backend.h"
 #include "dist/runtime.h"
 #include "dist/watchdog.h"
@@ -22,9 +23,6 @@
 namespace hcl::dist {
 
 enum class BackendChoice { Auto, Mpi, Nccl };
-
-// Parses "auto", "mpi" or "nccl"; throws hcl::Error naming the value otherwise.
-BackendChoice parse_backend_choice(const std::string& name);
 const char* to_string(ReduceOp op);
 
 struct CommunicatorOptions {
@@ -109,3 +107,12 @@ class Communicator {
 };
 
 }  // namespace hcl::dist
+
+template <>
+struct hcl::EnumNames<hcl::dist::BackendChoice> {
+  static constexpr NamedValue<dist::BackendChoice> table[] = {
+      {dist::BackendChoice::Auto, "auto", "by device"},
+      {dist::BackendChoice::Mpi, "mpi"},
+      {dist::BackendChoice::Nccl, "nccl"},
+  };
+};

@@ -1,27 +1,25 @@
 // The autograd function behind dist::all_gather_with_grad.
 #include "dist/gather.h"
 
+#include "dist/saved_communicator.h"
+
 namespace hcl::dist {
 namespace {
 
-// CollectiveOptions::check_shape as an IValue-friendly integer: -1 unset, 0 off, 1 on.
-int64_t encode(const CollectiveOptions& call) { return call.check_shape ? (*call.check_shape ? 1 : 0) : -1; }
-CollectiveOptions decode(int64_t code) { return code < 0 ? CollectiveOptions{} : CollectiveOptions{code == 1}; }
-
+// The communicator reaches backward through ctx->saved_data (dist/saved_communicator.h).
 class AllGatherFunction : public torch::autograd::Function<AllGatherFunction> {
  public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor local,
-                               int64_t comm_address, int64_t check_shape) {
-    ctx->saved_data["comm"] = comm_address;
-    ctx->saved_data["check_shape"] = check_shape;
-    return reinterpret_cast<Communicator*>(comm_address)->all_gather(local, decode(check_shape));
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor local, Communicator* comm,
+                               CollectiveOptions call) {
+    ctx->saved_data["comm"] = save_communicator(*comm, call);
+    return comm->all_gather(local, call);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    auto* comm = reinterpret_cast<Communicator*>(ctx->saved_data["comm"].toInt());
-    const CollectiveOptions call = decode(ctx->saved_data["check_shape"].toInt());
-    torch::Tensor grad_local = comm->reduce_scatter(grads[0].contiguous(), ReduceOp::Sum, call);
+    const auto saved = saved_communicator(ctx->saved_data["comm"]);
+    torch::Tensor grad_local =
+        saved->comm().reduce_scatter(grads[0].contiguous(), ReduceOp::Sum, saved->call());
     return {grad_local, torch::Tensor(), torch::Tensor()};
   }
 };
@@ -29,8 +27,7 @@ class AllGatherFunction : public torch::autograd::Function<AllGatherFunction> {
 }  // namespace
 
 torch::Tensor all_gather_with_grad(Communicator& comm, const torch::Tensor& local, const CollectiveOptions& call) {
-  // The communicator travels as an address: autograd's saved data holds only IValues.
-  return AllGatherFunction::apply(local, reinterpret_cast<int64_t>(&comm), encode(call));
+  return AllGatherFunction::apply(local, &comm, call);
 }
 
 }  // namespace hcl::dist

@@ -18,6 +18,7 @@
 #include <ATen/ATen.h>
 
 #include "core/check.h"
+#include "dist/saved_communicator.h"
 
 namespace hcl::dist {
 namespace {
@@ -46,9 +47,8 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
  public:
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor input, torch::Tensor weight,
                                torch::Tensor bias, torch::Tensor running_mean, torch::Tensor running_var,
-                               double eps, double momentum, int64_t comm_address) {
-    auto* comm = reinterpret_cast<Communicator*>(comm_address);
-    ctx->saved_data["comm"] = comm_address;
+                               double eps, double momentum, Communicator* comm) {
+    ctx->saved_data["comm"] = save_communicator(*comm);
     const int64_t c = input.size(1), w = comm->world_size();
     const torch::Tensor x = input.contiguous(input.suggest_memory_format());
     const double local_count = static_cast<double>(x.numel() / c);
@@ -89,7 +89,7 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto* comm = reinterpret_cast<Communicator*>(ctx->saved_data["comm"].toInt());
+    Communicator* comm = &saved_communicator(ctx->saved_data["comm"])->comm();
     const variable_list saved = ctx->get_saved_variables();
     const torch::Tensor& x = saved[0];
     torch::Tensor weight = saved[1];
@@ -162,8 +162,7 @@ torch::Tensor SyncBatchNormImpl::forward(const torch::Tensor& input) {
     return cast ? y.to(input.scalar_type()) : y;
   }
   HCL_REQUIRE(input.numel() > 0, "SyncBatchNorm: every rank needs a non-empty batch, got ", input.sizes());
-  return SyncBatchNormFunction::apply(input, weight, bias, running_mean, running_var, eps_, momentum_,
-                                      reinterpret_cast<int64_t>(comm_));
+  return SyncBatchNormFunction::apply(input, weight, bias, running_mean, running_var, eps_, momentum_, comm_);
 }
 
 }  // namespace hcl::dist

@@ -7,6 +7,8 @@
 #include <iostream>
 
 #include "core/check.h"
+#include "core/device.h"
+#include "core/enum_option.h"
 #include "core/log.h"
 #include "core/run_guarded.h"
 #include "data/dataset.h"
@@ -22,18 +24,20 @@ namespace {
 // The evaluation on every rank; errors become exit codes in run_guarded (core/run_guarded.h).
 int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const bool rank0 = mpi.rank() == 0;
-  std::string checkpoint, data_dir, device_choice = "auto", out;
+  std::string checkpoint, data_dir, out;
+  hcl::DeviceChoice device_choice = hcl::DeviceChoice::Auto;
   int64_t epochs = 100, batch_size = 512, threads = 0, seed = 0;
   double lr = 1e-3, weight_decay = 1e-6;
   po::options_description desc("hcl-eval options");
-  desc.add_options()("help,h", "print this help and exit")(
-      "checkpoint", po::value(&checkpoint)->required(), "checkpoint of hcl-train")(
+  desc.add_options()("help,h", "print this help and exit")("checkpoint", po::value(&checkpoint)->required(),
+                                                           "checkpoint of hcl-train")(
       "data-dir", po::value(&data_dir), "dataset folder (default: the one the run used)")(
       "epochs", po::value(&epochs)->default_value(epochs), "epochs of the linear classifier")(
       "batch-size", po::value(&batch_size)->default_value(batch_size), "batch size")(
       "lr", po::value(&lr)->default_value(lr, "0.001"), "Adam learning rate")(
       "weight-decay", po::value(&weight_decay)->default_value(weight_decay, "1e-06"), "Adam weight decay")(
-      "device", po::value(&device_choice)->default_value(device_choice), "auto, cpu or cuda")(
+      "device", hcl::enum_option(&device_choice, "device"),
+      hcl::help_with_choices<hcl::DeviceChoice>("").c_str())(
       "threads", po::value(&threads)->default_value(threads), "CPU threads per rank (0: default)")(
       "seed", po::value(&seed)->default_value(seed), "seed of the classifier")(
       "out", po::value(&out), "result JSON file (default: linear_eval.json beside the checkpoint)");
@@ -46,8 +50,6 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
     HCL_REQUIRE(batch_size >= 1, "--batch-size: must be >= 1, got ", batch_size);
     HCL_REQUIRE(lr > 0, "--lr: must be > 0, got ", lr);
     HCL_REQUIRE(weight_decay >= 0, "--weight-decay: must be >= 0, got ", weight_decay);
-    HCL_REQUIRE(device_choice == "auto" || device_choice == "cpu" || device_choice == "cuda",
-                "--device: unknown value '", device_choice, "' (expected auto, cpu or cuda)");
     HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
     return false;
   });
@@ -62,21 +64,25 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::train::TrainConfig& config = trained.config;
   hcl::model::ContrastiveModel& net = trained.model;
   if (!data_dir.empty()) config.data_dir = data_dir;
-  const torch::Device device = hcl::train::choose_device(device_choice, mpi.topology().local_rank);
+  const torch::Device device = hcl::resolve_device(device_choice, mpi.topology().local_rank);
   const auto train = hcl::data::load_dataset(config.dataset, config.data_dir, "train");
   const auto test = hcl::data::load_dataset(config.dataset, config.data_dir, "test");
   net->to(device);
-  HCL_LOG(info) << "linear evaluation of " << checkpoint << " (" << config.arch << ", "
-                << config.dataset << ") on " << device;
+  HCL_LOG(info) << "linear evaluation of " << checkpoint << " (" << hcl::name_of(config.arch) << ", "
+                << hcl::name_of(config.dataset) << ") on " << device;
   hcl::dist::Communicator comm;
   const auto r = hcl::train::linear_evaluation(
       net, comm, train, test, config.dataset,
       hcl::train::LinearEvalOptions().epochs(epochs).batch_size(batch_size).lr(lr).weight_decay(weight_decay).seed(seed),
       device);
-  const nlohmann::json result = {{"checkpoint", checkpoint}, {"dataset", config.dataset},
-                                 {"arch", config.arch},      {"epochs", epochs},
-                                 {"top1", r.top1},           {"top5", r.top5},
-                                 {"train_top1", r.train_top1}, {"train_images", r.train_images},
+  const nlohmann::json result = {{"checkpoint", checkpoint},
+                                 {"dataset", hcl::name_of(config.dataset)},
+                                 {"arch", hcl::name_of(config.arch)},
+                                 {"epochs", epochs},
+                                 {"top1", r.top1},
+                                 {"top5", r.top5},
+                                 {"train_top1", r.train_top1},
+                                 {"train_images", r.train_images},
                                  {"test_images", r.test_images}};
   if (rank0) {
     const std::string path = out.empty() ? (std::filesystem::path(checkpoint).parent_path() / "linear_eval.json").string() : out;

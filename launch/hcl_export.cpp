@@ -46,8 +46,9 @@ int export_model(int argc, char** argv) {
   hcl::model::ContrastiveModel& net = trained.model;
   hcl::train::export_for_python(net, config, out, with_head);
   if (!sample.empty()) hcl::train::write_verification_sample(net, config, sample);
-  std::cout << "exported " << config.arch << " (" << config.stem << " stem) to " << out
-            << (with_head ? " with the projection head" : "") << "; configuration in " << out << ".json\n";
+  std::cout << "exported " << hcl::name_of(config.arch) << " (" << hcl::name_of(config.stem) << " stem) to "
+            << out << (with_head ? " with the projection head" : "") << "; configuration in " << out
+            << ".json\n";
   return 0;
 }
 

@@ -35,7 +35,7 @@ int train(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const hcl::train::TrainConfig& config = parsed.config;
   const std::string error = broadcast_error(rank0 ? hcl::launch::check_output_folder(config) : "");
   if (!error.empty()) throw hcl::InputError(error);
-  const hcl::log::Severity level = hcl::log::parse_severity(config.log_level);
+  const hcl::log::Severity level = config.log_level;
   hcl::log::init({mpi.rank(), mpi.world_size(), level, ""});
   // Once every rank has checked its input: rank 0 makes the output folder, then per-rank log files.
   const auto prepare_output = [&] {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/check.h"
+#include "core/enum_option.h"
 
 namespace hcl::launch {
 namespace po = boost::program_options;
@@ -30,9 +31,13 @@ po::options_description describe(train::TrainConfig& config) {
                                                            "config file of 'name = value' lines");
   train::TrainConfig::visit_fields(config, [&](const char* name, auto& field, const char* help) {
     using T = std::decay_t<decltype(field)>;
-    auto* value = po::value<T>(&field)->default_value(field, text_of(field));
-    if constexpr (std::is_same_v<T, bool>) value->implicit_value(true, "true");
-    desc.add_options()(name, value, help);
+    if constexpr (is_named_enum_v<T>) {
+      desc.add_options()(name, enum_option(&field, name), help_with_choices<T>(help).c_str());
+    } else {
+      auto* value = po::value<T>(&field)->default_value(field, text_of(field));
+      if constexpr (std::is_same_v<T, bool>) value->implicit_value(true, "true");
+      desc.add_options()(name, value, help);
+    }
   });
   return desc;
 }

@@ -31,11 +31,13 @@ std::string DownAnnealedBeta::describe() const {
   return detail::concat("down from ", beta0_, " to 0 in 9 steps over ", total_epochs_, " epochs");
 }
 
-std::unique_ptr<BetaSchedule> make_beta_schedule(const std::string& name, double beta,
-                                                 int64_t total_epochs) {
-  if (name == "constant") return std::make_unique<ConstantBeta>(beta);
-  if (name == "down") return std::make_unique<DownAnnealedBeta>(beta, total_epochs);
-  throw Error("unknown beta schedule '" + name + "' (expected constant or down)");
+std::unique_ptr<BetaSchedule> make_beta_schedule(BetaScheduleKind kind, double beta, int64_t total_epochs) {
+  switch (kind) {
+    case BetaScheduleKind::Constant: return std::make_unique<ConstantBeta>(beta);
+    case BetaScheduleKind::Down: return std::make_unique<DownAnnealedBeta>(beta, total_epochs);
+  }
+  HCL_ASSERT(false, "beta schedule ", static_cast<int>(kind), " not handled");
+  return nullptr;
 }
 
 }  // namespace hcl::loss

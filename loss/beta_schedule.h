@@ -5,7 +5,11 @@
 #include <memory>
 #include <string>
 
+#include "core/named_enum.h"
+
 namespace hcl::loss {
+
+enum class BetaScheduleKind { Constant, Down };
 
 class BetaSchedule {
  public:
@@ -40,8 +44,15 @@ class DownAnnealedBeta final : public BetaSchedule {
   int64_t total_epochs_;
 };
 
-// "constant" or "down"; throws hcl::Error naming a bad name or value.
-std::unique_ptr<BetaSchedule> make_beta_schedule(const std::string& name, double beta,
-                                                 int64_t total_epochs);
+// Throws hcl::Error naming a bad value.
+std::unique_ptr<BetaSchedule> make_beta_schedule(BetaScheduleKind kind, double beta, int64_t total_epochs);
 
 }  // namespace hcl::loss
+
+template <>
+struct hcl::EnumNames<hcl::loss::BetaScheduleKind> {
+  static constexpr NamedValue<loss::BetaScheduleKind> table[] = {
+      {loss::BetaScheduleKind::Constant, "constant"},
+      {loss::BetaScheduleKind::Down, "down", "to 0 in 9 steps over the run"},
+  };
+};

@@ -225,16 +225,6 @@ void check_inputs(const torch::Tensor& anchors, const torch::Tensor& candidates,
 
 }  // namespace
 
-Estimator parse_estimator(const std::string& name) {
-  if (name == "hard") return Estimator::Hard;
-  if (name == "easy") return Estimator::Easy;
-  throw Error("unknown estimator '" + name + "' (expected hard or easy)");
-}
-
-const char* to_string(Estimator estimator) {
-  return estimator == Estimator::Hard ? "hard" : "easy";
-}
-
 void ObjectiveOptions::validate() const {
   HCL_REQUIRE(std::isfinite(temperature()) && temperature() > 0,
               "temperature must be > 0, got ", temperature());

@@ -12,13 +12,11 @@
 
 #include <string>
 
+#include "core/named_enum.h"
+
 namespace hcl::loss {
 
 enum class Estimator { Hard, Easy };
-
-// Parses "hard" or "easy"; throws hcl::Error naming the value otherwise.
-Estimator parse_estimator(const std::string& name);
-const char* to_string(Estimator estimator);
 
 struct ObjectiveOptions {
   // (TORCH_ARG leaves the struct in a private section; validate() is public.)
@@ -85,3 +83,11 @@ struct ViewIndices {
 ViewIndices two_view_indices(int64_t batch, int64_t offset, const torch::Device& device);
 
 }  // namespace hcl::loss
+
+template <>
+struct hcl::EnumNames<hcl::loss::Estimator> {
+  static constexpr NamedValue<loss::Estimator> table[] = {
+      {loss::Estimator::Hard, "hard", "HCL; beta 0: debiased"},
+      {loss::Estimator::Easy, "easy", "SimCLR"},
+  };
+};

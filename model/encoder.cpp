@@ -91,12 +91,6 @@ TORCH_MODULE(Bottleneck);
 
 }  // namespace
 
-Stem parse_stem(const std::string& name) {
-  if (name == "cifar") return Stem::Cifar;
-  if (name == "imagenet") return Stem::ImageNet;
-  throw Error("unknown stem '" + name + "' (expected cifar or imagenet)");
-}
-
 ResNetImpl::ResNetImpl(const std::vector<int64_t>& blocks_per_stage, bool bottleneck,
                        const EncoderOptions& options)
     : bottleneck_(bottleneck), imagenet_stem_(options.stem() == Stem::ImageNet) {
@@ -158,12 +152,16 @@ torch::Tensor SmallConvNetImpl::forward(torch::Tensor x) {
 
 std::shared_ptr<EncoderImpl> make_encoder(const EncoderOptions& options) {
   HCL_REQUIRE(options.in_channels() >= 1, "input channels must be >= 1, got ", options.in_channels());
-  const std::string& arch = options.arch();
-  if (arch == "resnet18") return std::make_shared<ResNetImpl>(std::vector<int64_t>{2, 2, 2, 2}, false, options);
-  if (arch == "resnet34") return std::make_shared<ResNetImpl>(std::vector<int64_t>{3, 4, 6, 3}, false, options);
-  if (arch == "resnet50") return std::make_shared<ResNetImpl>(std::vector<int64_t>{3, 4, 6, 3}, true, options);
-  if (arch == "small") return std::make_shared<SmallConvNetImpl>(options);
-  throw Error("unknown arch '" + arch + "' (expected resnet18, resnet34, resnet50 or small)");
+  switch (options.arch()) {
+    case Arch::ResNet18:
+      return std::make_shared<ResNetImpl>(std::vector<int64_t>{2, 2, 2, 2}, false, options);
+    case Arch::ResNet34:
+      return std::make_shared<ResNetImpl>(std::vector<int64_t>{3, 4, 6, 3}, false, options);
+    case Arch::ResNet50: return std::make_shared<ResNetImpl>(std::vector<int64_t>{3, 4, 6, 3}, true, options);
+    case Arch::Small: return std::make_shared<SmallConvNetImpl>(options);
+  }
+  HCL_ASSERT(false, "arch ", static_cast<int>(options.arch()), " not handled");
+  return nullptr;
 }
 
 void init_like_torchvision(nn::Module& module) {

@@ -10,9 +10,12 @@
 #include <memory>
 #include <string>
 
+#include "core/named_enum.h"
+
 namespace hcl::model {
 
 enum class Stem { Cifar, ImageNet };
+enum class Arch { ResNet18, ResNet34, ResNet50, Small };
 
 // Makes the normalisation layers (torchvision's norm_layer): BatchNorm by default; the trainer
 // passes SyncBatchNorm. Each returns a module with BatchNorm's parameters and buffers.
@@ -24,11 +27,9 @@ struct NormFactory {
     return torch::nn::AnyModule(torch::nn::BatchNorm1d(f));
   };
 };
-Stem parse_stem(const std::string& name);  // "cifar" or "imagenet"
 
 struct EncoderOptions {
-  // "resnet18", "resnet34", "resnet50" or "small".
-  TORCH_ARG(std::string, arch) = "resnet18";
+  TORCH_ARG(Arch, arch) = Arch::ResNet18;
   TORCH_ARG(Stem, stem) = Stem::Cifar;
   TORCH_ARG(int64_t, in_channels) = 3;
   // Zero the last BatchNorm weight of each residual branch (each block starts as the identity).
@@ -83,3 +84,21 @@ void init_like_torchvision(torch::nn::Module& module);
 void to_channels_last(torch::nn::Module& module);
 
 }  // namespace hcl::model
+
+template <>
+struct hcl::EnumNames<hcl::model::Arch> {
+  static constexpr NamedValue<model::Arch> table[] = {
+      {model::Arch::ResNet18, "resnet18"},
+      {model::Arch::ResNet34, "resnet34"},
+      {model::Arch::ResNet50, "resnet50"},
+      {model::Arch::Small, "small"},
+  };
+};
+
+template <>
+struct hcl::EnumNames<hcl::model::Stem> {
+  static constexpr NamedValue<model::Stem> table[] = {
+      {model::Stem::Cifar, "cifar", "3x3, no max-pool"},
+      {model::Stem::ImageNet, "imagenet", "7x7 stride 2, max-pool"},
+  };
+};

@@ -6,36 +6,10 @@
 #include "core/check.h"
 
 namespace hcl::train {
-namespace {
-
-void require_one_of(const std::string& option, const std::string& value,
-                    std::initializer_list<const char*> allowed) {
-  std::string list;
-  for (const char* a : allowed) {
-    if (value == a) return;
-    list += (list.empty() ? "" : ", ") + std::string(a);
-  }
-  throw Error("--" + option + ": unknown value '" + value + "' (expected one of " + list + ")");
-}
-
-}  // namespace
 
 #define HCL_OPTION_CHECK(cond, option, ...) HCL_REQUIRE(cond, "--" option ": ", __VA_ARGS__)
 
 void TrainConfig::validate() const {
-  require_one_of("dataset", dataset, {"fashion-mnist", "mnist", "cifar10", "cifar100", "stl10", "synthetic"});
-  require_one_of("arch", arch, {"resnet18", "resnet34", "resnet50", "small"});
-  require_one_of("stem", stem, {"cifar", "imagenet"});
-  require_one_of("view-forward", view_forward, {"per-view", "joint"});
-  require_one_of("estimator", estimator, {"hard", "easy"});
-  require_one_of("beta-schedule", beta_schedule, {"constant", "down"});
-  require_one_of("optimizer", optimizer, {"adam", "sgd", "lars"});
-  require_one_of("lr-schedule", lr_schedule, {"constant", "cosine"});
-  require_one_of("precision", precision, {"fp32", "bf16"});
-  require_one_of("device", device, {"auto", "cpu", "cuda"});
-  require_one_of("backend", backend, {"auto", "mpi", "nccl"});
-  require_one_of("cuda-graph", cuda_graph, {"auto", "on", "off"});
-  require_one_of("log-level", log_level, {"trace", "debug", "info", "warning", "error"});
   HCL_OPTION_CHECK(crop_scale_min > 0 && crop_scale_min <= 1, "crop-scale-min", "must be in (0, 1], got ", crop_scale_min);
   HCL_OPTION_CHECK(blur_p >= 0 && blur_p <= 1, "blur-p", "must be in [0, 1], got ", blur_p);
   HCL_OPTION_CHECK(projection_dim >= 1, "projection-dim", "must be >= 1, got ", projection_dim);
@@ -68,13 +42,19 @@ void TrainConfig::validate() const {
   HCL_OPTION_CHECK(knn_test_size >= 0, "knn-test-size", "must be >= 0, got ", knn_test_size);
   HCL_OPTION_CHECK(checkpoint_interval >= 0, "checkpoint-interval", "must be >= 0, got ", checkpoint_interval);
   HCL_OPTION_CHECK(!out.empty(), "out", "must name a folder");
-  if (precision == "bf16")
-    HCL_OPTION_CHECK(device != "cpu", "precision", "bf16 needs a CUDA device (--device cuda or auto)");
+  if (precision == Precision::Bf16)
+    HCL_OPTION_CHECK(device != DeviceChoice::Cpu, "precision",
+                     "bf16 needs a CUDA device (--device cuda or auto)");
 }
 
 nlohmann::json TrainConfig::to_json() const {
   nlohmann::json j;
-  visit_fields(*this, [&](const char* key, const auto& field, const char*) { j[key] = field; });
+  visit_fields(*this, [&](const char* key, const auto& field, const char*) {
+    if constexpr (is_named_enum_v<std::decay_t<decltype(field)>>)
+      j[key] = name_of(field);
+    else
+      j[key] = field;
+  });
   return j;
 }
 
@@ -84,8 +64,12 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   visit_fields(c, [&](const char* key, auto& field, const char*) {
     if (!j.contains(key)) return;
     ++known;
+    using T = std::decay_t<decltype(field)>;
     try {
-      j.at(key).get_to(field);
+      if constexpr (is_named_enum_v<T>)
+        field = parse<T>(key, j.at(key).get<std::string>());
+      else
+        j.at(key).get_to(field);
     } catch (const nlohmann::json::exception&) {
       throw Error(std::string("--") + key + ": wrong type in JSON: " + j.at(key).dump());
     }
@@ -100,8 +84,9 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json TrainConfig::model_identity() const {
-  return {{"dataset", dataset}, {"arch", arch}, {"stem", stem}, {"projection-dim", projection_dim},
-          {"head-hidden", head_hidden}, {"optimizer", optimizer}};
+  return {{"dataset", name_of(dataset)}, {"arch", name_of(arch)},
+          {"stem", name_of(stem)},       {"projection-dim", projection_dim},
+          {"head-hidden", head_hidden},  {"optimizer", name_of(optimizer)}};
 }
 
 }  // namespace hcl::train

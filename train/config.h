@@ -1,5 +1,7 @@
 // The trainer's configuration: every option with its default (the reference's where it has one).
-// launch/ fills it from the command line and config files; validate() rejects bad values.
+// launch/ fills it from the command line and config files; validate() rejects bad values. Options
+// with a fixed set of values are enums whose names come from their tables (core/named_enum.h),
+// written beside each enum in its own layer.
 #pragma once
 
 #include <cstdint>
@@ -7,47 +9,57 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/device.h"
+#include "core/log.h"
+#include "data/dataset.h"
+#include "dist/communicator.h"
+#include "loss/beta_schedule.h"
+#include "loss/objective.h"
+#include "model/encoder.h"
+#include "train/optim.h"
+#include "train/step.h"
+
 namespace hcl::train {
 
 struct TrainConfig {
   // data
-  std::string dataset = "fashion-mnist";
+  data::DatasetKind dataset = data::DatasetKind::FashionMnist;
   std::string data_dir;  // "": the dataset's default folder
   std::string train_split = "train";
   double crop_scale_min = 0.08;
   double blur_p = 0.0;
   // model
-  std::string arch = "resnet18";
-  std::string stem = "cifar";
+  model::Arch arch = model::Arch::ResNet18;
+  model::Stem stem = model::Stem::Cifar;
   int64_t projection_dim = 128;
   int64_t head_hidden = 512;
   bool sync_bn = true;
-  std::string view_forward = "per-view";
+  ViewForward view_forward = ViewForward::PerView;
   // objective
-  std::string estimator = "hard";
+  loss::Estimator estimator = loss::Estimator::Hard;
   double temperature = 0.5;
   double tau_plus = 0.1;
   double beta = 1.0;
-  std::string beta_schedule = "constant";
+  loss::BetaScheduleKind beta_schedule = loss::BetaScheduleKind::Constant;
   int64_t column_chunk = 0;
   // optimisation
   int64_t batch_size = 256;
   int64_t accumulate = 1;
   int64_t epochs = 100;
   int64_t max_steps = 0;
-  std::string optimizer = "adam";
+  OptimizerKind optimizer = OptimizerKind::Adam;
   double lr = 1e-3;
   double weight_decay = 1e-6;
   double momentum = 0.9;
   double warmup_epochs = 0;
-  std::string lr_schedule = "constant";
+  LrSchedule lr_schedule = LrSchedule::Constant;
   // runtime
-  std::string precision = "fp32";
-  std::string device = "auto";
-  std::string backend = "auto";
+  Precision precision = Precision::Fp32;
+  DeviceChoice device = DeviceChoice::Auto;
+  dist::BackendChoice backend = dist::BackendChoice::Auto;
   int64_t collective_timeout = 300;
   int64_t bucket_mb = 25;
-  std::string cuda_graph = "auto";
+  CudaGraphMode cuda_graph = CudaGraphMode::Auto;
   bool finite_check = true;
   int64_t max_skipped_steps = 10;
   int64_t threads = 0;
@@ -63,47 +75,47 @@ struct TrainConfig {
   std::string out = "runs/hcl";
   std::string resume;
   bool force = false;
-  std::string log_level = "info";
+  log::Severity log_level = log::Severity::info;
   bool log_file = false;
 
   // Calls visit(name, field, help) for every option, in --help order. The one list of options:
-  // the command line, config files, JSON and the checkpoint all go through it.
+  // the command line, config files, JSON and the checkpoint all go through it. For an enum field
+  // `help` is the lead of the text before the choices (help_with_choices in core/named_enum.h).
   template <typename Self, typename Visit>
   static void visit_fields(Self& c, Visit&& visit) {
-    visit("dataset", c.dataset, "fashion-mnist, mnist, cifar10, cifar100, stl10 or synthetic");
+    visit("dataset", c.dataset, "");
     visit("data-dir", c.data_dir, "dataset folder (empty: the dataset's default)");
     visit("train-split", c.train_split, "split to pretrain on (stl10: train+unlabeled, unlabeled)");
     visit("crop-scale-min", c.crop_scale_min, "smallest random crop, as a fraction of the image");
     visit("blur-p", c.blur_p, "probability of Gaussian blur");
-    visit("arch", c.arch, "encoder: resnet18, resnet34, resnet50 or small");
-    visit("stem", c.stem, "cifar (3x3, no max-pool) or imagenet (7x7 stride 2, max-pool)");
+    visit("arch", c.arch, "encoder");
+    visit("stem", c.stem, "");
     visit("projection-dim", c.projection_dim, "output dimension of the projection head");
     visit("head-hidden", c.head_hidden, "hidden width of the projection head");
     visit("sync-bn", c.sync_bn, "BatchNorm statistics over all ranks (W x B equals 1 x WB)");
-    visit("view-forward", c.view_forward, "per-view (BN over B, the reference) or joint (BN over 2B)");
-    visit("estimator", c.estimator, "hard (HCL; beta 0: debiased) or easy (SimCLR)");
+    visit("view-forward", c.view_forward, "");
+    visit("estimator", c.estimator, "");
     visit("temperature", c.temperature, "temperature t of the scores");
     visit("tau-plus", c.tau_plus, "class prior tau+ in [0, 1)");
     visit("beta", c.beta, "hardness beta >= 0");
-    visit("beta-schedule", c.beta_schedule, "constant, or down (to 0 in 9 steps over the run)");
+    visit("beta-schedule", c.beta_schedule, "");
     visit("column-chunk", c.column_chunk, "objective column chunk to bound memory (0: none)");
     visit("batch-size", c.batch_size, "images per rank per step (global batch: x ranks)");
     visit("accumulate", c.accumulate, "micro-batches per step (divides batch-size)");
     visit("epochs", c.epochs, "epochs of pretraining");
     visit("max-steps", c.max_steps, "stop after this many steps (0: no limit)");
-    visit("optimizer", c.optimizer, "adam, sgd (momentum) or lars (lr x global batch / 256)");
+    visit("optimizer", c.optimizer, "");
     visit("lr", c.lr, "learning rate (lars: base learning rate)");
     visit("weight-decay", c.weight_decay, "weight decay");
     visit("momentum", c.momentum, "momentum of sgd and lars");
     visit("warmup-epochs", c.warmup_epochs, "linear learning-rate warm-up, in epochs");
-    visit("lr-schedule", c.lr_schedule, "constant or cosine (after warm-up)");
-    visit("precision", c.precision, "fp32 or bf16 (bf16 autocast, CUDA only)");
-    visit("device", c.device, "auto (the local rank's GPU if any), cpu or cuda");
-    visit("backend", c.backend, "collectives: auto (by device), mpi or nccl");
+    visit("lr-schedule", c.lr_schedule, "");
+    visit("precision", c.precision, "");
+    visit("device", c.device, "");
+    visit("backend", c.backend, "collectives");
     visit("collective-timeout", c.collective_timeout, "seconds before a collective that does not complete ends the job");
     visit("bucket-mb", c.bucket_mb, "gradient all-reduce bucket size in MB");
-    visit("cuda-graph", c.cuda_graph,
-          "replay each step from one CUDA graph after 3 eager steps: auto (where possible), on or off");
+    visit("cuda-graph", c.cuda_graph, "replay each step from one CUDA graph after 3 eager steps");
     visit("finite-check", c.finite_check,
           "skip steps with non-finite loss or gradients on any rank (decided on the device, counted one step late)");
     visit("max-skipped-steps", c.max_skipped_steps,
@@ -120,7 +132,7 @@ struct TrainConfig {
     visit("out", c.out, "output folder: config, metrics.jsonl, checkpoints, logs");
     visit("resume", c.resume, "checkpoint file to continue from");
     visit("force", c.force, "use an output folder that holds another run");
-    visit("log-level", c.log_level, "trace, debug, info, warning or error");
+    visit("log-level", c.log_level, "");
     visit("log-file", c.log_file, "also write a log file per rank in the output folder");
   }
 

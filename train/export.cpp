@@ -76,11 +76,11 @@ void export_for_python(model::ContrastiveModel& model, const TrainConfig& config
     for (const auto& b : model->head->named_buffers()) state.insert(exported_head_key(b.key()), b.value().cpu());
   }
   write_bytes_atomically(path, torch::pickle_save(c10::IValue(state)));
-  const data::ImageShape shape = data::dataset_image_shape(config.dataset);
+  const data::DatasetInfo& shape = data::dataset_info(config.dataset);
   const nlohmann::json meta = {
       {"format", "state_dict for torch.load; encoder keys as torchvision's ResNet"},
-      {"arch", config.arch},
-      {"stem", config.stem},
+      {"arch", name_of(config.arch)},
+      {"stem", name_of(config.stem)},
       {"in_channels", shape.channels},
       {"image_size", shape.size},
       {"feature_dim", model->encoder->feature_dim()},
@@ -93,7 +93,7 @@ void export_for_python(model::ContrastiveModel& model, const TrainConfig& config
 
 void write_verification_sample(model::ContrastiveModel& model, const TrainConfig& config,
                                const std::string& path) {
-  const data::ImageShape shape = data::dataset_image_shape(config.dataset);
+  const data::DatasetInfo& shape = data::dataset_info(config.dataset);
   torch::manual_seed(0);
   const torch::Tensor input = torch::randn({4, shape.channels, shape.size, shape.size});
   torch::NoGradGuard no_grad;

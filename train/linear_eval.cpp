@@ -21,12 +21,12 @@ std::pair<double, double> accuracy(const torch::Tensor& logits, const torch::Ten
 
 LinearEvalResult linear_evaluation(model::ContrastiveModel& model, dist::Communicator& comm,
                                    const data::Dataset& train, const data::Dataset& test,
-                                   const std::string& dataset_name, const LinearEvalOptions& o,
+                                   data::DatasetKind dataset, const LinearEvalOptions& o,
                                    const torch::Device& device) {
   HCL_REQUIRE(o.epochs() >= 1 && o.batch_size() >= 1 && o.lr() > 0 && o.weight_decay() >= 0,
               "linear evaluation: epochs, batch size and lr must be positive");
   HCL_REQUIRE(train.labels.ge(0).all().item<bool>(), "linear evaluation needs a labeled train split");
-  const auto [mean, stddev] = data::dataset_normalization(dataset_name, train.channels());
+  const auto [mean, stddev] = data::dataset_normalization(dataset, train.channels());
   const data::TwoViewAugmenter transform(
       data::AugmentOptions().output_size(train.height()).mean(mean).stddev(stddev), 0);
   const torch::Tensor train_x = embed_distributed(model, comm, transform, train.images, 512, device, false);

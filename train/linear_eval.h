@@ -28,7 +28,7 @@ struct LinearEvalResult {
 // Collective.
 LinearEvalResult linear_evaluation(model::ContrastiveModel& model, dist::Communicator& comm,
                                    const data::Dataset& train, const data::Dataset& test,
-                                   const std::string& dataset_name, const LinearEvalOptions& options,
+                                   data::DatasetKind dataset, const LinearEvalOptions& options,
                                    const torch::Device& device);
 
 }  // namespace hcl::train

@@ -10,8 +10,6 @@
 namespace hcl::train {
 
 void OptimizerOptions::validate() const {
-  HCL_REQUIRE(name() == "adam" || name() == "sgd" || name() == "lars", "unknown optimizer '", name(),
-              "' (expected adam, sgd or lars)");
   HCL_REQUIRE(std::isfinite(lr()) && lr() > 0, "learning rate must be > 0, got ", lr());
   HCL_REQUIRE(weight_decay() >= 0, "weight decay must be >= 0, got ", weight_decay());
   HCL_REQUIRE(momentum() >= 0 && momentum() < 1, "momentum must be in [0, 1), got ", momentum());
@@ -37,7 +35,7 @@ Optimizer::Optimizer(torch::nn::Module& module, OptimizerOptions options) : opti
   for (const auto& p : module.parameters())
     if (p.requires_grad()) params.push_back(p);
   const bool fused = use_fused(options_.kernels(), params);
-  if (options_.name() == "adam") {
+  if (options_.kind() == OptimizerKind::Adam) {
     const auto adam = torch::optim::AdamOptions(options_.lr()).weight_decay(options_.weight_decay());
     if (fused) {
       auto owned = std::make_unique<FusedAdam>(params, adam);
@@ -50,7 +48,7 @@ Optimizer::Optimizer(torch::nn::Module& module, OptimizerOptions options) : opti
   }
   // sgd; lars is SGD with momentum on rescaled gradients, whose weight decay lars_transform adds.
   // SimCLR excludes BatchNorm and bias parameters (the 1-d ones) from LARS.
-  const bool lars = options_.name() == "lars";
+  const bool lars = options_.kind() == OptimizerKind::Lars;
   if (lars)
     for (const auto& p : params)
       if (p.dim() > 1) adapted_.push_back(p);
@@ -126,7 +124,7 @@ void Optimizer::state_loaded() {
 double scheduled_lr(double base_lr, const ScheduleOptions& schedule, int64_t step) {
   if (schedule.warmup_steps() > 0 && step < schedule.warmup_steps())
     return base_lr * static_cast<double>(step + 1) / static_cast<double>(schedule.warmup_steps());
-  if (schedule.name() == "constant") return base_lr;
+  if (schedule.kind() == LrSchedule::Constant) return base_lr;
   const double span = static_cast<double>(std::max<int64_t>(1, schedule.total_steps() - schedule.warmup_steps()));
   const double progress = std::min(1.0, static_cast<double>(step - schedule.warmup_steps()) / span);
   return base_lr * 0.5 * (1.0 + std::cos(M_PI * progress));

@@ -9,14 +9,19 @@
 #include <string>
 #include <vector>
 
+#include "core/named_enum.h"
+
 namespace hcl::train {
 
 // Which kernels update the parameters: LibTorch's fused ones (train/fused_optim.h) on CUDA where
 // this LibTorch has them, the foreach ones (train/foreach_optim.h) elsewhere; or one forced.
 enum class OptimizerKernels { Auto, Foreach, Fused };
 
+enum class OptimizerKind { Adam, Sgd, Lars };
+enum class LrSchedule { Constant, Cosine };
+
 struct OptimizerOptions {
-  TORCH_ARG(std::string, name) = "adam";  // adam, sgd, lars
+  TORCH_ARG(OptimizerKind, kind) = OptimizerKind::Adam;
   TORCH_ARG(double, lr) = 1e-3;           // for lars: the base lr, scaled by global batch / 256
   TORCH_ARG(double, weight_decay) = 1e-6;
   TORCH_ARG(double, momentum) = 0.9;      // sgd, lars
@@ -65,7 +70,7 @@ class Optimizer {
 };
 
 struct ScheduleOptions {
-  TORCH_ARG(std::string, name) = "cosine";  // constant or cosine
+  TORCH_ARG(LrSchedule, kind) = LrSchedule::Cosine;
   TORCH_ARG(int64_t, warmup_steps) = 0;
   TORCH_ARG(int64_t, total_steps) = 1;
 };
@@ -75,3 +80,20 @@ struct ScheduleOptions {
 double scheduled_lr(double base_lr, const ScheduleOptions& schedule, int64_t step);
 
 }  // namespace hcl::train
+
+template <>
+struct hcl::EnumNames<hcl::train::OptimizerKind> {
+  static constexpr NamedValue<train::OptimizerKind> table[] = {
+      {train::OptimizerKind::Adam, "adam"},
+      {train::OptimizerKind::Sgd, "sgd", "momentum"},
+      {train::OptimizerKind::Lars, "lars", "lr x global batch / 256"},
+  };
+};
+
+template <>
+struct hcl::EnumNames<hcl::train::LrSchedule> {
+  static constexpr NamedValue<train::LrSchedule> table[] = {
+      {train::LrSchedule::Constant, "constant"},
+      {train::LrSchedule::Cosine, "cosine", "after warm-up"},
+  };
+};

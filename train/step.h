@@ -1,30 +1,45 @@
-// Helpers of the training step: the view-forward mode, and the device (synchronisation, fast math,
-// peak memory). The step itself is train::TrainStep (train/train_step.h).
+// The step options that the configuration names: the view-forward mode, the precision and CUDA graphs. The step
+// itself is train::TrainStep (train/train_step.h); the device helpers are in core/device.h.
 #pragma once
 
-#include <torch/torch.h>
-
-#include <string>
+#include "core/named_enum.h"
 
 namespace hcl::train {
 
 // One forward per view (the reference: BatchNorm statistics over the B images of a view) or one
 // forward over both views (SimCLR's code: statistics over 2B images; faster on a GPU).
 enum class ViewForward { PerView, Joint };
-ViewForward parse_view_forward(const std::string& name);  // "per-view" or "joint"
-const char* to_string(ViewForward mode);
 
-// Waits for queued device work (CUDA) so a host clock measures it; nothing on CPU.
-void synchronize_device(const torch::Device& device);
+// float32 throughout, or bf16 autocast of the forward (CUDA only).
+enum class Precision { Fp32, Bf16 };
 
-// CUDA: TF32 for float32 matrix products and convolutions, and cuDNN autotuning (the input shapes of
-// a run do not change). Nothing on CPU.
-void configure_fast_math(const torch::Device& device);
-
-// The most memory LibTorch's CUDA allocator has held on `device` so far, in MiB (train/cuda_memory.cpp;
-// throws hcl::Error in a build without CUDA).
-double peak_device_memory_mib(const torch::Device& device);
-// Starts a new peak for peak_device_memory_mib.
-void reset_peak_device_memory(const torch::Device& device);
+// Steps replayed from a CUDA graph: where possible (auto), required (on: refused with a reason
+// otherwise), or never (off).
+enum class CudaGraphMode { Auto, On, Off };
 
 }  // namespace hcl::train
+
+template <>
+struct hcl::EnumNames<hcl::train::ViewForward> {
+  static constexpr NamedValue<train::ViewForward> table[] = {
+      {train::ViewForward::PerView, "per-view", "BN over B, the reference"},
+      {train::ViewForward::Joint, "joint", "BN over 2B"},
+  };
+};
+
+template <>
+struct hcl::EnumNames<hcl::train::Precision> {
+  static constexpr NamedValue<train::Precision> table[] = {
+      {train::Precision::Fp32, "fp32"},
+      {train::Precision::Bf16, "bf16", "bf16 autocast, CUDA only"},
+  };
+};
+
+template <>
+struct hcl::EnumNames<hcl::train::CudaGraphMode> {
+  static constexpr NamedValue<train::CudaGraphMode> table[] = {
+      {train::CudaGraphMode::Auto, "auto", "where possible"},
+      {train::CudaGraphMode::On, "on", "or refuse to start"},
+      {train::CudaGraphMode::Off, "off"},
+  };
+};

@@ -25,10 +25,6 @@
 
 namespace hcl::train {
 
-// Steps replayed from a CUDA graph: where possible (auto), required (on: refused with a reason
-// otherwise), or never (off).
-enum class CudaGraphMode { Auto, On, Off };
-
 struct StepOptions {
   // Micro-batches per step (divides the per-rank batch). Each micro-batch is its own global
   // objective (N = 2 W B/k - 2); gradients are averaged over micro-batches and reduced once.

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "core/check.h"
+#include "core/device.h"
 #include "core/log.h"
 #include "data/augment.h"
 #include "data/dataset.h"
@@ -86,8 +87,9 @@ void agree_on_inputs(dist::Communicator& comm, const std::function<void()>& chec
 
 // This rank's device, with the thread count and fast math set.
 torch::Device prepare_device(const TrainConfig& config, const dist::Topology& topology) {
-  const torch::Device device = choose_device(config.device, topology.local_rank);
-  HCL_REQUIRE(config.precision != "bf16" || device.is_cuda(), "--precision bf16 needs a CUDA device");
+  const torch::Device device = resolve_device(config.device, topology.local_rank);
+  HCL_REQUIRE(config.precision != Precision::Bf16 || device.is_cuda(),
+              "--precision bf16 needs a CUDA device");
   if (config.threads > 0) torch::set_num_threads(static_cast<int>(config.threads));
   configure_fast_math(device);
   return device;
@@ -97,7 +99,7 @@ torch::Device prepare_device(const TrainConfig& config, const dist::Topology& to
 // configuration. Collective.
 dist::Communicator open_communicator(const TrainConfig& config, const torch::Device& device) {
   dist::CommunicatorOptions options;
-  options.backend = dist::parse_backend_choice(config.backend);
+  options.backend = config.backend;
   options.timeout = std::chrono::seconds(config.collective_timeout);
   dist::Communicator comm(MPI_COMM_WORLD, options);
   check_same_config(comm, config);
@@ -137,39 +139,41 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config) {
 }
 
 void log_datasets(const TrainConfig& config, const Datasets& d) {
-  HCL_LOG(info) << "data: " << config.dataset << " " << config.train_split << " " << d.train.size()
-                << " images of " << d.train.channels() << "x" << d.train.height() << "x"
-                << d.train.width() << ", test " << d.test.size();
+  HCL_LOG(info) << "data: " << name_of(config.dataset) << " " << config.train_split << " " << d.train.size()
+                << " images of " << d.train.channels() << "x" << d.train.height() << "x" << d.train.width()
+                << ", test " << d.test.size();
 }
 
 StepOptions step_options(const TrainConfig& config, const torch::Device& device) {
   return StepOptions()
       .accumulate(config.accumulate)
-      .view_forward(parse_view_forward(config.view_forward))
-      .bf16(config.precision == "bf16")
+      .view_forward(config.view_forward)
+      .bf16(config.precision == Precision::Bf16)
       .finite_check(config.finite_check)
       .max_skipped_steps(config.max_skipped_steps)
       .sync_bn(config.sync_bn)
       .bucket_bytes(config.bucket_mb << 20)
       .overlap(device.is_cuda())  // CPU: buckets after backward
-      .cuda_graph(config.cuda_graph == "on"    ? CudaGraphMode::On
-                  : config.cuda_graph == "off" ? CudaGraphMode::Off
-                                               : CudaGraphMode::Auto);
+      .cuda_graph(config.cuda_graph);
 }
 
 // LARS scales the base learning rate by global batch / 256 (SimCLR).
 OptimizerOptions optimizer_options(const TrainConfig& config, int world) {
   const int64_t global_batch = config.batch_size * world;
-  const double lr = config.optimizer == "lars" ? config.lr * global_batch / 256.0 : config.lr;
-  return OptimizerOptions().name(config.optimizer).lr(lr).weight_decay(config.weight_decay).momentum(config.momentum);
+  const double lr = config.optimizer == OptimizerKind::Lars ? config.lr * global_batch / 256.0 : config.lr;
+  return OptimizerOptions()
+      .kind(config.optimizer)
+      .lr(lr)
+      .weight_decay(config.weight_decay)
+      .momentum(config.momentum);
 }
 
 void log_model(const TrainConfig& config, TrainStep& step) {
   int64_t parameters = 0;
   for (const auto& p : step.model()->parameters()) parameters += p.numel();
-  HCL_LOG(info) << "model: " << config.arch << " (" << config.stem << " stem), " << parameters
-                << " parameters, " << (config.sync_bn ? "SyncBatchNorm" : "per-rank BatchNorm") << ", "
-                << step.data_parallel().bucket_count() << " gradient bucket(s), "
+  HCL_LOG(info) << "model: " << name_of(config.arch) << " (" << name_of(config.stem) << " stem), "
+                << parameters << " parameters, " << (config.sync_bn ? "SyncBatchNorm" : "per-rank BatchNorm")
+                << ", " << step.data_parallel().bucket_count() << " gradient bucket(s), "
                 << (step.optimizer().fused() ? "fused" : "foreach") << " optimizer kernels";
   if (step.graph_refusal().empty())
     HCL_LOG(info) << "CUDA graph: on (steps replayed from one graph after " << step.options().graph_warmup_steps()
@@ -298,12 +302,12 @@ Trainer::Trainer(const TrainConfig& config, const Datasets& datasets, TrainStep&
       checkpoint_every_(static_cast<int64_t>(config.checkpoint_interval * steps_per_epoch_)),
       base_lr_(step.optimizer().options().lr()),
       lr_schedule_(ScheduleOptions()
-                       .name(config.lr_schedule)
+                       .kind(config.lr_schedule)
                        .warmup_steps(static_cast<int64_t>(config.warmup_epochs * steps_per_epoch_))
                        .total_steps(total_steps_)),
       beta_schedule_(loss::make_beta_schedule(config.beta_schedule, config.beta, config.epochs)),
       objective_base_(loss::ObjectiveOptions()
-                          .estimator(loss::parse_estimator(config.estimator))
+                          .estimator(config.estimator)
                           .temperature(config.temperature)
                           .tau_plus(config.tau_plus)
                           .column_chunk(config.column_chunk)
@@ -390,21 +394,12 @@ void Trainer::save(const char* why) {
 
 }  // namespace
 
-torch::Device choose_device(const std::string& choice, int local_rank) {
-  if (choice == "cpu") return torch::kCPU;
-  const bool cuda = torch::cuda::is_available();
-  if (choice == "cuda") HCL_REQUIRE(cuda, "--device cuda: no CUDA device is available to this rank");
-  if (!cuda) return torch::kCPU;
-  const auto count = static_cast<int>(torch::cuda::device_count());
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
-}
-
 model::ContrastiveModel build_model(const TrainConfig& config, const model::NormFactory& norm) {
   return model::ContrastiveModel(model::ModelOptions()
                                      .encoder(model::EncoderOptions()
                                                   .arch(config.arch)
-                                                  .stem(model::parse_stem(config.stem))
-                                                  .in_channels(data::dataset_image_shape(config.dataset).channels)
+                                                  .stem(config.stem)
+                                                  .in_channels(data::dataset_info(config.dataset).channels)
                                                   .norm(norm))
                                      .head_hidden(config.head_hidden)
                                      .projection_dim(config.projection_dim));

@@ -29,7 +29,4 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
 // with the given normalisation layers (BatchNorm by default).
 model::ContrastiveModel build_model(const TrainConfig& config, const model::NormFactory& norm = {});
 
-// The device of this rank: --device, or for "auto" the GPU of the local rank when CUDA is available.
-torch::Device choose_device(const std::string& choice, int local_rank);
-
 }  // namespace hcl::train

@@ -85,10 +85,10 @@ TEST_F(Log, PerRankFileGetsThatRanksRecordsAtTheLevel) {
 }
 
 TEST_F(Log, ParsesSeverityNamesAndRejectsOthers) {
-  EXPECT_EQ(hcl::log::parse_severity("debug"), hcl::log::Severity::debug);
-  EXPECT_EQ(hcl::log::parse_severity("error"), hcl::log::Severity::error);
+  EXPECT_EQ(hcl::parse<hcl::log::Severity>("log-level", "debug"), hcl::log::Severity::debug);
+  EXPECT_EQ(hcl::parse<hcl::log::Severity>("log-level", "error"), hcl::log::Severity::error);
   try {
-    hcl::log::parse_severity("loud");
+    hcl::parse<hcl::log::Severity>("log-level", "loud");
     FAIL() << "no exception";
   } catch (const hcl::Error& e) {
     EXPECT_NE(std::string(e.what()).find("'loud'"), std::string::npos);

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/check.h"
+#include "data/augment.h"
 #include "data/dataset.h"
 
 namespace hcl::data {
@@ -70,7 +71,7 @@ TEST_F(DatasetFiles, IdxPlainAndGzipReadBack) {
     const std::string suffix = gzip ? ".gz" : "";
     write("train-images-idx3-ubyte" + suffix, idx_images(12, 5, 4), gzip);
     write("train-labels-idx1-ubyte" + suffix, idx_labels(12), gzip);
-    const Dataset d = load_dataset("fashion-mnist", dir_.string(), "train");
+    const Dataset d = load_dataset(DatasetKind::FashionMnist, dir_.string(), "train");
     EXPECT_EQ(d.images.sizes(), (std::vector<int64_t>{12, 1, 5, 4}));
     EXPECT_EQ(d.images.scalar_type(), torch::kUInt8);
     EXPECT_EQ(d.images[7][0][3][2].item<int>(), 7 + 3 + 2);
@@ -122,21 +123,21 @@ TEST_F(DatasetFiles, CifarTenAndHundred) {
   for (int b = 1; b <= 5; ++b) write("data_batch_" + std::to_string(b) + ".bin", ten);
   write("test_batch.bin", ten);
   write("train.bin", hundred);
-  const Dataset c10 = load_dataset("cifar10", dir_.string(), "train");
+  const Dataset c10 = load_dataset(DatasetKind::Cifar10, dir_.string(), "train");
   EXPECT_EQ(c10.images.sizes(), (std::vector<int64_t>{15, 3, 32, 32}));
   // Channel planes in R, G, B order, rows of 32.
   EXPECT_EQ(c10.images[1][2][3][4].item<int>(), (1 * 7 + 2 * 1024 + 3 * 32 + 4) % 251);
   EXPECT_EQ(c10.labels[4].item<int64_t>(), 1);
-  const Dataset c100 = load_dataset("cifar100", dir_.string(), "train");
+  const Dataset c100 = load_dataset(DatasetKind::Cifar100, dir_.string(), "train");
   EXPECT_EQ(c100.size(), 3);
   EXPECT_EQ(c100.labels[2].item<int64_t>(), 52);
   EXPECT_EQ(c100.num_classes, 100);
   write("test_batch.bin", ten.substr(0, 5000));
-  expect_error([&] { load_dataset("cifar10", dir_.string(), "test"); }, "not a whole number");
+  expect_error([&] { load_dataset(DatasetKind::Cifar10, dir_.string(), "test"); }, "not a whole number");
   std::string bad = ten;
   bad[0] = char(12);
   write("test_batch.bin", bad);
-  expect_error([&] { load_dataset("cifar10", dir_.string(), "test"); }, "labels out of range");
+  expect_error([&] { load_dataset(DatasetKind::Cifar10, dir_.string(), "test"); }, "labels out of range");
 }
 
 TEST_F(DatasetFiles, Stl10IsColumnMajor) {
@@ -148,24 +149,55 @@ TEST_F(DatasetFiles, Stl10IsColumnMajor) {
   write("train_X.bin", x);
   write("train_y.bin", std::string{char(1), char(10)});
   write("unlabeled_X.bin", x);
-  const Dataset d = load_dataset("stl10", dir_.string(), "train");
+  const Dataset d = load_dataset(DatasetKind::Stl10, dir_.string(), "train");
   EXPECT_EQ(d.images.sizes(), (std::vector<int64_t>{2, 3, 96, 96}));
   EXPECT_EQ(d.images[1][2][5][9].item<int>(), (1 + 2 + 2 * 5 + 9) % 256);  // [row 5][col 9]
   EXPECT_EQ(d.labels[0].item<int64_t>(), 0);
   EXPECT_EQ(d.labels[1].item<int64_t>(), 9);
-  const Dataset both = load_dataset("stl10", dir_.string(), "train+unlabeled");
+  const Dataset both = load_dataset(DatasetKind::Stl10, dir_.string(), "train+unlabeled");
   EXPECT_EQ(both.size(), 4);
   EXPECT_EQ(both.labels[3].item<int64_t>(), -1);
   write("train_y.bin", std::string{char(1), char(11)});
-  expect_error([&] { load_dataset("stl10", dir_.string(), "train"); }, "labels out of range");
+  expect_error([&] { load_dataset(DatasetKind::Stl10, dir_.string(), "train"); }, "labels out of range");
   write("train_y.bin", std::string{char(1)});
-  expect_error([&] { load_dataset("stl10", dir_.string(), "train"); }, "1 labels but");
+  expect_error([&] { load_dataset(DatasetKind::Stl10, dir_.string(), "train"); }, "1 labels but");
 }
 
 TEST_F(DatasetFiles, UnknownNamesAndSplits) {
-  expect_error([&] { load_dataset("imagenet", dir_.string(), "train"); }, "unknown dataset 'imagenet'");
-  expect_error([&] { load_dataset("cifar10", dir_.string(), "val"); }, "unknown split 'val'");
-  expect_error([&] { load_dataset("cifar10", "", "train"); }, "no data directory");
+  expect_error([&] { parse<DatasetKind>("dataset", "imagenet"); }, "--dataset: unknown value 'imagenet'");
+  expect_error([&] { load_dataset(DatasetKind::Cifar10, dir_.string(), "val"); }, "unknown split 'val'");
+  expect_error([&] { load_dataset(DatasetKind::Cifar10, "", "train"); }, "no data directory");
+  expect_error([&] { load_dataset(DatasetKind::Stl10, dir_.string(), "val"); },
+               "dataset stl10: unknown split 'val' (expected train, test, unlabeled or train+unlabeled)");
+  expect_error([&] { load_dataset(DatasetKind::Synthetic, "", "unlabeled"); },
+               "dataset synthetic: unknown split 'unlabeled' (expected train or test)");
+}
+
+// The dataset table: each row's name parses to its kind, normalisation has one value per channel,
+// and what it says of the synthetic set is what loading it gives.
+TEST(DatasetTable, RowsAgreeWithTheirNamesAndTheLoadedData) {
+  int rows = 0;
+  for (const DatasetInfo& info : EnumNames<DatasetKind>::table) {
+    ++rows;
+    SCOPED_TRACE(info.name);
+    EXPECT_EQ(parse<DatasetKind>("dataset", info.name), info.value);
+    EXPECT_EQ(&dataset_info(info.value), &info);
+    const auto [mean, stddev] = dataset_normalization(info.value, info.channels);
+    EXPECT_EQ(static_cast<int64_t>(mean.size()), info.channels);
+    EXPECT_EQ(static_cast<int64_t>(stddev.size()), info.channels);
+    for (double s : stddev) EXPECT_GT(s, 0);
+    EXPECT_STREQ(info.splits[0], "train");
+    EXPECT_STREQ(info.splits[1], "test");
+  }
+  EXPECT_EQ(rows, 6);
+  const Dataset synthetic = load_dataset(DatasetKind::Synthetic, "", "test");
+  const DatasetInfo& info = dataset_info(DatasetKind::Synthetic);
+  EXPECT_EQ(synthetic.channels(), info.channels);
+  EXPECT_EQ(synthetic.height(), info.size);
+  EXPECT_EQ(synthetic.name, "synthetic");
+  // The constants of the reference for CIFAR, and a synthetic set of other channel counts.
+  EXPECT_EQ(dataset_normalization(DatasetKind::Cifar10, 3).first, (std::vector<double>{0.4914, 0.4822, 0.4465}));
+  EXPECT_EQ(dataset_normalization(DatasetKind::Synthetic, 1).first, (std::vector<double>{0.5}));
 }
 
 TEST(Dataset, SyntheticIsDeterministicAndBalanced) {
@@ -176,11 +208,11 @@ TEST(Dataset, SyntheticIsDeterministicAndBalanced) {
 }
 
 TEST(Dataset, RealFashionMnistWhenInstalled) {
-  const std::string dir = default_data_dir("fashion-mnist");
+  const std::string dir = std::string(dataset_info(DatasetKind::FashionMnist).default_dir);
   if (!fs::exists(dir + "/train-images-idx3-ubyte.gz") && !fs::exists(dir + "/train-images-idx3-ubyte"))
     GTEST_SKIP() << "Fashion-MNIST is not installed at " << dir;
-  const Dataset train = load_dataset("fashion-mnist", "", "train");
-  const Dataset test = load_dataset("fashion-mnist", "", "test");
+  const Dataset train = load_dataset(DatasetKind::FashionMnist, "", "train");
+  const Dataset test = load_dataset(DatasetKind::FashionMnist, "", "test");
   EXPECT_EQ(train.images.sizes(), (std::vector<int64_t>{60000, 1, 28, 28}));
   EXPECT_EQ(test.size(), 10000);
   EXPECT_TRUE(torch::equal(train.labels.bincount(), torch::full({10}, 6000, torch::kLong)));

@@ -147,8 +147,8 @@ TEST(Collectives, BadArgumentsGiveClearErrors) {
   EXPECT_THROW(comm.all_reduce(ints, ReduceOp::Avg), Error);
   torch::Tensor t = torch::ones({3});
   EXPECT_THROW(comm.broadcast(t, w), Error);
-  EXPECT_THROW(parse_backend_choice("gloo"), Error);
-  EXPECT_EQ(parse_backend_choice("nccl"), BackendChoice::Nccl);
+  EXPECT_THROW(parse<BackendChoice>("backend", "gloo"), Error);
+  EXPECT_EQ(parse<BackendChoice>("backend", "nccl"), BackendChoice::Nccl);
 }
 
 // The NCCL backend on CUDA tensors (GPU machines; NCCL cannot put two ranks on one GPU, so this

@@ -69,7 +69,8 @@ grep -q "step 3: non-finite loss or gradients on some rank; step skipped on ever
 /usr/bin/python3 - "$work/nan/metrics.jsonl" <<'PY' || fail "nan: metrics"
 import json, math, sys
 train = [r for r in map(json.loads, open(sys.argv[1])) if r["type"] == "train"]
-assert [r["skipped_steps"] for r in train] == [0, 0, 1, 1, 1, 1], train
+# The skip is decided on the device and counted one step late: step 3's record does not know yet.
+assert [r["skipped_steps"] for r in train] == [0, 0, 0, 1, 1, 1], train
 assert all(math.isfinite(r["loss"]) and r["grad_norm"] is not None for r in train if r["step"] != 3)
 PY
 echo "nan: step 3 skipped on both ranks, run finished"

@@ -19,7 +19,7 @@ ObjectiveOptions options_of(const test::GoldenCase& c) {
       .temperature(c.temperature)
       .beta(c.beta)
       .tau_plus(c.tau_plus)
-      .estimator(parse_estimator(c.estimator));
+      .estimator(parse<Estimator>("estimator", c.estimator));
 }
 
 // The reference's own formula, literally (exp of scores, masks, clamp), in float64: a second,
@@ -123,8 +123,8 @@ TEST(Objective, MatchesTheLiteralReferenceOnRandomData) {
   for (int64_t b : {2, 5, 17}) {
     const torch::Tensor z1 = random_embeddings(b, 8, 10 + b), z2 = random_embeddings(b, 8, 20 + b);
     for (const auto& o : variants) {
-      SCOPED_TRACE(::testing::Message() << "B " << b << " beta " << o.beta() << " tau+ "
-                                        << o.tau_plus() << " " << to_string(o.estimator()));
+      SCOPED_TRACE(::testing::Message() << "B " << b << " beta " << o.beta() << " tau+ " << o.tau_plus()
+                                        << " " << name_of(o.estimator()));
       const torch::Tensor expected = reference_objective(z1, z2, o);
       if (!std::isfinite(expected.item<double>())) continue;  // no floor: D <= 0 has no log
       torch::Tensor a = z1.clone().requires_grad_(true), p = z2.clone().requires_grad_(true);
@@ -321,7 +321,7 @@ TEST(Objective, BadInputGivesClearErrors) {
   expect_error([&] { contrastive_objective(z1, z2.narrow(0, 0, 3), {}); }, "same shape");
   expect_error([&] { contrastive_objective(z1, z2.to(torch::kFloat), {}); }, "dtypes differ");
   expect_error([&] { contrastive_objective(z1.flatten(), z2.flatten(), {}); }, "must be 2-D");
-  expect_error([] { parse_estimator("medium"); }, "unknown estimator 'medium'");
+  expect_error([] { parse<Estimator>("estimator", "medium"); }, "--estimator: unknown value 'medium'");
   torch::Tensor bad = z1.clone();
   bad[1][2] = std::nan("");
   expect_error([&] { contrastive_objective(bad, z2, {}); }, "non-finite embeddings");
@@ -339,13 +339,13 @@ TEST(Objective, BadInputGivesClearErrors) {
 // ---- beta schedules ---------------------------------------------------------------------------
 
 TEST(BetaSchedule, ConstantIsConstant) {
-  const auto s = make_beta_schedule("constant", 1.5, 100);
+  const auto s = make_beta_schedule(BetaScheduleKind::Constant, 1.5, 100);
   EXPECT_EQ(s->beta(0), 1.5);
   EXPECT_EQ(s->beta(99), 1.5);
 }
 
 TEST(BetaSchedule, DownReachesZeroInNineEqualSteps) {
-  const auto s = make_beta_schedule("down", 0.9, 100);
+  const auto s = make_beta_schedule(BetaScheduleKind::Down, 0.9, 100);
   std::vector<double> levels;
   for (int64_t e = 0; e < 100; ++e) {
     const double b = s->beta(e);
@@ -358,15 +358,15 @@ TEST(BetaSchedule, DownReachesZeroInNineEqualSteps) {
   EXPECT_NEAR(s->beta(10), 0.8, 1e-12);
   EXPECT_EQ(s->beta(99), 0.0);
   // Short runs skip levels: 3 epochs see phases 0, 3 and 6 of 10.
-  const auto short_run = make_beta_schedule("down", 1.0, 3);
+  const auto short_run = make_beta_schedule(BetaScheduleKind::Down, 1.0, 3);
   EXPECT_NEAR(short_run->beta(1), 1.0 - 3.0 / 9, 1e-12);
   EXPECT_NEAR(short_run->beta(2), 1.0 - 6.0 / 9, 1e-12);
 }
 
 TEST(BetaSchedule, BadNamesAndValuesAreRejected) {
-  EXPECT_THROW(make_beta_schedule("up", 1.0, 10), Error);
-  EXPECT_THROW(make_beta_schedule("constant", -1.0, 10), Error);
-  EXPECT_THROW(make_beta_schedule("down", 1.0, 0), Error);
+  EXPECT_THROW(parse<BetaScheduleKind>("beta-schedule", "up"), Error);
+  EXPECT_THROW(make_beta_schedule(BetaScheduleKind::Constant, -1.0, 10), Error);
+  EXPECT_THROW(make_beta_schedule(BetaScheduleKind::Down, 1.0, 0), Error);
 }
 
 }  // namespace

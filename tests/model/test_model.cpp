@@ -16,7 +16,7 @@ int64_t count(const torch::nn::Module& m) {
 }
 
 EncoderOptions resnet(const std::string& arch, int64_t channels = 3) {
-  return EncoderOptions().arch(arch).in_channels(channels);
+  return EncoderOptions().arch(parse<Arch>("arch", arch)).in_channels(channels);
 }
 
 TEST(Model, ParameterCountsEqualTorchvision) {
@@ -97,7 +97,7 @@ TEST(Model, OutputShapesAndUnitProjections) {
 }
 
 TEST(Model, TrainAndEvalForwardBackwardAndBatchNormStatistics) {
-  ContrastiveModel m(ModelOptions().encoder(EncoderOptions().arch("small").in_channels(1)));
+  ContrastiveModel m(ModelOptions().encoder(EncoderOptions().arch(Arch::Small).in_channels(1)));
   const auto running = [&] { return m->named_buffers()["encoder.body.1.running_mean"].clone(); };
   const torch::Tensor images = torch::randn({4, 1, 28, 28}) + 3.0;
 
@@ -119,7 +119,7 @@ TEST(Model, TrainAndEvalForwardBackwardAndBatchNormStatistics) {
 }
 
 TEST(Model, ChannelsLastKeepsResults) {
-  ContrastiveModel m(ModelOptions().encoder(EncoderOptions().arch("resnet18")));
+  ContrastiveModel m(ModelOptions().encoder(EncoderOptions().arch(Arch::ResNet18)));
   m->eval();
   const torch::Tensor images = torch::randn({2, 3, 32, 32});
   const torch::Tensor expected = m->forward(images).features;
@@ -130,9 +130,9 @@ TEST(Model, ChannelsLastKeepsResults) {
 }
 
 TEST(Model, BadOptionsGiveClearErrors) {
-  EXPECT_THROW(make_encoder(EncoderOptions().arch("vgg16")), Error);
+  EXPECT_THROW(parse<Arch>("arch", "vgg16"), Error);
   EXPECT_THROW(make_encoder(EncoderOptions().in_channels(0)), Error);
-  EXPECT_THROW(parse_stem("tiny"), Error);
+  EXPECT_THROW(parse<Stem>("stem", "tiny"), Error);
   EXPECT_THROW(ProjectionHead(ProjectionHeadOptions().out(0)), Error);
 }
 

@@ -65,17 +65,26 @@ Trace train(MPI_Comm ranks, const Config& s, int world) {
   const double lr = s.optimizer == "adam" ? 1e-3 : 0.05;
   const auto build = [&](const model::NormFactory& norm) {
     torch::manual_seed(99);  // identical initialisation in both runs
-    model::ContrastiveModel net(model::ModelOptions()
-                                    .encoder(model::EncoderOptions().arch("small").in_channels(1).norm(norm))
-                                    .head_hidden(32)
-                                    .projection_dim(16));
+    model::ContrastiveModel net(
+        model::ModelOptions()
+            .encoder(model::EncoderOptions().arch(model::Arch::Small).in_channels(1).norm(norm))
+            .head_hidden(32)
+            .projection_dim(16));
     net->to(s.dtype);
     return net;
   };
   TrainStep step(dist::Communicator(ranks), build,
-                 StepOptions().accumulate(s.accumulate).view_forward(s.mode).sync_bn(s.sync_bn)
-                     .bucket_bytes(4096).overlap(s.overlap),
-                 OptimizerOptions().name(s.optimizer).lr(lr).momentum(s.momentum).weight_decay(1e-4),
+                 StepOptions()
+                     .accumulate(s.accumulate)
+                     .view_forward(s.mode)
+                     .sync_bn(s.sync_bn)
+                     .bucket_bytes(4096)
+                     .overlap(s.overlap),
+                 OptimizerOptions()
+                     .kind(parse<OptimizerKind>("optimizer", s.optimizer))
+                     .lr(lr)
+                     .momentum(s.momentum)
+                     .weight_decay(1e-4),
                  torch::kCPU);
   Trace trace;
   step.set_gradient_observer([&] {
@@ -129,9 +138,9 @@ void expect_equivalent(const Config& s) {
 
 std::string describe(const Config& s) {
   return ::testing::PrintToString(s.optimizer) + " momentum " + std::to_string(s.momentum) + " " +
-         loss::to_string(s.objective.estimator()) + " beta " + std::to_string(s.objective.beta()) +
-         " " + to_string(s.mode) + (s.overlap ? " overlap" : " after-backward") + " " +
-         c10::toString(s.dtype) + " accumulate " + std::to_string(s.accumulate);
+         std::string(name_of(s.objective.estimator())) + " beta " + std::to_string(s.objective.beta()) + " " +
+         name_of(s.mode) + (s.overlap ? " overlap" : " after-backward") + " " + c10::toString(s.dtype) +
+         " accumulate " + std::to_string(s.accumulate);
 }
 
 const std::vector<loss::ObjectiveOptions> kObjectives = {

@@ -45,7 +45,7 @@ TEST(GlobalObjective, GoldenCasesSplitAcrossRanks) {
                        .temperature(c.temperature)
                        .beta(c.beta)
                        .tau_plus(c.tau_plus)
-                       .estimator(loss::parse_estimator(c.estimator));
+                       .estimator(parse<loss::Estimator>("estimator", c.estimator));
     for (auto dtype : {torch::kDouble, torch::kFloat}) {
       const double rtol = dtype == torch::kDouble ? 1e-9 : 2e-5;
       const double atol = dtype == torch::kDouble ? 1e-15 : 1e-6;
@@ -78,7 +78,7 @@ TEST(GlobalObjective, EqualsOneProcessOnTheConcatenatedBatch) {
                         loss::ObjectiveOptions().beta(0.0).tau_plus(0.0),
                         loss::ObjectiveOptions().beta(3.0).tau_plus(0.3).temperature(0.2),
                         loss::ObjectiveOptions().estimator(loss::Estimator::Easy)}) {
-    SCOPED_TRACE(::testing::Message() << loss::to_string(o.estimator()) << " beta " << o.beta());
+    SCOPED_TRACE(::testing::Message() << name_of(o.estimator()) << " beta " << o.beta());
     torch::Tensor a = z1_all.clone().requires_grad_(true), p = z2_all.clone().requires_grad_(true);
     const loss::ObjectiveResult single = loss::contrastive_objective(a, p, o);
     single.loss.backward();

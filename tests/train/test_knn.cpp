@@ -49,7 +49,8 @@ TEST(KnnEvaluate, ImagesFindTheirOwnClassOnAnyRankCount) {
   const data::Dataset images = data::make_synthetic(21, 3, 28, 3, 5);
   // The same model on every rank.
   torch::manual_seed(0);
-  model::ContrastiveModel net(model::ModelOptions().encoder(model::EncoderOptions().arch("small")));
+  model::ContrastiveModel net(
+      model::ModelOptions().encoder(model::EncoderOptions().arch(model::Arch::Small)));
   const data::TwoViewAugmenter transform(data::AugmentOptions().output_size(28), 0);
   dist::Communicator comm;
   const KnnResult r =

@@ -109,7 +109,7 @@ TEST(ForeachOptim, UnsupportedOptionsAreRefused) {
 TEST(Optimizer, ForeachSkipsOnTheFlag) {
   HCL_ONLY_AT_RANKS(1);
   test::TinyNet net;
-  Optimizer optimizer(net, OptimizerOptions().name("adam").kernels(OptimizerKernels::Foreach));
+  Optimizer optimizer(net, OptimizerOptions().kind(OptimizerKind::Adam).kernels(OptimizerKernels::Foreach));
   EXPECT_FALSE(optimizer.fused());
   for (auto& p : net.parameters()) p.mutable_grad() = torch::ones_like(p);
   const torch::Tensor before = net.linear->weight.detach().clone();
@@ -186,22 +186,22 @@ void fused_against_foreach(const OptimizerOptions& options, const torch::Device&
 
 TEST(FusedOptim, AdamAgreesWithForeachAndExchangesCheckpoints) {
   HCL_ONLY_AT_RANKS(1);
-  fused_against_foreach(OptimizerOptions().name("adam").lr(1e-2).weight_decay(1e-3));
+  fused_against_foreach(OptimizerOptions().kind(OptimizerKind::Adam).lr(1e-2).weight_decay(1e-3));
 }
 
 TEST(FusedOptim, SgdAndLarsAgreeWithForeachAndExchangeCheckpoints) {
   HCL_ONLY_AT_RANKS(1);
-  fused_against_foreach(OptimizerOptions().name("sgd").lr(0.1).momentum(0.9).weight_decay(1e-4));
-  fused_against_foreach(OptimizerOptions().name("sgd").lr(0.1).momentum(0.0));
-  fused_against_foreach(OptimizerOptions().name("lars").lr(0.5).momentum(0.9).weight_decay(1e-4));
+  fused_against_foreach(OptimizerOptions().kind(OptimizerKind::Sgd).lr(0.1).momentum(0.9).weight_decay(1e-4));
+  fused_against_foreach(OptimizerOptions().kind(OptimizerKind::Sgd).lr(0.1).momentum(0.0));
+  fused_against_foreach(OptimizerOptions().kind(OptimizerKind::Lars).lr(0.5).momentum(0.9).weight_decay(1e-4));
 }
 
 TEST(FusedOptim, AgreeWithForeachOnCuda) {
   HCL_ONLY_AT_RANKS(1);
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device (scripts/gpu_check runs this on a GPU)";
   const torch::Device cuda(torch::kCUDA, 0);
-  fused_against_foreach(OptimizerOptions().name("adam").lr(1e-2).weight_decay(1e-3), cuda);
-  fused_against_foreach(OptimizerOptions().name("lars").lr(0.5).momentum(0.9).weight_decay(1e-4), cuda);
+  fused_against_foreach(OptimizerOptions().kind(OptimizerKind::Adam).lr(1e-2).weight_decay(1e-3), cuda);
+  fused_against_foreach(OptimizerOptions().kind(OptimizerKind::Lars).lr(0.5).momentum(0.9).weight_decay(1e-4), cuda);
   test::TinyNet net;
   net.to(cuda);
   EXPECT_TRUE(Optimizer(net, OptimizerOptions()).fused()) << "auto picks the fused kernels on CUDA";
@@ -216,8 +216,8 @@ TEST(FusedOptim, SkipFlagChangesNothing) {
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < net.parameters().size(); ++i) reference.parameters()[i].copy_(net.parameters()[i]);
   }
-  Optimizer fused(net, OptimizerOptions().name("adam").lr(1e-2).kernels(OptimizerKernels::Fused));
-  Optimizer plain(reference, OptimizerOptions().name("adam").lr(1e-2).kernels(OptimizerKernels::Fused));
+  Optimizer fused(net, OptimizerOptions().kind(OptimizerKind::Adam).lr(1e-2).kernels(OptimizerKernels::Fused));
+  Optimizer plain(reference, OptimizerOptions().kind(OptimizerKind::Adam).lr(1e-2).kernels(OptimizerKernels::Fused));
   for (int step = 0; step < 4; ++step) {
     torch::manual_seed(70 + step);
     for (size_t i = 0; i < net.parameters().size(); ++i) {

@@ -17,13 +17,13 @@ TrainStep small_step(CudaGraphMode graph, const torch::Device& device) {
   const auto build = [](const model::NormFactory& norm) {
     torch::manual_seed(5);
     return model::ContrastiveModel(model::ModelOptions()
-                                       .encoder(model::EncoderOptions().arch("small").in_channels(1).norm(norm))
+                                       .encoder(model::EncoderOptions().arch(model::Arch::Small).in_channels(1).norm(norm))
                                        .head_hidden(32)
                                        .projection_dim(16));
   };
   return TrainStep(dist::Communicator(), build,
                    StepOptions().cuda_graph(graph).graph_warmup_steps(2).overlap(device.is_cuda()).bucket_bytes(4096),
-                   OptimizerOptions().name("adam"), device);
+                   OptimizerOptions().kind(OptimizerKind::Adam), device);
 }
 
 TEST(StepGraph, RefusedWhereImpossibleWithTheReason) {

@@ -42,15 +42,16 @@ int64_t host_reads(const std::map<std::string, int64_t>& ops) {
 TrainStep small_step(bool finite_check, int64_t accumulate = 1, bool guard_on_device = true) {
   const auto build = [](const model::NormFactory& norm) {
     torch::manual_seed(5);
-    return model::ContrastiveModel(model::ModelOptions()
-                                       .encoder(model::EncoderOptions().arch("small").in_channels(1).norm(norm))
-                                       .head_hidden(32)
-                                       .projection_dim(16));
+    return model::ContrastiveModel(
+        model::ModelOptions()
+            .encoder(model::EncoderOptions().arch(model::Arch::Small).in_channels(1).norm(norm))
+            .head_hidden(32)
+            .projection_dim(16));
   };
   return TrainStep(dist::Communicator(), build,
                    StepOptions().finite_check(finite_check).guard_on_device(guard_on_device).accumulate(accumulate)
                        .bucket_bytes(4096),
-                   OptimizerOptions().name("adam"), torch::kCPU);
+                   OptimizerOptions().kind(OptimizerKind::Adam), torch::kCPU);
 }
 
 // Steps 1-2 warm up (optimizer state, buffers); step 3 is observed.

@@ -1,10 +1,10 @@
 // Peak device memory for CUDA builds: the caching allocator's peak of allocated bytes.
 #include <c10/cuda/CUDACachingAllocator.h>
 
+#include "core/device.h"
 #include "core/torch_compat.h"
-#include "train/step.h"
 
-namespace hcl::train {
+namespace hcl {
 
 double peak_device_memory_mib(const torch::Device& device) {
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
@@ -17,4 +17,4 @@ void reset_peak_device_memory(const torch::Device& device) {
   c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
 }
 
-}  // namespace hcl::train
+}  // namespace hcl
