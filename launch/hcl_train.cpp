@@ -15,26 +15,23 @@
 
 namespace {
 
-// The error decided on rank 0 (file-system checks) reaches every rank, so all exit together.
-std::string broadcast_error(std::string error) {
-  int length = static_cast<int>(error.size());
-  MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  error.resize(length);
-  MPI_Bcast(error.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
-  return error;
-}
-
 // The run on every rank; errors become exit codes in run_guarded (core/run_guarded.h).
 int train(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const bool rank0 = mpi.rank() == 0;
-  const hcl::launch::ParsedOptions parsed = hcl::as_input([&] { return hcl::launch::parse_train_options(argc, argv); });
+  // Options, config files and (rank 0) the output folder, agreed on by every rank before any
+  // collective: a problem on one rank only ends every rank with exit 2 and one message.
+  hcl::launch::ParsedOptions parsed;
+  hcl::dist::agree_on_start([&] {
+    parsed = hcl::launch::parse_train_options(argc, argv);
+    if (parsed.help || !rank0) return;
+    const std::string error = hcl::launch::check_output_folder(parsed.config);
+    if (!error.empty()) throw hcl::InputError(error);
+  });
   if (parsed.help) {
     if (rank0) std::cout << parsed.help_text;
     return 0;
   }
   const hcl::train::TrainConfig& config = parsed.config;
-  const std::string error = broadcast_error(rank0 ? hcl::launch::check_output_folder(config) : "");
-  if (!error.empty()) throw hcl::InputError(error);
   const hcl::log::Severity level = hcl::log::parse_severity(config.log_level);
   hcl::log::init({mpi.rank(), mpi.world_size(), level, ""});
   // Once every rank has checked its input: rank 0 makes the output folder, then per-rank log files.
