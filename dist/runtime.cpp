@@ -86,7 +86,7 @@ void MpiRuntime::abort_job(int exit_code) {
   std::_Exit(exit_code);
 }
 
-void agree_on_start(const std::function<void()>& check) {
+void agree_on_start(const std::function<void()>& check, bool name_rank) {
   std::string problem;
   bool failed = false;
   try {
@@ -112,7 +112,7 @@ void agree_on_start(const std::function<void()>& check) {
   HCL_CHECK_MPI(MPI_Bcast(&length, 1, MPI_INT, root, MPI_COMM_WORLD));
   problem.resize(static_cast<size_t>(length));
   HCL_CHECK_MPI(MPI_Bcast(problem.data(), length, MPI_CHAR, root, MPI_COMM_WORLD));
-  if (every_rank_failed || world == 1) throw InputError(problem);
+  if (every_rank_failed || world == 1 || !name_rank) throw InputError(problem);
   throw InputError("rank " + std::to_string(root) + ": " + problem);
 }
 

@@ -1,7 +1,11 @@
 // hcl-eval: linear evaluation of a checkpoint written by hcl-train or a file written by hcl-export.
 //   [mpirun -np W] hcl-eval --checkpoint runs/demo/checkpoint.pt [--epochs 100] [--out result.json]
 // Prints the result as one JSON object and writes it to --out. Exit codes: 0 done, 2 bad options.
+#include <unistd.h>
+
 #include <boost/program_options.hpp>
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -57,6 +61,13 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
     HCL_REQUIRE(device_choice == "auto" || device_choice == "cpu" || device_choice == "cuda",
                 "--device: unknown value '", device_choice, "' (expected auto, cpu or cuda)");
     HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
+    if (out.empty()) out = (std::filesystem::path(checkpoint).parent_path() / "linear_eval.json").string();
+    std::error_code ec;
+    HCL_REQUIRE(!std::filesystem::equivalent(out, checkpoint, ec), "--out: '", out,
+                "' is the --checkpoint being evaluated; choose another file");
+    const std::filesystem::path folder = std::filesystem::absolute(out).parent_path();
+    HCL_REQUIRE(std::filesystem::is_directory(folder), "--out: folder '", folder.string(), "' does not exist");
+    HCL_REQUIRE(::access(folder.c_str(), W_OK) == 0, "--out: folder '", folder.string(), "' is not writable");
   });
   if (help) {
     if (rank0) std::cout << "usage: [mpirun -np W] hcl-eval --checkpoint FILE [options]\n\n" << desc;
@@ -92,8 +103,24 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
                                  {"train_top1", r.train_top1}, {"train_images", r.train_images},
                                  {"test_images", r.test_images}};
   if (rank0) {
-    const std::string path = out.empty() ? (std::filesystem::path(checkpoint).parent_path() / "linear_eval.json").string() : out;
-    std::ofstream(path) << result.dump(2) << "\n";
+    // Checked, through a temporary file: a failed write is an error naming the file (exit 1).
+    const std::string tmp = out + ".tmp";
+    {
+      std::ofstream file(tmp, std::ios::trunc);
+      file << result.dump(2) << "\n";
+      file.flush();
+      if (!file) {
+        const int error = errno;
+        std::filesystem::remove(tmp);
+        throw hcl::Error("--out: cannot write '" + out + "': " + std::strerror(error));
+      }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, out, ec);
+    if (ec) {
+      std::filesystem::remove(tmp);
+      throw hcl::Error("--out: cannot write '" + out + "': " + ec.message());
+    }
     std::cout << result.dump() << std::endl;
   }
   return 0;
