@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "core/check.h"
 #include "core/job.h"
 #include "core/log.h"
 #include "dist/mpi_check.h"
@@ -83,6 +84,36 @@ void MpiRuntime::abort_job(int exit_code) {
   log::flush();
   abort_world(exit_code);
   std::_Exit(exit_code);
+}
+
+void agree_on_start(const std::function<void()>& check, bool name_rank) {
+  std::string problem;
+  bool failed = false;
+  try {
+    check();
+  } catch (const std::exception& e) {
+    problem = e.what();
+    failed = true;
+  } catch (...) {
+    problem = "unknown error";
+    failed = true;
+  }
+  int rank = 0, world = 1;
+  HCL_CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+  HCL_CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &world));
+  // One MIN-reduction answers both questions: the lowest failing rank (world: none), and whether
+  // some rank succeeded (-1 somewhere).
+  int mine[2] = {failed ? rank : world, failed ? 0 : -1}, agreed[2] = {0, 0};
+  HCL_CHECK_MPI(MPI_Allreduce(mine, agreed, 2, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  const int root = agreed[0];
+  if (root == world) return;
+  const bool every_rank_failed = agreed[1] == 0;
+  int length = static_cast<int>(problem.size());
+  HCL_CHECK_MPI(MPI_Bcast(&length, 1, MPI_INT, root, MPI_COMM_WORLD));
+  problem.resize(static_cast<size_t>(length));
+  HCL_CHECK_MPI(MPI_Bcast(problem.data(), length, MPI_CHAR, root, MPI_COMM_WORLD));
+  if (every_rank_failed || world == 1 || !name_rank) throw InputError(problem);
+  throw InputError("rank " + std::to_string(root) + ": " + problem);
 }
 
 }  // namespace hcl::dist

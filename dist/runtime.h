@@ -3,6 +3,7 @@
 
 #include <mpi.h>
 
+#include <functional>
 #include <string>
 
 namespace hcl::dist {
@@ -42,5 +43,16 @@ class MpiRuntime {
   bool owns_mpi_ = false;
   Topology topology_;
 };
+
+// Start-up agreement, for everything a program does between MPI_Init and its first collective
+// (parsing options, reading config files, checking paths, loading input files): runs `check` on
+// every rank, then, if it threw on any rank, every rank throws hcl::InputError (exit 2) with the
+// message of the lowest failing rank, prefixed by "rank R: " unless every rank failed or
+// `name_rank` is false (checks that one rank makes for the job, such as the output folder). So a
+// problem on some ranks only (a config file missing on one node, an MPMD launch) ends every rank
+// with one message instead of leaving the others blocked in their first collective. Raw MPI on
+// MPI_COMM_WORLD (one all-reduce of two ints; two broadcasts only on failure): usable before any
+// Communicator exists. Collective: every rank must call it the same number of times.
+void agree_on_start(const std::function<void()>& check, bool name_rank = true);
 
 }  // namespace hcl::dist

@@ -1,10 +1,16 @@
 // hcl-eval: linear evaluation of a checkpoint written by hcl-train or a file written by hcl-export.
 //   [mpirun -np W] hcl-eval --checkpoint runs/demo/checkpoint.pt [--epochs 100] [--out result.json]
 // Prints the result as one JSON object and writes it to --out. Exit codes: 0 done, 2 bad options.
+#include <unistd.h>
+
 #include <boost/program_options.hpp>
+#include <cerrno>
+#include <cstring>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "core/check.h"
 #include "core/device.h"
@@ -41,17 +47,29 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
       "threads", po::value(&threads)->default_value(threads), "CPU threads per rank (0: default)")(
       "seed", po::value(&seed)->default_value(seed), "seed of the classifier")(
       "out", po::value(&out), "result JSON file (default: linear_eval.json beside the checkpoint)");
-  const bool help = hcl::as_input([&] {  // po::error or hcl::Error: bad options, exit 2
+  // Parsed on every rank and agreed on before any collective (dist::agree_on_start): a problem on
+  // some ranks only ends every rank with exit 2 and one message naming the rank.
+  bool help = false;
+  hcl::dist::agree_on_start([&] {
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-    if (vm.count("help")) return true;
+    if (vm.count("help")) {
+      help = true;
+      return;
+    }
     po::notify(vm);
     HCL_REQUIRE(epochs >= 1, "--epochs: must be >= 1, got ", epochs);
     HCL_REQUIRE(batch_size >= 1, "--batch-size: must be >= 1, got ", batch_size);
-    HCL_REQUIRE(lr > 0, "--lr: must be > 0, got ", lr);
-    HCL_REQUIRE(weight_decay >= 0, "--weight-decay: must be >= 0, got ", weight_decay);
+    HCL_REQUIRE(std::isfinite(lr) && lr > 0, "--lr: must be a finite number > 0, got ", lr);
+    HCL_REQUIRE(std::isfinite(weight_decay) && weight_decay >= 0, "--weight-decay: must be a finite number >= 0, got ", weight_decay);
     HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
-    return false;
+    if (out.empty()) out = (std::filesystem::path(checkpoint).parent_path() / "linear_eval.json").string();
+    std::error_code ec;
+    HCL_REQUIRE(!std::filesystem::equivalent(out, checkpoint, ec), "--out: '", out,
+                "' is the --checkpoint being evaluated; choose another file");
+    const std::filesystem::path folder = std::filesystem::absolute(out).parent_path();
+    HCL_REQUIRE(std::filesystem::is_directory(folder), "--out: folder '", folder.string(), "' does not exist");
+    HCL_REQUIRE(::access(folder.c_str(), W_OK) == 0, "--out: folder '", folder.string(), "' is not writable");
   });
   if (help) {
     if (rank0) std::cout << "usage: [mpirun -np W] hcl-eval --checkpoint FILE [options]\n\n" << desc;
@@ -59,14 +77,20 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   }
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::info, ""});
   if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
-  // A checkpoint of hcl-train or a file of hcl-export (with its JSON beside it).
-  hcl::train::TrainedModel trained = hcl::train::load_trained_model(checkpoint);
-  hcl::train::TrainConfig& config = trained.config;
-  hcl::model::ContrastiveModel& net = trained.model;
-  if (!data_dir.empty()) config.data_dir = data_dir;
-  const torch::Device device = hcl::resolve_device(device_choice, mpi.topology().local_rank);
-  const auto train = hcl::data::load_dataset(config.dataset, config.data_dir, "train");
-  const auto test = hcl::data::load_dataset(config.dataset, config.data_dir, "test");
+  // A checkpoint of hcl-train or a file of hcl-export (with its JSON beside it), the device and
+  // the datasets: loaded on every rank and agreed on before the first collective.
+  std::optional<hcl::train::TrainedModel> trained;
+  torch::Device device = torch::kCPU;
+  hcl::data::Dataset train, test;
+  hcl::dist::agree_on_start([&] {
+    trained.emplace(hcl::train::load_trained_model(checkpoint));
+    if (!data_dir.empty()) trained->config.data_dir = data_dir;
+    device = hcl::resolve_device(device_choice, mpi.topology().local_rank);
+    train = hcl::data::load_dataset(trained->config.dataset, trained->config.data_dir, "train");
+    test = hcl::data::load_dataset(trained->config.dataset, trained->config.data_dir, "test");
+  });
+  hcl::train::TrainConfig& config = trained->config;
+  hcl::model::ContrastiveModel& net = trained->model;
   net->to(device);
   HCL_LOG(info) << "linear evaluation of " << checkpoint << " (" << hcl::name_of(config.arch) << ", "
                 << hcl::name_of(config.dataset) << ") on " << device;
@@ -85,8 +109,24 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
                                  {"train_images", r.train_images},
                                  {"test_images", r.test_images}};
   if (rank0) {
-    const std::string path = out.empty() ? (std::filesystem::path(checkpoint).parent_path() / "linear_eval.json").string() : out;
-    std::ofstream(path) << result.dump(2) << "\n";
+    // Checked, through a temporary file: a failed write is an error naming the file (exit 1).
+    const std::string tmp = out + ".tmp";
+    {
+      std::ofstream file(tmp, std::ios::trunc);
+      file << result.dump(2) << "\n";
+      file.flush();
+      if (!file) {
+        const int error = errno;
+        std::filesystem::remove(tmp);
+        throw hcl::Error("--out: cannot write '" + out + "': " + std::strerror(error));
+      }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, out, ec);
+    if (ec) {
+      std::filesystem::remove(tmp);
+      throw hcl::Error("--out: cannot write '" + out + "': " + ec.message());
+    }
     std::cout << result.dump() << std::endl;
   }
   return 0;

@@ -35,6 +35,14 @@ int export_model(int argc, char** argv) {
     if (vm.count("help")) return true;
     po::notify(vm);
     HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
+    // No program writes over its own input.
+    for (const std::string& written : {out, out + ".json", sample}) {
+      std::error_code ec;
+      HCL_REQUIRE(written.empty() || !std::filesystem::equivalent(written, checkpoint, ec), "--out: '", written,
+                  "' is the --checkpoint being exported; choose another file");
+    }
+    const std::filesystem::path folder = std::filesystem::absolute(out).parent_path();
+    HCL_REQUIRE(std::filesystem::is_directory(folder), "--out: folder '", folder.string(), "' does not exist");
     return false;
   });
   if (help) {

@@ -1,7 +1,8 @@
 // hcl-train: distributed hard-negative contrastive pretraining.
 //   mpirun -np W hcl-train [--config FILE] [options]     (or srun, or a plain single process)
 // Exit codes: 0 done, 2 bad configuration (nothing written), 1 a failure during the run (every rank
-// is stopped).
+// is stopped), 3 stopped by SIGTERM, SIGINT or SIGUSR1 after writing a checkpoint (resumable with
+// --resume auto).
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -9,41 +10,44 @@
 #include "core/check.h"
 #include "core/log.h"
 #include "core/run_guarded.h"
+#include "core/stop_signal.h"
 #include "dist/runtime.h"
 #include "launch/options.h"
 #include "train/trainer.h"
 
 namespace {
 
-// The error decided on rank 0 (file-system checks) reaches every rank, so all exit together.
-std::string broadcast_error(std::string error) {
-  int length = static_cast<int>(error.size());
-  MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  error.resize(length);
-  MPI_Bcast(error.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
-  return error;
-}
-
 // The run on every rank; errors become exit codes in run_guarded (core/run_guarded.h).
 int train(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const bool rank0 = mpi.rank() == 0;
-  const hcl::launch::ParsedOptions parsed = hcl::as_input([&] { return hcl::launch::parse_train_options(argc, argv); });
+  // Options, config files and (rank 0) the output folder, agreed on by every rank before any
+  // collective: a problem on one rank only ends every rank with exit 2 and one message.
+  hcl::launch::ParsedOptions parsed;
+  hcl::dist::agree_on_start([&] { parsed = hcl::launch::parse_train_options(argc, argv); });
   if (parsed.help) {
     if (rank0) std::cout << parsed.help_text;
     return 0;
   }
+  hcl::dist::agree_on_start([&] {  // the output folder, checked once for the job by rank 0
+    const std::string error = rank0 ? hcl::launch::check_output_folder(parsed.config, parsed.resume_auto) : "";
+    if (!error.empty()) throw hcl::InputError(error);
+  }, /*name_rank=*/false);
   const hcl::train::TrainConfig& config = parsed.config;
-  const std::string error = broadcast_error(rank0 ? hcl::launch::check_output_folder(config) : "");
-  if (!error.empty()) throw hcl::InputError(error);
   const hcl::log::Severity level = config.log_level;
   hcl::log::init({mpi.rank(), mpi.world_size(), level, ""});
   // Once every rank has checked its input: rank 0 makes the output folder, then per-rank log files.
   const auto prepare_output = [&] {
-    if (rank0) hcl::launch::prepare_output_folder(config);
-    MPI_Barrier(MPI_COMM_WORLD);
+    hcl::dist::agree_on_start([&] {  // rank 0 makes and locks the folder; every rank learns how it went
+      if (rank0) hcl::launch::prepare_output_folder(config, parsed.resume_auto);
+    }, /*name_rank=*/false);
     if (config.log_file) hcl::log::init({mpi.rank(), mpi.world_size(), level, config.out});
   };
   const hcl::train::TrainSummary s = hcl::train::run_training(config, mpi.topology(), prepare_output);
+  if (s.stopped_by_signal != 0) return hcl::stop::kExitStopped;  // the trainer logged why
+  if (s.steps == 0 && !config.resume.empty()) {
+    HCL_LOG(info) << "done: the run in " << config.resume << " had already finished; no steps taken";
+    return 0;
+  }
   std::ostringstream knn;
   knn << std::fixed << std::setprecision(2);
   if (s.knn_top1_before >= 0) knn << 100 * s.knn_top1_before << "% before, ";
@@ -57,5 +61,6 @@ int train(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   hcl::dist::MpiRuntime mpi(&argc, &argv);
+  hcl::stop::install_handlers();  // SIGTERM, SIGINT, SIGUSR1: checkpoint, then exit 3
   return hcl::run_guarded("hcl-train", [&] { return train(mpi, argc, argv); });
 }

@@ -1,13 +1,19 @@
 // hcl-train's options: Boost.Program_options over TrainConfig::visit_fields.
 #include "launch/options.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "core/check.h"
 #include "core/enum_option.h"
@@ -68,6 +74,11 @@ ParsedOptions parse_train_options(int argc, char** argv) {
     return parsed;
   }
   parsed.config.validate();
+  if (parsed.config.resume == "auto") {  // the --out folder's checkpoint when there is one
+    parsed.resume_auto = true;
+    const fs::path checkpoint = fs::path(parsed.config.out) / "checkpoint.pt";
+    parsed.config.resume = fs::is_regular_file(checkpoint) ? checkpoint.string() : "";
+  }
   return parsed;
 }
 
@@ -82,7 +93,45 @@ bool can_create_in(const fs::path& folder) {
 }
 }  // namespace
 
-std::string check_output_folder(const train::TrainConfig& config) {
+namespace {
+// Whether `out`'s config.json describes the same run as `config` (every option but those that may
+// differ between attempts of one run).
+bool same_run(const fs::path& out, const train::TrainConfig& config) {
+  std::ifstream in(out / "config.json");
+  nlohmann::json theirs = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (theirs.is_discarded() || !theirs.is_object()) return false;
+  nlohmann::json ours = config.to_json();
+  for (const char* key : {"resume", "force", "log-level", "log-file"}) {
+    theirs.erase(key);
+    ours.erase(key);
+  }
+  return theirs == ours;
+}
+
+// The job's lock on its output folder: <out>/.hcl.lock, flock'ed by rank 0 and held until the
+// process ends (the kernel releases it on any exit, SIGKILL included). "" when held, else the error.
+std::string lock_output_folder(const fs::path& out) {
+  static int held = -1;
+  if (held >= 0) return "";
+  const fs::path lock = out / ".hcl.lock";
+  const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return "--out: cannot create the lock file '" + lock.string() + "': " + std::strerror(errno);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return "--out: folder '" + out.string() + "' is in use by another running job (it holds the lock '" +
+           lock.string() + "')";
+  }
+  held = fd;
+  return "";
+}
+
+bool same_folder(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  return fs::equivalent(a, b, ec);
+}
+}  // namespace
+
+std::string check_output_folder(const train::TrainConfig& config, bool resume_auto) {
   if (!config.resume.empty() && !fs::is_regular_file(config.resume))
     return "--resume: no such checkpoint file '" + config.resume + "'";
   const fs::path out(config.out);
@@ -90,11 +139,17 @@ std::string check_output_folder(const train::TrainConfig& config) {
   if (fs::exists(out, ec)) {
     if (!fs::is_directory(out)) return "--out: '" + config.out + "' exists and is not a folder";
     if (!can_create_in(out)) return "--out: folder '" + config.out + "' is not writable";
+    // Another job running in this folder is refused even with --force: it would write over it.
+    if (std::string locked = lock_output_folder(out); !locked.empty()) return locked;
     const bool holds_run = fs::exists(out / "config.json") || fs::exists(out / "metrics.jsonl") ||
                            fs::exists(out / "checkpoint.pt");
-    if (holds_run && config.resume.empty() && !config.force)
+    if (!holds_run || config.force) return "";
+    if (config.resume.empty() && !(resume_auto && !fs::exists(out / "checkpoint.pt") && same_run(out, config)))
       return "--out: folder '" + config.out +
-             "' holds another run (continue it with --resume, or overwrite it with --force)";
+             "' holds another run (continue it with --resume auto, or overwrite it with --force)";
+    if (!config.resume.empty() && !same_folder(fs::path(config.resume).parent_path(), out))
+      return "--out: folder '" + config.out + "' holds another run than the one in '" + config.resume +
+             "' (resume into the checkpoint's own folder, a new folder, or overwrite with --force)";
     return "";
   }
   // The nearest existing ancestor must let us create the folder.
@@ -107,10 +162,11 @@ std::string check_output_folder(const train::TrainConfig& config) {
   return "";
 }
 
-void prepare_output_folder(const train::TrainConfig& config) {
+void prepare_output_folder(const train::TrainConfig& config, bool resume_auto) {
   const fs::path out(config.out);
   fs::create_directories(out);
-  if (config.force && config.resume.empty()) fs::remove(out / "metrics.jsonl");
+  if (std::string locked = lock_output_folder(out); !locked.empty()) throw InputError(locked);
+  if ((config.force || resume_auto) && config.resume.empty()) fs::remove(out / "metrics.jsonl");
 }
 
 }  // namespace hcl::launch

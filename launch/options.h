@@ -12,6 +12,9 @@ struct ParsedOptions {
   train::TrainConfig config;
   bool help = false;
   std::string help_text;
+  // --resume auto was given: config.resume is then <out>/checkpoint.pt when that file exists, else
+  // "" (a fresh start, allowed in a folder holding the same run that never wrote a checkpoint).
+  bool resume_auto = false;
 };
 
 // Throws hcl::Error with a one-line message naming the option for unknown options, values of the
@@ -19,10 +22,12 @@ struct ParsedOptions {
 ParsedOptions parse_train_options(int argc, char** argv);
 
 // Checks the output folder and the resume file without writing anything: "" when fine, else the
-// one-line error. `out` may hold another run only with --resume or --force.
-std::string check_output_folder(const train::TrainConfig& config);
+// one-line error. `out` may hold another run only with --force; it may hold the run being
+// continued (--resume of a checkpoint in `out`, or --resume auto).
+std::string check_output_folder(const train::TrainConfig& config, bool resume_auto = false);
 
-// Creates the output folder (and, with --force, clears the previous run's records).
-void prepare_output_folder(const train::TrainConfig& config);
+// Creates the output folder (and, when starting afresh with --force or --resume auto, clears the
+// previous attempt's records).
+void prepare_output_folder(const train::TrainConfig& config, bool resume_auto = false);
 
 }  // namespace hcl::launch

@@ -3,7 +3,9 @@
 
 #include <zlib.h>
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -112,18 +114,30 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
   });
 
   const uint64_t length = payload.size(), crc = crc_of(payload);
+  if (fault_plan().kind == FaultPlan::Kind::SlowCheckpoint)
+    std::this_thread::sleep_for(std::chrono::milliseconds(fault_plan().ms));
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   HCL_REQUIRE(fd >= 0, "checkpoint ", tmp, ": cannot create: ", std::strerror(errno));
-  FileWriter file(fd, tmp, planned_kill_after());
-  file.write(kMagic, 8);
-  file.write(reinterpret_cast<const char*>(&length), 8);
-  file.write(reinterpret_cast<const char*>(&crc), 8);
-  file.write(payload.data(), payload.size());
-  if (::fsync(fd) != 0 || ::close(fd) != 0)
-    throw Error("checkpoint " + tmp + ": flush failed: " + std::strerror(errno));
-  HCL_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0, "checkpoint ", path,
-              ": rename failed: ", std::strerror(errno));
+  // A failed write leaves no temporary file behind (it would keep a full disk full).
+  try {
+    FileWriter file(fd, tmp, planned_kill_after());
+    file.write(kMagic, 8);
+    file.write(reinterpret_cast<const char*>(&length), 8);
+    file.write(reinterpret_cast<const char*>(&crc), 8);
+    file.write(payload.data(), payload.size());
+    if (::fsync(fd) != 0) {
+      const int error = errno;
+      ::close(fd);
+      throw Error("checkpoint " + tmp + ": flush failed: " + std::strerror(error));
+    }
+    if (::close(fd) != 0) throw Error("checkpoint " + tmp + ": flush failed: " + std::strerror(errno));
+    HCL_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0, "checkpoint ", path,
+                ": rename failed: ", std::strerror(errno));
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
 }
 
 namespace {

@@ -7,40 +7,52 @@
 
 namespace hcl::train {
 
+// Upper ends of the options' ranges: every value that is stored (config.json, checkpoints) must
+// be finite and read back as itself, and products such as epochs x steps per epoch, a bucket's
+// bytes or the watchdog's nanoseconds must fit in 64 bits.
+constexpr int64_t kMaxEpochs = 1000000;
+constexpr int64_t kMaxSteps = int64_t{1} << 40;
+constexpr int64_t kMaxImages = int64_t{1} << 30;
+constexpr int64_t kMaxWidth = int64_t{1} << 20;
+constexpr int64_t kMaxTimeout = 7 * 24 * 3600;  // a week
+constexpr int64_t kMaxBucketMb = int64_t{1} << 16;
+constexpr int64_t kMaxThreads = 4096;
+constexpr int64_t kMaxSeed = (int64_t{1} << 53);  // exact in a JSON reader's double
+
 #define HCL_OPTION_CHECK(cond, option, ...) HCL_REQUIRE(cond, "--" option ": ", __VA_ARGS__)
 
 void TrainConfig::validate() const {
   HCL_OPTION_CHECK(crop_scale_min > 0 && crop_scale_min <= 1, "crop-scale-min", "must be in (0, 1], got ", crop_scale_min);
   HCL_OPTION_CHECK(blur_p >= 0 && blur_p <= 1, "blur-p", "must be in [0, 1], got ", blur_p);
-  HCL_OPTION_CHECK(projection_dim >= 1, "projection-dim", "must be >= 1, got ", projection_dim);
-  HCL_OPTION_CHECK(head_hidden >= 1, "head-hidden", "must be >= 1, got ", head_hidden);
-  HCL_OPTION_CHECK(std::isfinite(temperature) && temperature > 0, "temperature", "must be > 0, got ", temperature);
+  HCL_OPTION_CHECK(projection_dim >= 1 && projection_dim <= kMaxWidth, "projection-dim", "must be in [1, ", kMaxWidth, "], got ", projection_dim);
+  HCL_OPTION_CHECK(head_hidden >= 1 && head_hidden <= kMaxWidth, "head-hidden", "must be in [1, ", kMaxWidth, "], got ", head_hidden);
+  HCL_OPTION_CHECK(std::isfinite(temperature) && temperature > 0, "temperature", "must be a finite number > 0, got ", temperature);
   HCL_OPTION_CHECK(tau_plus >= 0 && tau_plus < 1, "tau-plus", "must be in [0, 1), got ", tau_plus);
-  HCL_OPTION_CHECK(std::isfinite(beta) && beta >= 0, "beta", "must be >= 0, got ", beta);
-  HCL_OPTION_CHECK(column_chunk >= 0, "column-chunk", "must be >= 0 (0: unchunked), got ", column_chunk);
-  HCL_OPTION_CHECK(batch_size >= 2, "batch-size", "must be >= 2 images per rank, got ", batch_size);
+  HCL_OPTION_CHECK(std::isfinite(beta) && beta >= 0, "beta", "must be a finite number >= 0, got ", beta);
+  HCL_OPTION_CHECK(column_chunk >= 0 && column_chunk <= kMaxImages, "column-chunk", "must be in [0, ", kMaxImages, "] (0: unchunked), got ", column_chunk);
+  HCL_OPTION_CHECK(batch_size >= 2 && batch_size <= kMaxImages, "batch-size", "must be in [2, ", kMaxImages, "] images per rank, got ", batch_size);
   HCL_OPTION_CHECK(accumulate >= 1, "accumulate", "must be >= 1, got ", accumulate);
   HCL_OPTION_CHECK(batch_size % accumulate == 0, "accumulate", accumulate,
                    " does not divide the batch size ", batch_size);
   HCL_OPTION_CHECK(batch_size / accumulate >= 2, "accumulate", "leaves fewer than 2 images per micro-batch");
-  HCL_OPTION_CHECK(epochs >= 1, "epochs", "must be >= 1, got ", epochs);
-  HCL_OPTION_CHECK(max_steps >= 0, "max-steps", "must be >= 0 (0: no limit), got ", max_steps);
-  HCL_OPTION_CHECK(std::isfinite(lr) && lr > 0, "lr", "must be > 0, got ", lr);
-  HCL_OPTION_CHECK(weight_decay >= 0, "weight-decay", "must be >= 0, got ", weight_decay);
+  HCL_OPTION_CHECK(epochs >= 1 && epochs <= kMaxEpochs, "epochs", "must be in [1, ", kMaxEpochs, "], got ", epochs);
+  HCL_OPTION_CHECK(max_steps >= 0 && max_steps <= kMaxSteps, "max-steps", "must be in [0, ", kMaxSteps, "] (0: no limit), got ", max_steps);
+  HCL_OPTION_CHECK(std::isfinite(lr) && lr > 0, "lr", "must be a finite number > 0, got ", lr);
+  HCL_OPTION_CHECK(std::isfinite(weight_decay) && weight_decay >= 0, "weight-decay", "must be a finite number >= 0, got ", weight_decay);
   HCL_OPTION_CHECK(momentum >= 0 && momentum < 1, "momentum", "must be in [0, 1), got ", momentum);
-  HCL_OPTION_CHECK(warmup_epochs >= 0, "warmup-epochs", "must be >= 0, got ", warmup_epochs);
-  HCL_OPTION_CHECK(collective_timeout >= 1, "collective-timeout", "must be >= 1 second, got ", collective_timeout);
-  HCL_OPTION_CHECK(max_skipped_steps >= 1, "max-skipped-steps", "must be >= 1, got ", max_skipped_steps);
-  HCL_OPTION_CHECK(bucket_mb >= 1, "bucket-mb", "must be >= 1, got ", bucket_mb);
-  HCL_OPTION_CHECK(threads >= 0, "threads", "must be >= 0, got ", threads);
-  HCL_OPTION_CHECK(seed >= 0, "seed", "must be >= 0, got ", seed);
-  HCL_OPTION_CHECK(log_interval >= 1, "log-interval", "must be >= 1, got ", log_interval);
-  HCL_OPTION_CHECK(eval_interval >= 0, "eval-interval", "must be >= 0, got ", eval_interval);
-  HCL_OPTION_CHECK(knn_k >= 1, "knn-k", "must be >= 1, got ", knn_k);
-  HCL_OPTION_CHECK(knn_temperature > 0, "knn-temperature", "must be > 0, got ", knn_temperature);
-  HCL_OPTION_CHECK(knn_bank_size >= 0, "knn-bank-size", "must be >= 0, got ", knn_bank_size);
-  HCL_OPTION_CHECK(knn_test_size >= 0, "knn-test-size", "must be >= 0, got ", knn_test_size);
-  HCL_OPTION_CHECK(checkpoint_interval >= 0, "checkpoint-interval", "must be >= 0, got ", checkpoint_interval);
+  HCL_OPTION_CHECK(warmup_epochs >= 0 && warmup_epochs <= kMaxEpochs, "warmup-epochs", "must be in [0, ", kMaxEpochs, "], got ", warmup_epochs);
+  HCL_OPTION_CHECK(collective_timeout >= 1 && collective_timeout <= kMaxTimeout, "collective-timeout", "must be in [1, ", kMaxTimeout, "] seconds, got ", collective_timeout);
+  HCL_OPTION_CHECK(max_skipped_steps >= 1 && max_skipped_steps <= kMaxSteps, "max-skipped-steps", "must be in [1, ", kMaxSteps, "], got ", max_skipped_steps);
+  HCL_OPTION_CHECK(bucket_mb >= 1 && bucket_mb <= kMaxBucketMb, "bucket-mb", "must be in [1, ", kMaxBucketMb, "], got ", bucket_mb);
+  HCL_OPTION_CHECK(threads >= 0 && threads <= kMaxThreads, "threads", "must be in [0, ", kMaxThreads, "], got ", threads);
+  HCL_OPTION_CHECK(seed >= 0 && seed <= kMaxSeed, "seed", "must be in [0, ", kMaxSeed, "], got ", seed);
+  HCL_OPTION_CHECK(log_interval >= 1 && log_interval <= kMaxSteps, "log-interval", "must be in [1, ", kMaxSteps, "], got ", log_interval);
+  HCL_OPTION_CHECK(eval_interval >= 0 && eval_interval <= kMaxEpochs, "eval-interval", "must be in [0, ", kMaxEpochs, "], got ", eval_interval);
+  HCL_OPTION_CHECK(knn_k >= 1 && knn_k <= kMaxImages, "knn-k", "must be in [1, ", kMaxImages, "], got ", knn_k);
+  HCL_OPTION_CHECK(std::isfinite(knn_temperature) && knn_temperature > 0, "knn-temperature", "must be a finite number > 0, got ", knn_temperature);
+  HCL_OPTION_CHECK(knn_bank_size >= 0 && knn_bank_size <= kMaxImages, "knn-bank-size", "must be in [0, ", kMaxImages, "], got ", knn_bank_size);
+  HCL_OPTION_CHECK(knn_test_size >= 0 && knn_test_size <= kMaxImages, "knn-test-size", "must be in [0, ", kMaxImages, "], got ", knn_test_size);
+  HCL_OPTION_CHECK(checkpoint_interval >= 0 && checkpoint_interval <= kMaxEpochs, "checkpoint-interval", "must be in [0, ", kMaxEpochs, "], got ", checkpoint_interval);
   HCL_OPTION_CHECK(!out.empty(), "out", "must name a folder");
   if (precision == Precision::Bf16)
     HCL_OPTION_CHECK(device != DeviceChoice::Cpu, "precision",

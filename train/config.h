@@ -130,7 +130,7 @@ struct TrainConfig {
     visit("knn-test-size", c.knn_test_size, "test images scored by the kNN monitor (0: all)");
     visit("checkpoint-interval", c.checkpoint_interval, "epochs between checkpoints (0: only at the end)");
     visit("out", c.out, "output folder: config, metrics.jsonl, checkpoints, logs");
-    visit("resume", c.resume, "checkpoint file to continue from");
+    visit("resume", c.resume, "checkpoint file to continue from, or auto: the --out folder's checkpoint if any, else a fresh start (kept on resume: objective, lr schedule, optimizer settings, seed, augmentation, global batch)");
     visit("force", c.force, "use an output folder that holds another run");
     visit("log-level", c.log_level, "");
     visit("log-file", c.log_file, "also write a log file per rank in the output folder");

@@ -1,6 +1,8 @@
 // Export to and import from torch.load-able state dicts.
 #include "train/export.h"
 
+#include <cerrno>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -19,15 +21,26 @@ std::string read_bytes(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// Through a temporary file renamed over `path`; any failure throws hcl::Error naming the file and
+// leaves no temporary file behind.
 void write_bytes_atomically(const std::string& path, const std::vector<char>& bytes) {
   const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    HCL_REQUIRE(out.good(), path, ": cannot create");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    HCL_REQUIRE(out.good(), path, ": write failed");
+  try {
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      HCL_REQUIRE(out.good(), path, ": cannot create ", tmp, ": ", std::strerror(errno));
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      out.flush();
+      HCL_REQUIRE(out.good(), path, ": write failed: ", std::strerror(errno));
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    HCL_REQUIRE(!ec, path, ": rename failed: ", ec.message());
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw;
   }
-  std::filesystem::rename(tmp, path);
 }
 
 // "layers.3.weight" (our head) <-> "head.3.weight" (the export).
@@ -88,7 +101,8 @@ void export_for_python(model::ContrastiveModel& model, const TrainConfig& config
       {"torchvision_cifar_stem",
        "conv1 = Conv2d(in_channels, 64, 3, 1, 1, bias=False); maxpool = Identity(); fc = Identity()"},
       {"config", config.to_json()}};
-  std::ofstream(path + ".json") << meta.dump(2) << "\n";
+  const std::string text = meta.dump(2) + "\n";
+  write_bytes_atomically(path + ".json", std::vector<char>(text.begin(), text.end()));
 }
 
 void write_verification_sample(model::ContrastiveModel& model, const TrainConfig& config,

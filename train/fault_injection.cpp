@@ -32,8 +32,9 @@ FaultPlan parse_fault_plan(const std::string& text) {
   if (kind == "throw") plan.kind = FaultPlan::Kind::Throw;
   else if (kind == "nan-grad") plan.kind = FaultPlan::Kind::NanGrad;
   else if (kind == "kill-in-checkpoint") plan.kind = FaultPlan::Kind::KillInCheckpoint;
-  else throw Error("HCL_FAULT: unknown fault '" + kind + "' (expected throw, nan-grad or kill-in-checkpoint)");
-  bool has_step = false, has_byte = false;
+  else if (kind == "slow-checkpoint") plan.kind = FaultPlan::Kind::SlowCheckpoint;
+  else throw Error("HCL_FAULT: unknown fault '" + kind + "' (expected throw, nan-grad, kill-in-checkpoint or slow-checkpoint)");
+  bool has_step = false, has_byte = false, has_ms = false;
   while (std::getline(in, field, ':')) {
     const size_t eq = field.find('=');
     HCL_REQUIRE(eq != std::string::npos, "HCL_FAULT: expected key=value, got '", field, "'");
@@ -49,6 +50,9 @@ FaultPlan parse_fault_plan(const std::string& text) {
     } else if (key == "byte") {
       plan.byte = parse_count(value, "byte");
       has_byte = true;
+    } else if (key == "ms") {
+      plan.ms = parse_count(value, "ms");
+      has_ms = true;
     } else if (key == "write") {
       plan.write = parse_count(value, "write");
       HCL_REQUIRE(plan.write >= 1, "HCL_FAULT: write counts from 1");
@@ -58,6 +62,8 @@ FaultPlan parse_fault_plan(const std::string& text) {
   }
   if (plan.kind == FaultPlan::Kind::KillInCheckpoint)
     HCL_REQUIRE(has_byte, "HCL_FAULT: kill-in-checkpoint needs byte=N");
+  else if (plan.kind == FaultPlan::Kind::SlowCheckpoint)
+    HCL_REQUIRE(has_ms, "HCL_FAULT: slow-checkpoint needs ms=N");
   else
     HCL_REQUIRE(has_step, "HCL_FAULT: ", kind, " needs step=S or step=S-E");
   return plan;

@@ -2,11 +2,15 @@
 // (log line, metrics.jsonl), and the skipped-step and kNN records.
 #include "train/progress.h"
 
+#include <cerrno>
+#include <cstring>
+
 #include <unistd.h>
 
 #include <iomanip>
 #include <sstream>
 
+#include "core/check.h"
 #include "core/log.h"
 
 namespace hcl::train {
@@ -66,8 +70,11 @@ nlohmann::json ProgressRecord::json() const {
 
 ProgressReporter::ProgressReporter(dist::Communicator& comm, const std::filesystem::path& metrics_path,
                                    int64_t global_batch, int64_t total_steps, const torch::Device& device)
-    : comm_(comm), global_batch_(global_batch), total_steps_(total_steps), timer_(device) {
-  if (comm_.rank() == 0) metrics_.open(metrics_path, std::ios::app);
+    : comm_(comm), metrics_path_(metrics_path), global_batch_(global_batch), total_steps_(total_steps), timer_(device) {
+  if (comm_.rank() == 0) {
+    metrics_.open(metrics_path, std::ios::app);
+    HCL_REQUIRE(metrics_.is_open(), "cannot open ", metrics_path.string(), " for writing: ", std::strerror(errno));
+  }
   start();
 }
 
@@ -141,7 +148,9 @@ void ProgressReporter::knn(const char* when, const TrainPosition& position, doub
 }
 
 void ProgressReporter::write(const nlohmann::json& record) {
-  if (comm_.rank() == 0) metrics_ << record.dump() << std::endl;
+  if (comm_.rank() != 0) return;
+  metrics_ << record.dump() << std::endl;  // flushed: a record per line as the run goes
+  HCL_REQUIRE(metrics_.good(), "cannot write ", metrics_path_.string(), ": ", std::strerror(errno));
 }
 
 }  // namespace hcl::train

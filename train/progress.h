@@ -62,7 +62,8 @@ struct StepReport {
 
 class ProgressReporter {
  public:
-  // Rank 0 appends records to `metrics_path`; the other ranks write nothing. Steps are timed on
+  // Rank 0 appends records to `metrics_path` (a failed open or write throws hcl::Error naming the
+  // file, which ends the job); the other ranks write nothing. Steps are timed on
   // `device` (CUDA events, read once per report).
   ProgressReporter(dist::Communicator& comm, const std::filesystem::path& metrics_path,
                    int64_t global_batch, int64_t total_steps, const torch::Device& device);
@@ -99,7 +100,8 @@ class ProgressReporter {
   void write(const nlohmann::json& record);
 
   dist::Communicator& comm_;
-  std::ofstream metrics_;  // open on rank 0 only
+  std::filesystem::path metrics_path_;
+  std::ofstream metrics_;  // open on rank 0 only; every write is checked (a full disk is an error)
   int64_t global_batch_, total_steps_;
   std::chrono::steady_clock::time_point run_start_;
   PhaseTimer timer_;

@@ -3,15 +3,20 @@
 // train::TrainStep; what is reported is train::ProgressReporter.
 #include "train/trainer.h"
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <thread>
 
 #include "core/check.h"
 #include "core/device.h"
+#include "core/job.h"
 #include "core/log.h"
+#include "core/stop_signal.h"
+#include "dist/mpi_check.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/prefetch.h"
@@ -83,6 +88,22 @@ void agree_on_inputs(dist::Communicator& comm, const std::function<void()>& chec
   throw InputError(std::string(static_cast<const char*>(text.data_ptr()), text.numel()));
 }
 
+// Options that a resumed run must keep: they define its objective, data, randomness and schedule,
+// so changing them would silently make a different run. Everything else (--epochs, --max-steps,
+// intervals, logging, threads, timeouts, device, backend, --batch-size per rank at the same global
+// batch) may change. The README and --help say the same.
+constexpr const char* kKeptOnResume[] = {
+    "estimator", "temperature", "tau-plus", "beta", "beta-schedule", "seed", "lr", "lr-schedule",
+    "weight-decay", "momentum", "warmup-epochs", "view-forward", "sync-bn", "crop-scale-min", "blur-p",
+    "train-split", "precision"};
+
+void check_kept_on_resume(const TrainConfig& theirs, const TrainConfig& ours, const std::string& path) {
+  const nlohmann::json a = theirs.to_json(), b = ours.to_json();
+  for (const char* key : kKeptOnResume)
+    HCL_REQUIRE(a.at(key) == b.at(key), "--resume: --", key, " is ", a.at(key).dump(), " in ", path, " but ",
+                b.at(key).dump(), " here; a resumed run keeps it (start a new run in another --out to change it)");
+}
+
 // ---- Setup: everything before the first step. ----
 
 // This rank's device, with the thread count and fast math set.
@@ -132,7 +153,11 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config) {
     HCL_REQUIRE(global_batch <= d.train.size(), "--batch-size: the global batch (", config.batch_size,
                 " per rank x ", world, " ranks = ", global_batch, ") exceeds the dataset (",
                 d.train.size(), " images)");
-    if (!config.resume.empty()) check_compatible(read_checkpoint_header(config.resume), config, config.resume);
+    if (!config.resume.empty()) {
+      const Checkpoint header = read_checkpoint_header(config.resume);
+      check_compatible(header, config, config.resume);
+      check_kept_on_resume(header.config, config, config.resume);
+    }
   });
   check_same_dataset(comm, d.train);
   return d;
@@ -193,6 +218,54 @@ TrainPosition resume_if_asked(const TrainConfig& config, TrainStep& step) {
   return c.position;
 }
 
+// Writes `text` to `path` through a temporary file renamed over it; any failure throws hcl::Error
+// naming the file and leaves no temporary file behind.
+void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
+  const std::string tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      const int error = errno;
+      std::filesystem::remove(tmp);
+      throw Error("cannot write " + path.string() + ": " + std::strerror(error));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    throw Error("cannot write " + path.string() + ": " + ec.message());
+  }
+}
+
+// After a resume, metrics.jsonl keeps one record per step: records past the checkpoint's step
+// (written by the interrupted run after its last checkpoint) are dropped, so the resumed run's
+// records follow on without repeats. Rank 0 rewrites the file (temporary file, then rename).
+TrainPosition trim_metrics(const TrainConfig& config, const TrainPosition& position, bool rank0) {
+  const std::filesystem::path path = std::filesystem::path(config.out) / "metrics.jsonl";
+  if (!rank0 || config.resume.empty() || !std::filesystem::is_regular_file(path)) return position;
+  std::ifstream in(path);
+  std::string kept, line;
+  int64_t dropped = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    // A record cut short by a kill (not JSON) is dropped as well.
+    if (record.is_discarded() || !record.contains("step") || record["step"].get<int64_t>() > position.global_step) {
+      ++dropped;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (dropped == 0) return position;
+  write_file_atomically(path, kept);
+  HCL_LOG(info) << "metrics.jsonl: dropped " << dropped << " record(s) past the checkpoint's step "
+                << position.global_step;
+  return position;
+}
+
 data::TwoViewAugmenter make_augmenter(const TrainConfig& config, const data::Dataset& train) {
   const auto [mean, stddev] = data::dataset_normalization(config.dataset, train.channels());
   return data::TwoViewAugmenter(data::AugmentOptions()
@@ -233,6 +306,7 @@ class Trainer {
   double report(const StepResult& result, double lr, double beta);
   void report_skips(const std::vector<SkipRecord>& skips);
   bool is_due(int64_t every) const;
+  int agreed_stop_signal();
   double evaluate(const char* when);
   void save(const char* why);
 
@@ -274,6 +348,15 @@ TrainSummary Trainer::run() {
     advance_position();
     if (log_step) summary.final_loss = report(result, lr, beta);
     if (is_due(eval_every_)) evaluate("during training");
+    if (const int signal = agreed_stop_signal()) {
+      save(stop::name(signal));
+      HCL_LOG(info) << "stopped by " << stop::name(signal) << " after step " << position_.global_step << " of "
+                    << total_steps_ << "; checkpoint written to " << config_.out
+                    << "; continue with --resume auto (exit code " << stop::kExitStopped << ")";
+      summary.stopped_by_signal = signal;
+      summary.steps = position_.global_step - first_step;
+      return summary;
+    }
     if (is_due(checkpoint_every_)) save("interval");
   }
   report_skips(step_.settle());
@@ -318,10 +401,10 @@ Trainer::Trainer(const TrainConfig& config, const Datasets& datasets, TrainStep&
                .bank_size(config.knn_bank_size)
                .test_size(config.knn_test_size)
                .seed(config.seed)),
-      position_(resume_if_asked(config, step)),
+      position_(trim_metrics(config, resume_if_asked(config, step), rank0_)),
       reporter_(step.comm(), std::filesystem::path(config.out) / "metrics.jsonl", sampler_.global_batch(),
                 total_steps_, step.device()) {
-  if (rank0_) std::ofstream(std::filesystem::path(config.out) / "config.json") << config.to_json().dump(2) << "\n";
+  if (rank0_) write_file_atomically(std::filesystem::path(config.out) / "config.json", config.to_json().dump(2) + "\n");
 }
 
 // Progress lines at every log_interval-th step and at the last.
@@ -368,6 +451,21 @@ bool Trainer::is_due(int64_t every) const {
   return position_.global_step != total_steps_ && every > 0 && position_.global_step % every == 0;
 }
 
+// Steps between two checks of the stop flag: the check is one all-reduce of one number (on CUDA,
+// one host read), so a stop waits for at most this many steps.
+constexpr int64_t kStopCheckInterval = 10;
+
+// The signal that asked this job to stop (core/stop_signal.h) on any rank, or 0. Every rank checks
+// at the same steps (every kStopCheckInterval-th, never the last) and the flag is MAX-reduced, so
+// all ranks stop after the same step. Collective at those steps.
+int Trainer::agreed_stop_signal() {
+  if (position_.global_step % kStopCheckInterval != 0 || position_.global_step == total_steps_) return 0;
+  torch::Tensor signal = torch::full({1}, static_cast<int64_t>(stop::requested()),
+                                     torch::TensorOptions().dtype(torch::kLong).device(device_));
+  step_.comm().all_reduce(signal, dist::ReduceOp::Max, dist::CollectiveOptions::without_shape_check());
+  return static_cast<int>(signal.item<int64_t>());
+}
+
 // kNN top-1 accuracy of the encoder's features; collective.
 double Trainer::evaluate(const char* when) {
   const ProgressReporter::Pause pause(reporter_);
@@ -380,16 +478,50 @@ double Trainer::evaluate(const char* when) {
   return r.top1;
 }
 
-// Rank 0 writes the checkpoint; every rank waits for it. Collective.
+// How long the other ranks wait for rank 0's checkpoint write before ending the job: the write is
+// not a collective, so --collective-timeout (which a healthy large write may exceed) does not
+// apply; the limit is that timeout plus 10 minutes plus 10 s per 100 MB of model and optimizer
+// state (a slow shared file system), so a rank 0 hung in its write still ends the job.
+std::chrono::seconds save_limit(const TrainConfig& config, torch::nn::Module& model) {
+  int64_t bytes = 0;
+  for (const auto& p : model.parameters()) bytes += 3 * p.numel() * static_cast<int64_t>(p.element_size());
+  for (const auto& b : model.buffers()) bytes += b.numel() * static_cast<int64_t>(b.element_size());
+  return std::chrono::seconds(config.collective_timeout + 600 + bytes / 10'000'000);
+}
+
+// Rank 0 writes the checkpoint; every rank learns whether it succeeded, so a failed write (full
+// disk) stops every rank with exit 1 and the error naming the file. The others wait for it outside
+// the collective watchdog (with save_limit instead), through a non-blocking broadcast on
+// MPI_COMM_WORLD (the step's communicator is a duplicate, so the two do not mix). Collective.
 void Trainer::save(const char* why) {
   const ProgressReporter::Pause pause(reporter_);
   report_skips(step_.settle());  // the optimizer state saved belongs to steps whose fate is known
+  std::string problem;
   if (rank0_) {
     const std::string path = (std::filesystem::path(config_.out) / "checkpoint.pt").string();
-    save_checkpoint(path, *step_.model(), &step_.optimizer().checkpoint_state(), position_, config_);
-    HCL_LOG(info) << "checkpoint (" << why << "): " << path << " at step " << position_.global_step;
+    try {
+      save_checkpoint(path, *step_.model(), &step_.optimizer().checkpoint_state(), position_, config_);
+      HCL_LOG(info) << "checkpoint (" << why << "): " << path << " at step " << position_.global_step;
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
   }
-  step_.comm().barrier();
+  int failed = problem.empty() ? 0 : 1;
+  MPI_Request request = MPI_REQUEST_NULL;
+  HCL_CHECK_MPI(MPI_Ibcast(&failed, 1, MPI_INT, 0, MPI_COMM_WORLD, &request));
+  const std::chrono::seconds limit = save_limit(config_, *step_.model());
+  const auto start = clock_type::now();
+  for (int done = 0;;) {
+    HCL_CHECK_MPI(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    if (done) break;
+    if (clock_type::now() - start > limit) {
+      HCL_LOG(fatal) << "rank 0 did not finish writing the checkpoint within " << limit.count()
+                     << " s (--collective-timeout + 600 s + 10 s per 100 MB); ending the job";
+      job::abort(1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (failed) throw AgreedError(rank0_ ? problem : "checkpoint write failed on rank 0");
 }
 
 }  // namespace

@@ -15,6 +15,8 @@ struct TrainSummary {
   double knn_top1_before = -1, knn_top1_after = -1;  // -1: not evaluated
   double final_loss = 0;
   int64_t steps = 0;
+  // The signal that stopped the run early (core/stop_signal.h; a checkpoint was written), or 0.
+  int stopped_by_signal = 0;
 };
 
 // Runs the whole job on every rank (collective). `config` has been validated by the caller.

@@ -18,11 +18,11 @@ expect_error() {  # expect_error FRAGMENT ARGS...   (NP ranks, 2 unless set)
 
 expect_error "unrecognised option '--no-such-option'" --no-such-option 1 --out "$work/new"
 expect_error "--lr" --lr abc --out "$work/new"
-expect_error "--lr: must be > 0, got -1" --lr -1 --out "$work/new"
-expect_error "--temperature: must be > 0" --temperature 0 --out "$work/new"
+expect_error "--lr: must be a finite number > 0, got -1" --lr -1 --out "$work/new"
+expect_error "--temperature: must be a finite number > 0" --temperature 0 --out "$work/new"
 expect_error "--tau-plus: must be in [0, 1), got 1" --tau-plus 1 --out "$work/new"
-expect_error "--beta: must be >= 0" --beta -0.5 --out "$work/new"
-expect_error "--batch-size: must be >= 2" --batch-size 1 --out "$work/new"
+expect_error "--beta: must be a finite number >= 0" --beta -0.5 --out "$work/new"
+expect_error "--batch-size: must be in [2, 1073741824] images per rank, got 1" --batch-size 1 --out "$work/new"
 expect_error "--estimator: unknown value 'medium'" --estimator medium --out "$work/new"
 expect_error "--arch: unknown value 'vgg'" --arch vgg --out "$work/new"
 expect_error "--resume: no such checkpoint file" --resume "$work/missing.pt" --out "$work/new"
@@ -40,9 +40,20 @@ expect_error "holds another run" --out "$work/taken"
 expect_error "--batch-size" --batch-size 2.5 --out "$work/new"
 expect_error "--accumulate: 3 does not divide the batch size 256" --accumulate 3 --out "$work/new"
 expect_error "--precision: bf16 needs a CUDA device" --precision bf16 --out "$work/new"
-expect_error "--knn-k: must be >= 1" --knn-k 0 --out "$work/new"
-expect_error "--max-skipped-steps: must be >= 1" --max-skipped-steps 0 --out "$work/new"
-expect_error "--collective-timeout: must be >= 1 second" --collective-timeout 0 --out "$work/new"
+expect_error "--knn-k: must be in [1, " --knn-k 0 --out "$work/new"
+expect_error "--max-skipped-steps: must be in [1, " --max-skipped-steps 0 --out "$work/new"
+expect_error "--collective-timeout: must be in [1, 604800] seconds, got 0" --collective-timeout 0 --out "$work/new"
+# Every number that is stored must read back: no inf or nan, no value whose products overflow.
+expect_error "--checkpoint-interval: must be in [0, 1000000], got inf" --checkpoint-interval inf --out "$work/new"
+expect_error "--warmup-epochs: must be in [0, 1000000], got inf" --warmup-epochs inf --out "$work/new"
+expect_error "--knn-temperature: must be a finite number > 0, got inf" --knn-temperature inf --out "$work/new"
+expect_error "--eval-interval: must be in [0, 1000000], got nan" --eval-interval nan --out "$work/new"
+expect_error "--weight-decay: must be a finite number >= 0, got inf" --weight-decay inf --out "$work/new"
+expect_error "--lr: must be a finite number > 0, got nan" --lr nan --out "$work/new"
+expect_error "--epochs: must be in [1, 1000000], got 9223372036854775807" --epochs 9223372036854775807 --out "$work/new"
+expect_error "--collective-timeout: must be in [1, 604800] seconds, got 10000000000" --collective-timeout 10000000000 --out "$work/new"
+expect_error "--bucket-mb: must be in [1, 65536], got 9007199254740992" --bucket-mb 9007199254740992 --out "$work/new"
+expect_error "--max-steps: must be in [0, 1099511627776]" --max-steps 9223372036854775807 --out "$work/new"
 # Output folders that cannot be used.
 touch "$work/a-file"
 expect_error "exists and is not a folder" --out "$work/a-file"
@@ -62,6 +73,23 @@ head -c 3000 "$work/run/checkpoint.pt" > "$work/truncated.pt"
 expect_error "truncated" --resume "$work/truncated.pt" --data-dir "$work/small" --batch-size 16 --out "$work/new"
 expect_error "is incompatible: --arch is \"small\" there but \"resnet18\" here" --arch resnet18 \
   --resume "$work/run/checkpoint.pt" --data-dir "$work/small" --batch-size 16 --out "$work/new"
+# Resuming with a setting that defines the run changed.
+expect_error "--resume: --seed is 0 in $work/run/checkpoint.pt but 1 here; a resumed run keeps it" --seed 1 \
+  --resume "$work/run/checkpoint.pt" --data-dir "$work/small" --batch-size 16 --arch small --out "$work/new"
+expect_error "--resume: --estimator is \"hard\" in" --estimator easy \
+  --resume "$work/run/checkpoint.pt" --data-dir "$work/small" --batch-size 16 --arch small --out "$work/new"
+# A checkpoint resumed into the folder of another run (it would overwrite that run's files).
+mkdir -p "$work/other" && echo '{}' > "$work/other/config.json"
+expect_error "--out: folder '$work/other' holds another run than the one in '$work/run/checkpoint.pt'" \
+  --resume "$work/run/checkpoint.pt" --data-dir "$work/small" --batch-size 16 --arch small --out "$work/other"
+[ "$(cat "$work/other/config.json")" = "{}" ] || fail "other run overwritten"
+# hcl-eval: a learning rate that cannot train, on every rank.
+status=0
+$MPIRUN -np 2 "$HCL_EVAL" --checkpoint "$work/run/checkpoint.pt" --lr inf --out "$work/new.json" > /dev/null 2> "$work/err" || status=$?
+[ "$status" -eq 2 ] && [ "$(grep -c '^hcl-eval: error: --lr: must be a finite number > 0, got inf' "$work/err")" -eq 1 ] ||
+  { cat "$work/err"; fail "hcl-eval --lr inf: exit $status"; }
+[ ! -e "$work/new.json" ] || fail "hcl-eval wrote a result for --lr inf"
+passed=$((passed + 1))
 # Ranks started differently (MPMD launch), and a malformed fault plan.
 status=0
 $MPIRUN -np 1 "$HCL_TRAIN" --device cpu --lr 0.1 --out "$work/new" : -np 1 "$HCL_TRAIN" --device cpu --lr 0.2 \

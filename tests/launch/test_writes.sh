@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Writes and output folders: a failed write (checkpoint, metrics.jsonl, hcl-export's and hcl-eval's
+# output) is an error naming the file, every rank stops, and no temporary file is left; one job per
+# --out (a lock held for the job's life, released on any exit); no program writes over its input;
+# and a checkpoint write slower than --collective-timeout does not make the watchdog end a healthy
+# job.
+source "$(dirname "$0")/common.sh"
+LIMIT=120
+MPIRUN="timeout -k 5 $LIMIT $MPIRUN"
+export KNN_BANK=100 KNN_TEST=50
+tiny_dataset "$work/tiny" 256
+passed=0
+ok() { echo "$1"; passed=$((passed + 1)); }
+
+# 1. Rank 0 takes 6 s to write each checkpoint while the others wait; the collective timeout is 2 s.
+HCL_FAULT=slow-checkpoint:ms=6000 train 2 --data-dir "$work/tiny" --max-steps 4 --checkpoint-interval 0.5 \
+  --collective-timeout 2 --out "$work/slow" > "$work/slow.log" 2>&1 || { cat "$work/slow.log"; fail "slow checkpoint: the job was ended"; }
+grep -q "checkpoint (interval)" "$work/slow.log" && grep -q "checkpoint (end of training)" "$work/slow.log" || fail "slow checkpoint: no checkpoints"
+ok "slow checkpoint (6 s) with --collective-timeout 2: the job finished"
+
+# 2. The checkpoint cannot be written: every rank stops with exit 1, the error names the file.
+mkdir -p "$work/nockpt/checkpoint.pt.tmp"
+status=0
+train 2 --data-dir "$work/tiny" --max-steps 2 --out "$work/nockpt" > "$work/nockpt.log" 2>&1 || status=$?
+[ "$status" -eq 1 ] || { cat "$work/nockpt.log"; fail "failed checkpoint: exit $status (expected 1)"; }
+[ "$(grep -c "fatal: checkpoint $work/nockpt/checkpoint.pt.tmp: cannot create" "$work/nockpt.log")" -eq 1 ] ||
+  { cat "$work/nockpt.log"; fail "failed checkpoint: message"; }
+! grep -q "MPI_ABORT" "$work/nockpt.log" || fail "failed checkpoint: aborted instead of agreed"
+ok "failed checkpoint write: exit 1 on every rank, one message naming the file"
+
+# 3. metrics.jsonl on a full disk (/dev/full): the run stops with the file named.
+train 2 --data-dir "$work/tiny" --max-steps 2 --out "$work/full" > "$work/full.log" 2>&1 || fail "full: setup run"
+rm "$work/full/metrics.jsonl" && ln -s /dev/full "$work/full/metrics.jsonl"
+status=0
+train 2 --data-dir "$work/tiny" --max-steps 4 --resume auto --out "$work/full" > "$work/full2.log" 2>&1 || status=$?
+[ "$status" -ne 0 ] || fail "full disk: exit 0"
+grep -q "cannot write $work/full/metrics.jsonl: No space left on device" "$work/full2.log" || { cat "$work/full2.log"; fail "full disk: message"; }
+! grep -q "done:" "$work/full2.log" || fail "full disk: training went on"
+ok "metrics.jsonl on a full disk: stopped, file named"
+
+# 4. One job per folder: a second job into a running job's folder is refused even with --force; the
+# first goes on, stops on SIGUSR1 (exit 3), and its folder is free again (lock released).
+train 2 --data-dir "$work/tiny" --max-steps 1000 --checkpoint-interval 0 --resume auto --out "$work/busy" > "$work/busy.log" 2>&1 &
+job=$!
+for i in $(seq $((LIMIT * 5))); do
+  [ -f "$work/busy/metrics.jsonl" ] && [ "$(grep -c '"type":"train"' "$work/busy/metrics.jsonl")" -ge 2 ] && break
+  sleep 0.2
+done
+status=0
+train 2 --data-dir "$work/tiny" --max-steps 20 --force --out "$work/busy" > "$work/second.log" 2>&1 || status=$?
+[ "$status" -eq 2 ] && grep -q "^hcl-train: error: --out: folder '$work/busy' is in use by another running job" "$work/second.log" ||
+  { cat "$work/second.log"; fail "second job: exit $status"; }
+kill -USR1 "$(pgrep -f -- "^[^ ]*(mpirun|mpiexec|orterun) .*--out $work/busy( |$)" | head -1)"
+status=0
+wait "$job" || status=$?
+[ "$status" -eq 3 ] || { cat "$work/busy.log"; fail "first job: exit $status (expected 3)"; }
+stopped="$(grep -o "stopped by SIGUSR1 after step [0-9]*" "$work/busy.log" | grep -o "[0-9]*$")"
+python3 -c 'import json,sys
+steps = [r["step"] for r in map(json.loads, open(sys.argv[1])) if r["type"] == "train"]
+assert steps == list(range(1, int(sys.argv[2]) + 1)), steps' "$work/busy/metrics.jsonl" "$stopped" || fail "first job's metrics damaged"
+train 2 --data-dir "$work/tiny" --max-steps $((stopped + 2)) --checkpoint-interval 0 --resume auto --out "$work/busy" > "$work/busy2.log" 2>&1 ||
+  { cat "$work/busy2.log"; fail "lock not released"; }
+ok "a running job's folder refused (--force too); lock released at exit"
+
+# 5. hcl-export: not over its own input, not into a missing folder, no temporary file after a failure.
+ckpt="$work/busy/checkpoint.pt"
+sum="$(md5sum < "$ckpt")"
+expect_exit() {  # expect_exit CODE FRAGMENT COMMAND...
+  local code="$1" fragment="$2" status=0; shift 2
+  "$@" > /dev/null 2> "$work/err" || status=$?
+  [ "$status" -eq "$code" ] && grep -qF -- "$fragment" "$work/err" || { cat "$work/err"; fail "exit $status for: $*"; }
+}
+expect_exit 2 "--out: '$ckpt' is the --checkpoint being exported" "$HCL_EXPORT" --checkpoint "$ckpt" --out "$ckpt"
+[ "$(md5sum < "$ckpt")" = "$sum" ] || fail "hcl-export wrote over its checkpoint"
+expect_exit 2 "--out: folder '$work/no/such' does not exist" "$HCL_EXPORT" --checkpoint "$ckpt" --out "$work/no/such/e.pt"
+mkdir "$work/e.pt.tmp"
+expect_exit 1 "$work/e.pt: cannot create $work/e.pt.tmp" "$HCL_EXPORT" --checkpoint "$ckpt" --out "$work/e.pt"
+[ ! -e "$work/e.pt.tmp" ] && [ ! -e "$work/e.pt" ] || fail "hcl-export left files after a failure"
+ok "hcl-export: refuses its own input and missing folders; no temporary file after a failed write"
+
+# 6. hcl-eval: --out in a missing folder, or over the checkpoint: exit 2 before any work, one line.
+expect_exit 2 "--out: folder '$work/no/such' does not exist" $MPIRUN -np 2 "$HCL_EVAL" --checkpoint "$ckpt" --device cpu --out "$work/no/such/r.json"
+[ "$(grep -c '^hcl-eval: error: ' "$work/err")" -eq 1 ] || fail "hcl-eval: not one line"
+expect_exit 2 "is the --checkpoint being evaluated" $MPIRUN -np 2 "$HCL_EVAL" --checkpoint "$ckpt" --device cpu --out "$ckpt"
+[ "$(md5sum < "$ckpt")" = "$sum" ] || fail "hcl-eval wrote over its checkpoint"
+ok "hcl-eval: --out checked before any work"
+echo "$passed passed, 0 failed"
