@@ -27,6 +27,28 @@ namespace po = boost::program_options;
 
 namespace {
 
+// Writes `text` to `path` through a temporary file: a failed write is an error naming the file
+// (exit 1), and leaves neither a partial file nor the temporary behind.
+void write_checked(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream file(tmp, std::ios::trunc);
+    file << text;
+    file.flush();
+    if (!file) {
+      const int error = errno;
+      std::filesystem::remove(tmp);
+      throw hcl::Error("--out: cannot write '" + path + "': " + std::strerror(error));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    throw hcl::Error("--out: cannot write '" + path + "': " + ec.message());
+  }
+}
+
 // The evaluation on every rank; errors become exit codes in run_guarded (core/run_guarded.h).
 int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const bool rank0 = mpi.rank() == 0;
@@ -109,24 +131,7 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
                                  {"train_images", r.train_images},
                                  {"test_images", r.test_images}};
   if (rank0) {
-    // Checked, through a temporary file: a failed write is an error naming the file (exit 1).
-    const std::string tmp = out + ".tmp";
-    {
-      std::ofstream file(tmp, std::ios::trunc);
-      file << result.dump(2) << "\n";
-      file.flush();
-      if (!file) {
-        const int error = errno;
-        std::filesystem::remove(tmp);
-        throw hcl::Error("--out: cannot write '" + out + "': " + std::strerror(error));
-      }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, out, ec);
-    if (ec) {
-      std::filesystem::remove(tmp);
-      throw hcl::Error("--out: cannot write '" + out + "': " + ec.message());
-    }
+    write_checked(out, result.dump(2) + "\n");
     std::cout << result.dump() << std::endl;
   }
   return 0;

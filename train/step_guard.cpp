@@ -92,11 +92,11 @@ void StepGuard::record(const torch::Tensor& skip, int64_t step) {
   pending_.push_back(std::move(pending));
 }
 
-std::vector<SkipRecord> StepGuard::settle() {
+std::vector<SkipRecord> StepGuard::settle(int64_t up_to_step) {
   std::vector<SkipRecord> skips;
-  std::vector<std::shared_ptr<Pending>> pending;
-  pending.swap(pending_);
-  for (const auto& p : pending) {
+  while (!pending_.empty() && pending_.front()->step <= up_to_step) {
+    const std::shared_ptr<Pending> p = pending_.front();
+    pending_.erase(pending_.begin());
     if (p->copied) compat::wait_for(*p->copied);
     const bool skip = *p->host.data_ptr<float>() != 0;
     count(skip, p->step, rank0_);  // may throw: the decisions after it are moot then

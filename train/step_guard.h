@@ -13,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -50,10 +51,11 @@ class StepGuard {
   // After the step that decide_on_device() belongs to was enqueued: copies its flag to host memory
   // (pinned, without waiting, on CUDA).
   void record(const torch::Tensor& skip, int64_t step);
-  // Counts the recorded decisions (waiting for their copies, which finished long before unless
-  // called right after the step) and returns the skips among them, each logged on rank 0. Throws
-  // hcl::AgreedError, on every rank alike, when they make max_consecutive skips in a row.
-  std::vector<SkipRecord> settle();
+  // Counts the recorded decisions of steps up to `up_to_step` (waiting for their copies) and
+  // returns the skips among them, each logged on rank 0. Throws hcl::AgreedError, on every rank
+  // alike, when they make max_consecutive skips in a row. TrainStep settles step k-1's decision
+  // after it has queued step k, so the wait never leaves the device idle.
+  std::vector<SkipRecord> settle(int64_t up_to_step = std::numeric_limits<int64_t>::max());
 
   // L2 norm of the gradients that check() saw (a 0-d tensor on the gradients' device).
   const torch::Tensor& grad_norm() const { return grad_norm_; }

@@ -75,15 +75,17 @@ StepResult TrainStep::run(const torch::Tensor& view1, const torch::Tensor& view2
   HCL_REQUIRE(view1.sizes() == view2.sizes() && view1.size(0) % k == 0, "TrainStep: two views of one shape "
               "whose batch (", view1.size(0), ") the ", k, " micro-batches divide");
   const bool device_decision = options_.finite_check() && options_.guard_on_device();
-  // The decisions of earlier steps, one step late: by now their copies have long arrived.
-  std::vector<SkipRecord> skips = device_decision ? guard_.settle() : std::vector<SkipRecord>{};
   optimizer_.set_lr(lr);  // on the fused path a device scalar: outside the graph
   const bool from_graph = graph_ && ++steps_run_ > options_.graph_warmup_steps() && !objective.check_values() &&
                           !gradient_observer_;
   StepResult result = from_graph ? replayed(view1, view2, objective, step, timer)
                                  : sequence(view1, view2, objective, step, timer);
-  if (device_decision) guard_.record(result.skip, step);
-  result.skips.insert(result.skips.begin(), skips.begin(), skips.end());
+  if (device_decision) {
+    guard_.record(result.skip, step);
+    // The previous step's decision, one step late: this step is queued behind it, so waiting for
+    // its copy leaves the device busy.
+    result.skips = guard_.settle(step - 1);
+  }
   return result;
 }
 
