@@ -111,7 +111,7 @@ TEST(Options, UnknownOptionsAndBadValuesNameTheOption) {
   EXPECT_NE(error_of({"--precision", "fp16"}).find("--precision: unknown value 'fp16'"), std::string::npos);
   EXPECT_NE(error_of({"--lr", "abc"}).find("--lr"), std::string::npos);
   EXPECT_NE(error_of({"--batch-size", "2.5"}).find("--batch-size"), std::string::npos);
-  EXPECT_EQ(error_of({"--lr", "-1"}), "--lr: must be > 0, got -1");
+  EXPECT_EQ(error_of({"--lr", "-1"}), "--lr: must be a finite number > 0, got -1");
   EXPECT_EQ(error_of({"--tau-plus", "1"}), "--tau-plus: must be in [0, 1), got 1");
 }
 
