@@ -15,16 +15,16 @@ void require_dense(const torch::Tensor& grad, const char* optimizer) {
   HCL_REQUIRE(!grad.is_sparse(), optimizer, ": sparse gradients are not supported");
 }
 
-torch::Tensor evaluate(const torch::optim::Optimizer::LossClosure& closure) {
+}  // namespace
+
+torch::Tensor evaluate_closure(const torch::optim::Optimizer::LossClosure& closure) {
   if (!closure) return {};
   torch::AutoGradMode enable_grad(true);
   return closure();
 }
 
-}  // namespace
-
 torch::Tensor ForeachAdam::step(LossClosure closure) {
-  const torch::Tensor loss = evaluate(closure);
+  const torch::Tensor loss = evaluate_closure(closure);
   torch::NoGradGuard no_grad;
   for (auto& group : param_groups_) {
     auto& options = static_cast<torch::optim::AdamOptions&>(group.options());
@@ -37,16 +37,7 @@ torch::Tensor ForeachAdam::step(LossClosure closure) {
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       require_dense(p.grad(), "ForeachAdam");
-      auto key = state_key<decltype(state_)>(p);
-      auto found = state_.find(key);
-      if (found == state_.end()) {
-        auto state = std::make_unique<torch::optim::AdamParamState>();
-        state->step(0);
-        state->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        state->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        found = state_.emplace(key, std::move(state)).first;
-      }
-      auto& state = static_cast<torch::optim::AdamParamState&>(*found->second);
+      auto& state = adam_state_of(state_, p);
       state.step(state.step() + 1);
       Lists& lists = by_step[state.step()];
       lists.params.push_back(p);
@@ -73,7 +64,7 @@ torch::Tensor ForeachAdam::step(LossClosure closure) {
 }
 
 torch::Tensor ForeachSGD::step(LossClosure closure) {
-  const torch::Tensor loss = evaluate(closure);
+  const torch::Tensor loss = evaluate_closure(closure);
   torch::NoGradGuard no_grad;
   for (auto& group : param_groups_) {
     auto& options = static_cast<torch::optim::SGDOptions&>(group.options());

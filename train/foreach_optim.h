@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -27,6 +28,25 @@ typename Map::key_type state_key(const torch::Tensor& p) {
     return static_cast<Key>(p.unsafeGetTensorImpl());
   }
 }
+
+// A parameter's Adam state in `state` (an optimizer's state_), made (step 0, zero moments of the
+// parameter's shape and layout) if it has none yet.
+template <typename Map>
+torch::optim::AdamParamState& adam_state_of(Map& state, const torch::Tensor& p) {
+  auto key = state_key<Map>(p);
+  auto found = state.find(key);
+  if (found == state.end()) {
+    auto fresh = std::make_unique<torch::optim::AdamParamState>();
+    fresh->step(0);
+    fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    found = state.emplace(key, std::move(fresh)).first;
+  }
+  return static_cast<torch::optim::AdamParamState&>(*found->second);
+}
+
+// The loss of an optimizer step's closure (with gradients on), or an undefined tensor without one.
+torch::Tensor evaluate_closure(const torch::optim::Optimizer::LossClosure& closure);
 
 class ForeachAdam : public torch::optim::Adam {
  public:

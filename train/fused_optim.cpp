@@ -22,12 +22,6 @@ torch::Tensor device_scalar(double value, const torch::Device& device) {
   return torch::full({}, value, torch::TensorOptions().dtype(torch::kFloat).device(device));
 }
 
-torch::Tensor evaluate(const torch::optim::Optimizer::LossClosure& closure) {
-  if (!closure) return {};
-  torch::AutoGradMode enable_grad(true);
-  return closure();
-}
-
 // 1 - skip, as one list entry per tensor (the step counts advance only on applied steps).
 std::vector<torch::Tensor> applied_increments(const torch::Tensor& skip, size_t n, const torch::Device& device) {
   const torch::Tensor one = skip.defined() ? (1 - skip.reshape({}).to(torch::kFloat)) : device_scalar(1.0, device);
@@ -48,7 +42,7 @@ FusedAdam::FusedAdam(const std::vector<torch::Tensor>& params, torch::optim::Ada
 }
 
 torch::Tensor FusedAdam::step(LossClosure closure) {
-  const torch::Tensor loss = evaluate(closure);
+  const torch::Tensor loss = evaluate_closure(closure);
   step_unless({});
   return loss;
 }
@@ -96,16 +90,7 @@ void FusedAdam::state_loaded() {
   const auto& params = param_groups_.at(0).params();
   for (size_t i = 0; i < params.size(); ++i) {
     const torch::Tensor& p = params[i];
-    auto key = state_key<decltype(state_)>(p);
-    auto found = state_.find(key);
-    if (found == state_.end()) {
-      auto state = std::make_unique<torch::optim::AdamParamState>();
-      state->step(0);
-      state->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-      state->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-      found = state_.emplace(key, std::move(state)).first;
-    }
-    auto& state = static_cast<torch::optim::AdamParamState&>(*found->second);
+    auto& state = adam_state_of(state_, p);
     HCL_REQUIRE(state.exp_avg().device() == p.device() && state.exp_avg_sq().device() == p.device(),
                 "FusedAdam: optimizer state on ", state.exp_avg().device(), " for a parameter on ", p.device());
     steps_[i].fill_(static_cast<double>(state.step()));
@@ -123,7 +108,7 @@ FusedSGD::FusedSGD(const std::vector<torch::Tensor>& params, torch::optim::SGDOp
 }
 
 torch::Tensor FusedSGD::step(LossClosure closure) {
-  const torch::Tensor loss = evaluate(closure);
+  const torch::Tensor loss = evaluate_closure(closure);
   step_unless({});
   return loss;
 }
