@@ -19,7 +19,7 @@
 #include "dist/mpi_check.h"
 #include "data/augment.h"
 #include "data/dataset.h"
-#include "data/prefetch.h"
+#include "data/view_pipeline.h"
 #include "loss/beta_schedule.h"
 #include "train/checkpoint.h"
 #include "train/fault_injection.h"
@@ -300,7 +300,7 @@ class Trainer {
 
  private:
   bool is_log_step(int64_t step) const;
-  Views next_views(data::BatchPrefetcher& prefetcher);
+  Views next_views(data::ViewPipeline& pipeline);
   loss::ObjectiveOptions objective(double beta, bool with_stats) const;
   void advance_position();
   double report(const StepResult& result, double lr, double beta);
@@ -332,7 +332,7 @@ TrainSummary Trainer::run() {
   const int64_t first_step = position_.global_step;
   if (first_step == 0) summary.knn_top1_before = evaluate("before training");
   step_.model()->train();
-  data::BatchPrefetcher prefetcher(datasets_.train, sampler_, device_.is_cuda(), augmenter_);
+  data::ViewPipeline pipeline(datasets_.train, sampler_, augmenter_, device_);
   PhaseTimer& timer = reporter_.timer();
   reporter_.start();
   while (position_.global_step < total_steps_) {
@@ -341,7 +341,7 @@ TrainSummary Trainer::run() {
     const double beta = beta_schedule_->beta(position_.epoch);
     const double lr = scheduled_lr(base_lr_, lr_schedule_, position_.global_step);
     timer.begin_step();
-    const Views views = next_views(prefetcher);
+    const Views views = next_views(pipeline);
     const StepResult result = step_.run(views.first(), views.second(), objective(beta, log_step), lr, step, &timer);
     timer.end_step();
     report_skips(result.skips);
@@ -412,13 +412,10 @@ bool Trainer::is_log_step(int64_t step) const {
   return step % config_.log_interval == 0 || step == total_steps_;
 }
 
-// This rank's images of the next step, on the device, and both augmented views made in one pass
-// from the parameters the prefetch thread drew (channels-last on CUDA, as the model is).
-Views Trainer::next_views(data::BatchPrefetcher& prefetcher) {
-  const data::HostBatch batch = prefetcher.get(position_.epoch, position_.step);
-  const torch::Tensor images = batch.images.to(device_, /*non_blocking=*/true);
-  const auto format = device_.is_cuda() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
-  Views views{augmenter_.apply_views(images, batch.view_params, format)};
+// Both views of this rank's images of the next step, made on the device while the previous step
+// trained (data::ViewPipeline; channels-last on CUDA, as the model is).
+Views Trainer::next_views(data::ViewPipeline& pipeline) {
+  Views views{pipeline.views(position_.epoch, position_.step)};
   reporter_.timer().end_phase(Phase::Data);
   return views;
 }
