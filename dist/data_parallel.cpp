@@ -22,6 +22,9 @@ DataParallel::DataParallel(Communicator& comm, torch::nn::Module& module, DataPa
   }
   HCL_REQUIRE(!params_.empty(), "data parallel: the module has no trainable parameters");
   const torch::Device device = params_.front().device();
+  for (const torch::Tensor& p : params_)
+    HCL_REQUIRE(p.device() == device, "data parallel: parameters on several devices (", device, ", ", p.device(), ")");
+  if (comm.world_size() == 1) return;  // the average over one rank is the gradient: no buckets
   order_ = make_stream_order(device);
 
   // Buckets in reverse parameter order (the order backward produces gradients), one dtype each.
@@ -31,8 +34,6 @@ DataParallel::DataParallel(Communicator& comm, torch::nn::Module& module, DataPa
   int64_t bucket_elements = 0;
   for (size_t k = params_.size(); k-- > 0;) {
     const torch::Tensor& p = params_[k];
-    HCL_REQUIRE(p.device() == device, "data parallel: parameters on several devices (", device,
-                ", ", p.device(), ")");
     const bool new_bucket = buckets_.empty() ||
                             buckets_.back().buffer.scalar_type() != p.scalar_type() ||
                             (bucket_elements + p.numel()) * p.element_size() > options.bucket_bytes();
@@ -134,6 +135,13 @@ void DataParallel::launch(Bucket& bucket) {
 
 void DataParallel::finish() {
   if (!armed_) return;
+  if (buckets_.empty()) {  // one rank: .grad holds the result already; unused parameters get zeros
+    for (torch::Tensor& p : params_)
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    armed_ = false;
+    last_wait_seconds_ = 0;
+    return;
+  }
   const auto start = std::chrono::steady_clock::now();
   // Gradients that no hook delivered (overlap off, or parameters unused on this rank).
   for (size_t k = 0; k < params_.size(); ++k)

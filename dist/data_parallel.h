@@ -12,6 +12,7 @@
 // Parameters that got no gradient on a rank count as zeros there (no deadlock, same average).
 // Gradient accumulation: begin(/*sync=*/false) for the first k-1 micro-batches communicates
 // nothing; their gradients add up in .grad and are included when the last micro-batch syncs.
+// At one rank there are no buckets: autograd's .grad is the average already, nothing is copied.
 #pragma once
 
 #include <torch/torch.h>
@@ -46,7 +47,7 @@ class DataParallel {
   // After backward (of a syncing micro-batch): every bucket reduced, averages in .grad. Collective.
   void finish();
 
-  int64_t bucket_count() const { return static_cast<int64_t>(buckets_.size()); }
+  int64_t bucket_count() const { return static_cast<int64_t>(buckets_.size()); }  // 0 at one rank
   // Seconds spent inside finish() the last time: the communication that backward did not hide.
   double last_wait_seconds() const { return last_wait_seconds_; }
 

@@ -198,7 +198,10 @@ void log_model(const TrainConfig& config, TrainStep& step) {
   for (const auto& p : step.model()->parameters()) parameters += p.numel();
   HCL_LOG(info) << "model: " << name_of(config.arch) << " (" << name_of(config.stem) << " stem), "
                 << parameters << " parameters, " << (config.sync_bn ? "SyncBatchNorm" : "per-rank BatchNorm")
-                << ", " << step.data_parallel().bucket_count() << " gradient bucket(s), "
+                << ", " << (step.comm().world_size() == 1 ? std::string("no gradient buckets (one rank)")
+                                                          : std::to_string(step.data_parallel().bucket_count()) +
+                                                                " gradient bucket(s)")
+                << ", "
                 << (step.optimizer().fused() ? "fused" : "foreach") << " optimizer kernels";
   if (step.graph_refusal().empty())
     HCL_LOG(info) << "CUDA graph: on (steps replayed from one graph after " << step.options().graph_warmup_steps()
