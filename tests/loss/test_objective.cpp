@@ -185,8 +185,8 @@ TEST(Objective, ShardedFormSplitsAnchorsExactly) {
 // The skipped columns are masked by filling diagonal views (no index tensors, no scatter or
 // gather): forward and backward call the same ATen ops whatever the batch, and read nothing back
 // to the host when the value check is off. The budget is on every call RecordFunction sees
-// (backward's ops are nested in the autograd engine's): LibTorch 1.13 records 432 without the
-// statistics and 542 with them, 2.15 ALL_215 and ALL_215S; about 15% headroom. Masking is one fill
+// (backward's ops are nested in the autograd engine's): LibTorch 1.13 and 2.15 both record 432
+// without the statistics and 542 with them; about 15% headroom. Masking is one fill
 // of a diagonal view per segment (3) in forward and again in backward's recomputation; the masking
 // by index it replaced called sub, ge, lt, logical_and, clamp, gather, where and scatter per
 // excluded column and tile, and rebuilt the index tensors on every call.
