@@ -41,8 +41,13 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::dist::DataParallel dp(comm, *encoder, sync(device.is_cuda()));
   dp.broadcast_from_root();
 
-  // 1. Synchronisation alone: gradients present, buckets filled, reduced and written back.
-  for (auto& p : encoder->parameters()) p.mutable_grad() = torch::randn_like(p);
+  // 1. Synchronisation alone: gradients present (views into the buckets), the buckets reduced.
+  dp.zero_grad();
+  for (auto& p : encoder->parameters()) {
+    torch::NoGradGuard no_grad;
+    if (p.grad().defined()) p.mutable_grad().normal_();
+    else p.mutable_grad() = torch::randn_like(p);
+  }
   const double sync_seconds = hcl::bench::median_seconds([&] {
     dp.begin(true);
     dp.finish();
@@ -52,7 +57,7 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   // 2. Backward alone, then backward with synchronisation: the difference is what was exposed.
   const torch::Tensor images = torch::randn({batch, 3, 32, 32}, torch::TensorOptions().device(device));
   auto backward = [&](bool with_sync) {
-    for (auto& p : encoder->parameters()) p.mutable_grad() = torch::Tensor();
+    dp.zero_grad();
     const torch::Tensor loss = encoder->forward(images).square().mean();
     hcl::synchronize_device(device);
     MPI_Barrier(MPI_COMM_WORLD);  // both ranks start backward together

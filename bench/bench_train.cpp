@@ -32,7 +32,7 @@
 #include "core/run_guarded.h"
 #include "data/augment.h"
 #include "data/dataset.h"
-#include "data/prefetch.h"
+#include "data/view_pipeline.h"
 #include "data/sampler.h"
 #include "model/contrastive_model.h"
 #include "model/macs.h"
@@ -128,8 +128,8 @@ struct Measurement {
 
 // Warm-up and timed steps of the trainer's step on one configuration, timed as hcl-train times
 // them (train::PhaseTimer: events per phase, no synchronisation inside the timed steps). Real data
-// come as in hcl-train: the prefetch thread gathers the images and draws the view parameters, and
-// both views are made in one pass on the device.
+// come as in hcl-train (data::ViewPipeline): the prefetch thread gathers the images and draws the
+// view parameters, and both views of step k+1 are made in one pass on a side stream during step k.
 Measurement measure(const Args& args, const ImageSource& source, const std::string& view_forward,
                     bool sync_bn, const std::string& cuda_graph, const torch::Device& device) {
   const auto build = [&](const hcl::model::NormFactory& norm) {
@@ -157,11 +157,11 @@ Measurement measure(const Args& args, const ImageSource& source, const std::stri
                                                torch::TensorOptions().device(device))
                                       .contiguous(format);
   std::optional<hcl::data::DistributedSampler> sampler;
-  std::optional<hcl::data::BatchPrefetcher> prefetcher;
+  std::optional<hcl::data::ViewPipeline> pipeline;
   if (source.dataset) {
     sampler.emplace(source.dataset->size(), args.batch, train_step.comm().rank(),
                     train_step.comm().world_size(), 0);
-    prefetcher.emplace(*source.dataset, *sampler, device.is_cuda(), augmenter);
+    pipeline.emplace(*source.dataset, *sampler, augmenter, device);
   }
   if (device.is_cuda()) hcl::reset_peak_device_memory(device);  // CPU: the process's peak so far
 
@@ -176,12 +176,8 @@ Measurement measure(const Args& args, const ImageSource& source, const std::stri
     }
     timer.begin_step();
     torch::Tensor views = synthetic;
-    if (prefetcher) {
-      const int64_t epoch = step / sampler->steps_per_epoch(), in_epoch = step % sampler->steps_per_epoch();
-      const hcl::data::HostBatch batch = prefetcher->get(epoch, in_epoch);
-      views =
-          augmenter.apply_views(batch.images.to(device, /*non_blocking=*/true), batch.view_params, format);
-    }
+    if (pipeline)
+      views = pipeline->views(step / sampler->steps_per_epoch(), step % sampler->steps_per_epoch());
     timer.end_phase(hcl::train::Phase::Data);
     const hcl::train::StepResult out =
         train_step.run(views.narrow(0, 0, args.batch), views.narrow(0, args.batch, args.batch), objective, lr,

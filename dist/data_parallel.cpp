@@ -1,6 +1,8 @@
 // The gradient buckets and replica start-up of dist::DataParallel.
 #include "dist/data_parallel.h"
 
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+
 #include <chrono>
 
 #include "core/check.h"
@@ -22,20 +24,40 @@ DataParallel::DataParallel(Communicator& comm, torch::nn::Module& module, DataPa
   }
   HCL_REQUIRE(!params_.empty(), "data parallel: the module has no trainable parameters");
   const torch::Device device = params_.front().device();
+  for (size_t k = 0; k < params_.size(); ++k) {
+    HCL_REQUIRE(params_[k].device() == device, "data parallel: parameters on several devices (", device, ", ",
+                params_[k].device(), ")");
+    HCL_REQUIRE(params_[k].is_non_overlapping_and_dense(), "data parallel: parameter ", names_[k],
+                " is not dense (its gradient cannot be a slice of a bucket)");
+  }
+  if (comm.world_size() == 1) return;  // the average over one rank is the gradient: no buckets
   order_ = make_stream_order(device);
+  build_buckets();
+  attach_gradients();
+  // After each parameter's gradient is accumulated (into its bucket); acts only between
+  // begin(sync = true) and finish().
+  for (size_t k = 0; k < params_.size(); ++k) {
+    accumulators_.push_back(torch::autograd::impl::grad_accumulator(params_[k]));
+    accumulators_.back()->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [this, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+          if (armed_ && options_.overlap()) on_ready(k);
+          return outputs;
+        }));
+  }
+  HCL_LOG(debug) << "data parallel: " << params_.size() << " parameters in " << buckets_.size()
+                 << " buckets of <= " << options.bucket_bytes() << " bytes";
+}
 
-  // Buckets in reverse parameter order (the order backward produces gradients), one dtype each.
+// Buckets in reverse parameter order (the order backward produces gradients), one dtype each.
+void DataParallel::build_buckets() {
   bucket_of_.resize(params_.size());
   slot_of_.resize(params_.size());
-  filled_.assign(params_.size(), false);
+  ready_.assign(params_.size(), false);
   int64_t bucket_elements = 0;
   for (size_t k = params_.size(); k-- > 0;) {
     const torch::Tensor& p = params_[k];
-    HCL_REQUIRE(p.device() == device, "data parallel: parameters on several devices (", device,
-                ", ", p.device(), ")");
-    const bool new_bucket = buckets_.empty() ||
-                            buckets_.back().buffer.scalar_type() != p.scalar_type() ||
-                            (bucket_elements + p.numel()) * p.element_size() > options.bucket_bytes();
+    const bool new_bucket = buckets_.empty() || buckets_.back().buffer.scalar_type() != p.scalar_type() ||
+                            (bucket_elements + p.numel()) * p.element_size() > options_.bucket_bytes();
     if (new_bucket) {
       buckets_.push_back({});
       buckets_.back().buffer = torch::empty({0}, p.options());  // dtype marker until sized
@@ -49,13 +71,17 @@ DataParallel::DataParallel(Communicator& comm, torch::nn::Module& module, DataPa
     bucket_elements += p.numel();
     b.buffer = torch::empty({bucket_elements}, p.options());
   }
-  // Hooks run for every backward; they act only between begin(sync = true) and finish().
+  for (Bucket& b : buckets_) b.buffer.zero_();
+  views_.resize(params_.size());
+  for (size_t k = 0; k < params_.size(); ++k) {
+    const Bucket& b = buckets_[bucket_of_[k]];
+    views_[k] = b.buffer.as_strided(params_[k].sizes(), params_[k].strides(), b.offsets[slot_of_[k]]);
+  }
+}
+
+void DataParallel::attach_gradients() {
   for (size_t k = 0; k < params_.size(); ++k)
-    params_[k].register_hook([this, k](const torch::Tensor& grad) {
-      if (armed_ && options_.overlap()) on_gradient(k, grad);
-    });
-  HCL_LOG(debug) << "data parallel: " << params_.size() << " parameters in " << buckets_.size()
-                 << " buckets of <= " << options.bucket_bytes() << " bytes";
+    if (!params_[k].grad().defined() || !params_[k].grad().is_same(views_[k])) params_[k].mutable_grad() = views_[k];
 }
 
 void DataParallel::broadcast_from_root() {
@@ -87,42 +113,31 @@ void DataParallel::verify_replicas() {
               " (broadcast from rank 0 first, and build the same model on every rank)");
 }
 
+void DataParallel::zero_grad() {
+  if (buckets_.empty()) {
+    for (torch::Tensor& p : params_) p.mutable_grad().reset();
+    return;
+  }
+  attach_gradients();
+  for (Bucket& b : buckets_) b.buffer.zero_();
+}
+
 void DataParallel::begin(bool sync) {
   armed_ = sync;
   next_launch_ = 0;
-  std::fill(filled_.begin(), filled_.end(), false);
-  for (Bucket& b : buckets_) b.filled = 0;
+  std::fill(ready_.begin(), ready_.end(), false);
+  for (Bucket& b : buckets_) b.ready = 0;
 }
 
-// slot = incoming gradient (+ what earlier micro-batches accumulated in .grad), or zeros.
-void DataParallel::fill_slot(size_t k, const torch::Tensor* incoming) {
-  Bucket& b = buckets_[bucket_of_[k]];
-  const size_t s = slot_of_[k];
-  const torch::Tensor& p = params_[k];
-  torch::Tensor slot = b.buffer.narrow(0, b.offsets[s], p.numel()).view(p.sizes());
-  const torch::Tensor& accumulated = p.grad();
-  if (incoming && accumulated.defined()) {
-    torch::add_out(slot, *incoming, accumulated);
-  } else if (incoming) {
-    slot.copy_(*incoming);
-  } else if (accumulated.defined()) {
-    slot.copy_(accumulated);
-  } else {
-    slot.zero_();
-  }
-  filled_[k] = true;
-  ++b.filled;
-}
-
-void DataParallel::on_gradient(size_t k, const torch::Tensor& grad) {
-  if (filled_[k]) return;
-  fill_slot(k, &grad);
+void DataParallel::on_ready(size_t k) {
+  if (ready_[k]) return;
+  ready_[k] = true;
+  ++buckets_[bucket_of_[k]].ready;
   launch_ready_buckets();
 }
 
 void DataParallel::launch_ready_buckets() {
-  while (next_launch_ < buckets_.size() &&
-         buckets_[next_launch_].filled == buckets_[next_launch_].params.size())
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready == buckets_[next_launch_].params.size())
     launch(buckets_[next_launch_++]);
 }
 
@@ -134,23 +149,22 @@ void DataParallel::launch(Bucket& bucket) {
 
 void DataParallel::finish() {
   if (!armed_) return;
-  const auto start = std::chrono::steady_clock::now();
-  // Gradients that no hook delivered (overlap off, or parameters unused on this rank).
-  for (size_t k = 0; k < params_.size(); ++k)
-    if (!filled_[k]) fill_slot(k, nullptr);
-  launch_ready_buckets();
-  order_->join();
-  torch::NoGradGuard no_grad;
-  for (size_t k = 0; k < params_.size(); ++k) {
-    const Bucket& b = buckets_[bucket_of_[k]];
-    torch::Tensor& p = params_[k];
-    const torch::Tensor averaged = b.buffer.narrow(0, b.offsets[slot_of_[k]], p.numel()).view(p.sizes());
-    if (p.grad().defined())
-      p.mutable_grad().copy_(averaged);
-    else
-      p.mutable_grad() = averaged.clone();
-  }
   armed_ = false;
+  if (buckets_.empty()) {  // one rank: .grad holds the result already; unused parameters get zeros
+    for (torch::Tensor& p : params_)
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    last_wait_seconds_ = 0;
+    return;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  // Parameters that no hook marked (overlap off, or unused on this rank: their slices hold what
+  // earlier micro-batches accumulated, or zeros).
+  for (size_t k = 0; k < params_.size(); ++k) {
+    HCL_ASSERT(params_[k].grad().is_same(views_[k]), "data parallel: the gradient of ", names_[k],
+               " was replaced after zero_grad() (its bucket no longer holds it)");
+    on_ready(k);
+  }
+  order_->join();
   last_wait_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 

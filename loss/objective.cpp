@@ -19,20 +19,33 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// Scores anchors x candidates[j0, j0+n) / t with the anchors' own and positive columns at -inf.
+// The columns the anchors skip, as diagonal segments of the anchors x candidates scores: anchors
+// [row, row + length) skip the columns [row + shift, row + shift + length). Three at most: every
+// anchor's own column, the positives of view-0 anchors (B columns on), those of view-1 anchors (B
+// columns back). Host integers only: nothing is built or read on the device.
+struct Segment {
+  int64_t row, length, shift;
+};
+
+std::vector<Segment> excluded_segments(const ViewLayout& layout, int64_t anchors) {
+  const int64_t b = layout.batch, lo = layout.first, hi = layout.first + anchors;
+  const int64_t base = layout.offset + layout.first;  // the column of anchor 0's own view
+  std::vector<Segment> segments{{0, anchors, base}};
+  if (const int64_t end = std::min(hi, b); lo < end) segments.push_back({0, end - lo, base + b});
+  if (const int64_t start = std::max(lo, b); start < hi) segments.push_back({start - lo, hi - start, base - b});
+  return segments;
+}
+
+// Scores anchors[i0, i0+r) x candidates[j0, j0+n) / t, with the skipped columns at -inf (one fill
+// of a diagonal view per segment that crosses the tile).
 torch::Tensor masked_scores(const torch::Tensor& anchors, const torch::Tensor& candidates,
-                            const torch::Tensor& excluded, int64_t j0, int64_t n,
+                            const std::vector<Segment>& excluded, int64_t i0, int64_t r, int64_t j0, int64_t n,
                             double inv_temperature) {
-  torch::Tensor scores = anchors.mm(candidates.narrow(0, j0, n).t()).mul_(inv_temperature);
-  // excluded: A x 2 column indices, written one column at a time: an index outside the chunk
-  // (clamped onto some column) writes back the value that column holds at that moment, so it never
-  // undoes the other index's -inf.
-  const torch::Tensor minus_inf = torch::full({}, -kInf, scores.options());
-  for (int64_t which = 0; which < 2; ++which) {
-    const torch::Tensor local = excluded.narrow(1, which, 1) - j0;
-    const torch::Tensor inside = local.ge(0).logical_and_(local.lt(n));
-    const torch::Tensor column = local.clamp(0, n - 1);
-    scores.scatter_(1, column, torch::where(inside, minus_inf, scores.gather(1, column)));
+  torch::Tensor scores = anchors.narrow(0, i0, r).mm(candidates.narrow(0, j0, n).t()).mul_(inv_temperature);
+  for (const Segment& s : excluded) {
+    const int64_t a0 = std::max({s.row, i0, j0 - s.shift});
+    const int64_t a1 = std::min({s.row + s.length, i0 + r, j0 + n - s.shift});
+    if (a0 < a1) scores.narrow(0, a0 - i0, a1 - a0).narrow(1, a0 + s.shift - j0, a1 - a0).diagonal().fill_(-kInf);
   }
   return scores;
 }
@@ -55,17 +68,19 @@ int64_t rows_per_tile(int64_t n, const torch::Device& device) {
 
 // Per anchor and coefficient c_k: log sum_{j negative} exp(c_k s_ij). Output 0 is K x A
 // (differentiable); output 1 is A: log sum_j exp(2 c_w s_ij) for the coefficient index w given
-// (for the weight statistics; not differentiable; empty when w < 0).
+// (for the weight statistics; not differentiable; empty when w < 0). For c = 0 the sum counts the
+// negatives: N for every anchor.
 class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
                                                 torch::Tensor anchors, torch::Tensor candidates,
-                                                torch::Tensor excluded,
+                                                int64_t batch, int64_t offset, int64_t first,
                                                 std::vector<double> coefficients,
                                                 double inv_temperature, int64_t chunk,
                                                 int64_t weight_index) {
     const int64_t rows = anchors.size(0), columns = candidates.size(0);
     const int64_t k_count = static_cast<int64_t>(coefficients.size());
+    const std::vector<Segment> excluded = excluded_segments({batch, offset, first}, rows);
     torch::Tensor lse = torch::full({k_count, rows}, -kInf, anchors.options());
     torch::Tensor log_sq = weight_index >= 0 ? torch::full({rows}, -kInf, anchors.options())
                                              : torch::Tensor();
@@ -74,43 +89,36 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
       const int64_t tile = rows_per_tile(n, anchors.device());
       for (int64_t i0 = 0; i0 < rows; i0 += tile) {
         const int64_t r = std::min(tile, rows - i0);
-        const torch::Tensor tile_excluded = excluded.narrow(0, i0, r);
-        torch::Tensor d = masked_scores(anchors.narrow(0, i0, r), candidates, tile_excluded, j0, n,
-                                        inv_temperature);
+        torch::Tensor d = masked_scores(anchors, candidates, excluded, i0, r, j0, n, inv_temperature);
         // Shift by the row maximum over the chunk's negatives (0 where the chunk has none).
         torch::Tensor shift = std::get<0>(d.max(1, true));
         shift.masked_fill_(shift.isinf(), 0.0);
         d.sub_(shift);
         const torch::Tensor shift_row = shift.squeeze(1);
-        // Negatives of this chunk per anchor (for c = 0, the log-sum-exp is the log of the count).
-        const torch::Tensor local = tile_excluded - j0;
-        const torch::Tensor kept =
-            n - local.ge(0).logical_and_(local.lt(n)).sum(1).to(anchors.scalar_type());
         // Smallest coefficient first, so that exp(2c D) can be the square of exp(c D) (beta = 1).
         std::map<double, torch::Tensor> exps;
         for (int64_t k : ascending(coefficients)) {
           const double c = coefficients[k];
-          torch::Tensor chunk_lse;
-          if (c == 0.0) {
-            chunk_lse = kept.log();
-          } else {
-            const auto half = exps.find(c / 2);
-            const torch::Tensor e = half != exps.end() ? half->second.square()
-                                    : c == 1.0         ? d.exp()
-                                                       : d.mul(c).exp_();
-            exps.emplace(c, e);
-            chunk_lse = e.sum(1).log_().add_(shift_row, c);
-            if (k == weight_index) {
-              torch::Tensor sq = log_sq.narrow(0, i0, r);
-              sq.copy_(torch::logaddexp(sq, e.square().sum(1).log_().add_(shift_row, 2 * c)));
-            }
+          if (c == 0.0) continue;  // filled after the loop
+          const auto half = exps.find(c / 2);
+          const torch::Tensor e = half != exps.end() ? half->second.square()
+                                  : c == 1.0         ? d.exp()
+                                                     : d.mul(c).exp_();
+          exps.emplace(c, e);
+          const torch::Tensor chunk_lse = e.sum(1).log_().add_(shift_row, c);
+          if (k == weight_index) {
+            torch::Tensor sq = log_sq.narrow(0, i0, r);
+            sq.copy_(torch::logaddexp(sq, e.square().sum(1).log_().add_(shift_row, 2 * c)));
           }
           torch::Tensor target = lse[k].narrow(0, i0, r);
           target.copy_(torch::logaddexp(target, chunk_lse));
         }
       }
     }
-    ctx->save_for_backward({anchors, candidates, excluded, lse});
+    for (int64_t k = 0; k < k_count; ++k)
+      if (coefficients[k] == 0.0) lse[k].fill_(std::log(static_cast<double>(columns - 2)));
+    ctx->save_for_backward({anchors, candidates, lse});
+    ctx->saved_data["layout"] = std::vector<int64_t>{batch, offset, first};
     ctx->saved_data["coefficients"] = coefficients;
     ctx->saved_data["inv_temperature"] = inv_temperature;
     ctx->saved_data["chunk"] = chunk;
@@ -125,14 +133,15 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor& anchors = saved[0];
     const torch::Tensor& candidates = saved[1];
-    const torch::Tensor& excluded = saved[2];
-    const torch::Tensor& lse = saved[3];
+    const torch::Tensor& lse = saved[2];
+    const std::vector<int64_t> layout = ctx->saved_data["layout"].toIntVector();
     const auto coefficients = ctx->saved_data["coefficients"].toDoubleVector();
     const double inv_temperature = ctx->saved_data["inv_temperature"].toDouble();
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const torch::Tensor& grad_lse = grads[0];
 
     const int64_t rows = anchors.size(0), columns = candidates.size(0);
+    const std::vector<Segment> excluded = excluded_segments({layout[0], layout[1], layout[2]}, rows);
     const bool paired = coefficients.size() == 2 && coefficients[1] > 0 &&
                         coefficients[0] == 2 * coefficients[1];
     torch::Tensor grad_anchors = torch::zeros_like(anchors);
@@ -145,8 +154,7 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
       for (int64_t i0 = 0; i0 < rows; i0 += tile) {
         const int64_t r = std::min(tile, rows - i0);
         const torch::Tensor tile_anchors = anchors.narrow(0, i0, r);
-        const torch::Tensor scores = masked_scores(tile_anchors, candidates, excluded.narrow(0, i0, r),
-                                                   j0, n, inv_temperature);
+        const torch::Tensor scores = masked_scores(anchors, candidates, excluded, i0, r, j0, n, inv_temperature);
         torch::Tensor p;
         if (paired) {
           // c0 = 2 c1 (beta = 1): with E = exp(c1 s - L1), exp(c0 s - L0) = E^2 exp(2 L1 - L0),
@@ -173,8 +181,8 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
         chunk_grad.addmm_(p.t(), tile_anchors, 1.0, inv_temperature);
       }
     }
-    return {grad_anchors, grad_candidates, torch::Tensor(), torch::Tensor(),
-            torch::Tensor(),  torch::Tensor(),   torch::Tensor()};
+    return {grad_anchors,    grad_candidates, torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -183,8 +191,7 @@ torch::Tensor log1mexp(const torch::Tensor& u) {
   return torch::where(u.gt(-std::log(2.0)), (-torch::expm1(u)).log(), torch::log1p(-torch::exp(u)));
 }
 
-void check_inputs(const torch::Tensor& anchors, const torch::Tensor& candidates,
-                  const torch::Tensor& self_index, const torch::Tensor& positive_index,
+void check_inputs(const torch::Tensor& anchors, const torch::Tensor& candidates, const ViewLayout& layout,
                   const ObjectiveOptions& options) {
   HCL_REQUIRE(anchors.defined() && candidates.defined(), "objective: undefined embeddings");
   HCL_REQUIRE(anchors.dim() == 2 && candidates.dim() == 2,
@@ -202,25 +209,28 @@ void check_inputs(const torch::Tensor& anchors, const torch::Tensor& candidates,
   HCL_REQUIRE(candidates.size(0) >= 4,
               "objective: the batch must hold at least 2 images (4 views, N >= 2 negatives), got ",
               candidates.size(0), " candidate views");
-  // The indices come from hcl's own layout (two_view_indices, global_objective): invariants.
-  for (const torch::Tensor* index : {&self_index, &positive_index}) {
-    HCL_ASSERT(index->defined() && index->dim() == 1 && index->size(0) == anchors.size(0) &&
-                   index->scalar_type() == torch::kLong,
-               "objective: self_index and positive_index must be int64 vectors of length ",
-               anchors.size(0), " (one per anchor)");
-    HCL_ASSERT(index->device() == anchors.device(), "objective: index on ", index->device(),
-               " but embeddings on ", anchors.device());
-  }
+  // The layout comes from hcl's own code (the two-view call, global_objective): an invariant.
+  const int64_t views = 2 * layout.batch;
+  HCL_ASSERT(layout.batch >= 1 && layout.first >= 0 && layout.first + anchors.size(0) <= views &&
+                 layout.offset >= 0 && layout.offset + views <= candidates.size(0),
+             "objective: the anchors (view rows [", layout.first, ", ", layout.first + anchors.size(0), ") of ",
+             views, ") or their views (candidate rows [", layout.offset, ", ", layout.offset + views,
+             ")) are outside the ", candidates.size(0), " candidates");
   if (!options.check_values()) return;
   HCL_REQUIRE(torch::isfinite(anchors).all().item<bool>() &&
                   torch::isfinite(candidates).all().item<bool>(),
               "objective: non-finite embeddings (NaN or inf)");
-  const int64_t m = candidates.size(0);
-  for (const torch::Tensor* index : {&self_index, &positive_index})
-    HCL_ASSERT(index->ge(0).all().item<bool>() && index->lt(m).all().item<bool>(),
-               "objective: an anchor's index is outside [0, ", m, ")");
-  HCL_ASSERT(self_index.ne(positive_index).all().item<bool>(),
-             "objective: an anchor's positive is the anchor itself");
+}
+
+// The candidate rows of the anchors' positives (view row v's is v + B or v - B): one or two
+// contiguous ranges of the candidates, so a view or one copy, never an index.
+torch::Tensor positives_of(const torch::Tensor& candidates, const ViewLayout& layout, int64_t anchors) {
+  const int64_t b = layout.batch, lo = layout.first, hi = layout.first + anchors;
+  std::vector<torch::Tensor> parts;
+  if (const int64_t end = std::min(hi, b); lo < end) parts.push_back(candidates.narrow(0, layout.offset + lo + b, end - lo));
+  if (const int64_t start = std::max(lo, b); start < hi)
+    parts.push_back(candidates.narrow(0, layout.offset + start - b, hi - start));
+  return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
 }
 
 }  // namespace
@@ -233,19 +243,11 @@ void ObjectiveOptions::validate() const {
   HCL_REQUIRE(column_chunk() >= 0, "column chunk must be >= 0 (0: unchunked), got ", column_chunk());
 }
 
-ViewIndices two_view_indices(int64_t batch, int64_t offset, const torch::Device& device) {
-  const auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
-  const torch::Tensor local = torch::arange(2 * batch, opts);
-  return {local + offset, (local + batch).remainder_(2 * batch).add_(offset)};
-}
-
 ObjectiveResult contrastive_objective(const torch::Tensor& anchors_in,
-                                      const torch::Tensor& candidates_in,
-                                      const torch::Tensor& self_index,
-                                      const torch::Tensor& positive_index,
+                                      const torch::Tensor& candidates_in, const ViewLayout& layout,
                                       const ObjectiveOptions& options) {
   options.validate();
-  check_inputs(anchors_in, candidates_in, self_index, positive_index, options);
+  check_inputs(anchors_in, candidates_in, layout, options);
   compat::NoCudaAutocast full_precision;  // scores / t amplify bf16 rounding
 
   // bfloat16 / float16 inputs are computed in float32 (their gradients come back in their dtype).
@@ -265,13 +267,12 @@ ObjectiveResult contrastive_objective(const torch::Tensor& anchors_in,
       hard ? std::vector<double>{1.0 + beta, beta} : std::vector<double>{1.0};
   // The statistics' weight spread needs sum_j exp(2 beta s_ij) (hard estimator with beta > 0).
   const int64_t weight_index = options.with_stats() && hard && beta > 0 ? 1 : -1;
-  const torch::Tensor excluded = torch::stack({self_index, positive_index}, 1);
-  const auto lse_outputs = NegativeLogSumExp::apply(anchors, candidates, excluded, coefficients,
-                                                    inv_t, chunk, weight_index);
+  const auto lse_outputs = NegativeLogSumExp::apply(anchors, candidates, layout.batch, layout.offset, layout.first,
+                                                    coefficients, inv_t, chunk, weight_index);
   const torch::Tensor& lse = lse_outputs[0];
 
   const torch::Tensor positive_score =
-      (anchors * candidates.index_select(0, positive_index)).sum(1).mul(inv_t);
+      (anchors * positives_of(candidates, layout, anchors.size(0))).sum(1).mul(inv_t);
 
   torch::Tensor log_ng;      // log of the negative term Ng_i
   torch::Tensor unfloored;   // hard: the estimator before the floor
@@ -304,7 +305,7 @@ ObjectiveResult contrastive_objective(const torch::Tensor& anchors_in,
   s.positive_similarity = positive_score.mean().mul(t).to(torch::kFloat);
   // sum over negatives of z_i . z_j = z_i . (sum of all columns) - z_i . z_self - z_i . z_pos.
   const torch::Tensor column_sum = candidates.sum(0);
-  const torch::Tensor self_dot = (anchors * candidates.index_select(0, self_index)).sum(1);
+  const torch::Tensor self_dot = (anchors * candidates.narrow(0, layout.offset + layout.first, anchors.size(0))).sum(1);
   const torch::Tensor negative_sum = anchors.mv(column_sum) - self_dot - positive_score.mul(t);
   s.negative_similarity = negative_sum.mean().div(n_neg).to(torch::kFloat);
   s.floor_fraction = hard ? unfloored.lt(log_floor).to(torch::kFloat).mean()
@@ -329,8 +330,7 @@ ObjectiveResult contrastive_objective(const torch::Tensor& z1, const torch::Tens
               " vs ", z2.scalar_type());
   HCL_REQUIRE(z1.dim() == 2, "objective: views must be 2-D (batch x dim), got ", z1.sizes());
   const torch::Tensor both = torch::cat({z1, z2}, 0);
-  const ViewIndices index = two_view_indices(z1.size(0), 0, z1.device());
-  return contrastive_objective(both, both, index.self, index.positive, options);
+  return contrastive_objective(both, both, ViewLayout{z1.size(0), 0, 0}, options);
 }
 
 }  // namespace hcl::loss

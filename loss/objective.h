@@ -2,10 +2,10 @@
 // hard-negative estimator (HCL), its debiased (beta = 0) and SimCLR (beta = 0, tau_plus = 0) special
 // cases, and the plain NT-Xent estimator ("easy"). Pure tensor math: no communication, no ranks.
 //
-// Sharded form: anchors (A x d, one loss row each) are scored against candidates (M x d); anchor i
-// excludes the columns self_index[i] and positive_index[i], so every anchor has N = M - 2 negatives.
-// The single-process call (two views of B images) and the global-batch call (a rank's 2B anchors
-// against all 2WB gathered views) are both this one function. Formulas: ../shared/design.md, sec. 1.
+// Sharded form: anchors (A x d, one loss row each) are scored against candidates (M x d); every
+// anchor skips its own view and its positive (ViewLayout says where they are), so it has N = M - 2
+// negatives. The single-process call (two views of B images) and the global-batch call (a rank's 2B
+// anchors against all 2WB gathered views) are both this one function. Formulas: ../shared/design.md, sec. 1.
 #pragma once
 
 #include <torch/torch.h>
@@ -63,24 +63,25 @@ struct ObjectiveResult {
   ObjectiveStats stats;
 };
 
+// Where the anchors' own views and positives are among the candidates: candidate rows
+// [offset, offset + 2B) hold [view 0 of B images; view 1 of the same images], and the anchors are
+// the views [first, first + A) of those 2B. The anchor of view row v skips the candidate columns
+// offset + v (itself) and offset + (v + B) mod 2B (its positive): diagonals of the score matrix,
+// masked without any index tensor.
+struct ViewLayout {
+  int64_t batch = 0;   // B
+  int64_t offset = 0;  // the candidate row of view row 0 (a rank's first row in the gathered views)
+  int64_t first = 0;   // the view row of anchor 0
+};
+
 // The sharded form. anchors: A x d; candidates: M x d (same dtype and device; float64, float32,
-// or bfloat16/float16, which are computed in float32); self_index, positive_index: int64, length A.
+// or bfloat16/float16, which are computed in float32).
 ObjectiveResult contrastive_objective(const torch::Tensor& anchors, const torch::Tensor& candidates,
-                                      const torch::Tensor& self_index,
-                                      const torch::Tensor& positive_index,
-                                      const ObjectiveOptions& options);
+                                      const ViewLayout& layout, const ObjectiveOptions& options);
 
 // Two views of B images: the 2B rows [z1; z2] are both anchors and candidates (the reference's call).
 ObjectiveResult contrastive_objective(const torch::Tensor& z1, const torch::Tensor& z2,
                                       const ObjectiveOptions& options);
-
-// Indices of the two-view layout [view 0 of B images; view 1 of B images] placed at row `offset` of
-// the candidates: self = offset + v*B + b, positive = offset + (1-v)*B + b.
-struct ViewIndices {
-  torch::Tensor self;
-  torch::Tensor positive;
-};
-ViewIndices two_view_indices(int64_t batch, int64_t offset, const torch::Device& device);
 
 }  // namespace hcl::loss
 

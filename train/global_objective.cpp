@@ -1,4 +1,4 @@
-// Gather the views of every rank, then the sharded objective on this rank's anchors.
+// Gather the views of every rank (none at one rank), then the sharded objective on this rank's anchors.
 #include "train/global_objective.h"
 
 #include "core/check.h"
@@ -12,11 +12,11 @@ loss::ObjectiveResult global_objective(dist::Communicator& comm, const torch::Te
   HCL_ASSERT(z1.defined() && z2.defined() && z1.dim() == 2 && z1.sizes() == z2.sizes(),
              "global objective: the two views must be B x d tensors of the same shape");
   const int64_t batch = z1.size(0);
-  // Rank-major layout: row (r, v, b) of the gathered views sits at r*2B + v*B + b.
+  // Rank-major layout: row (r, v, b) of the gathered views sits at r*2B + v*B + b. At one rank the
+  // views are their own candidates: no gather, no copy.
   const torch::Tensor local = torch::cat({z1, z2}, 0);
-  const torch::Tensor gathered = dist::all_gather_with_grad(comm, local);
-  const loss::ViewIndices index = loss::two_view_indices(batch, comm.rank() * 2 * batch, z1.device());
-  return loss::contrastive_objective(local, gathered, index.self, index.positive, options);
+  const torch::Tensor gathered = comm.world_size() == 1 ? local : dist::all_gather_with_grad(comm, local);
+  return loss::contrastive_objective(local, gathered, loss::ViewLayout{batch, comm.rank() * 2 * batch, 0}, options);
 }
 
 }  // namespace hcl::train

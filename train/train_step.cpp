@@ -97,7 +97,7 @@ StepResult TrainStep::sequence(const torch::Tensor& view1, const torch::Tensor& 
   const auto phase_done = [timer](Phase phase) {
     if (timer) timer->end_phase(phase);
   };
-  optimizer_.zero_grad();
+  data_parallel_.zero_grad();  // W > 1: the gradients are views into the buckets, zeroed in place
   if (options_.finite_check()) guard_.before_forward();
   const double scale = loss_scale(step);
   for (int64_t m = 0; m < k; ++m) {

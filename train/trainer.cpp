@@ -20,7 +20,7 @@
 #include "dist/mpi_check.h"
 #include "data/augment.h"
 #include "data/dataset.h"
-#include "data/prefetch.h"
+#include "data/view_pipeline.h"
 #include "loss/beta_schedule.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_writer.h"
@@ -200,7 +200,10 @@ void log_model(const TrainConfig& config, TrainStep& step) {
   for (const auto& p : step.model()->parameters()) parameters += p.numel();
   HCL_LOG(info) << "model: " << name_of(config.arch) << " (" << name_of(config.stem) << " stem), "
                 << parameters << " parameters, " << (config.sync_bn ? "SyncBatchNorm" : "per-rank BatchNorm")
-                << ", " << step.data_parallel().bucket_count() << " gradient bucket(s), "
+                << ", " << (step.comm().world_size() == 1 ? std::string("no gradient buckets (one rank)")
+                                                          : std::to_string(step.data_parallel().bucket_count()) +
+                                                                " gradient bucket(s)")
+                << ", "
                 << (step.optimizer().fused() ? "fused" : "foreach") << " optimizer kernels";
   if (step.graph_refusal().empty())
     HCL_LOG(info) << "CUDA graph: on (steps replayed from one graph after " << step.options().graph_warmup_steps()
@@ -302,7 +305,7 @@ class Trainer {
 
  private:
   bool is_log_step(int64_t step) const;
-  Views next_views(data::BatchPrefetcher& prefetcher);
+  Views next_views(data::ViewPipeline& pipeline);
   loss::ObjectiveOptions objective(double beta, bool with_stats) const;
   void advance_position();
   double report(const StepResult& result, double lr, double beta);
@@ -347,7 +350,7 @@ TrainSummary Trainer::run() {
   const int64_t first_step = position_.global_step;
   if (first_step == 0) summary.knn_top1_before = evaluate("before training");
   step_.model()->train();
-  data::BatchPrefetcher prefetcher(datasets_.train, sampler_, device_.is_cuda(), augmenter_);
+  data::ViewPipeline pipeline(datasets_.train, sampler_, augmenter_, device_);
   PhaseTimer& timer = reporter_.timer();
   reporter_.start();
   while (position_.global_step < total_steps_) {
@@ -356,7 +359,7 @@ TrainSummary Trainer::run() {
     const double beta = beta_schedule_->beta(position_.epoch);
     const double lr = scheduled_lr(base_lr_, lr_schedule_, position_.global_step);
     timer.begin_step();
-    const Views views = next_views(prefetcher);
+    const Views views = next_views(pipeline);
     const StepResult result = step_.run(views.first(), views.second(), objective(beta, log_step), lr, step, &timer);
     timer.end_step();
     report_skips(result.skips);
@@ -429,13 +432,10 @@ bool Trainer::is_log_step(int64_t step) const {
   return step % config_.log_interval == 0 || step == total_steps_;
 }
 
-// This rank's images of the next step, on the device, and both augmented views made in one pass
-// from the parameters the prefetch thread drew (channels-last on CUDA, as the model is).
-Views Trainer::next_views(data::BatchPrefetcher& prefetcher) {
-  const data::HostBatch batch = prefetcher.get(position_.epoch, position_.step);
-  const torch::Tensor images = batch.images.to(device_, /*non_blocking=*/true);
-  const auto format = device_.is_cuda() ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
-  Views views{augmenter_.apply_views(images, batch.view_params, format)};
+// Both views of this rank's images of the next step, made on the device while the previous step
+// trained (data::ViewPipeline; channels-last on CUDA, as the model is).
+Views Trainer::next_views(data::ViewPipeline& pipeline) {
+  Views views{pipeline.views(position_.epoch, position_.step)};
   reporter_.timer().end_phase(Phase::Data);
   return views;
 }

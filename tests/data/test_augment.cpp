@@ -17,9 +17,13 @@
 #include "data/dataset.h"
 #include "data/prefetch.h"
 #include "data/sampler.h"
+#include "tests/support/op_counts.h"
 
 namespace hcl::data {
 namespace {
+
+using test::count_ops;
+using test::OpCounts;
 
 AugmentOptions plain() {  // no normalisation shift: outputs stay in [0, 1]
   return AugmentOptions().mean({0.0, 0.0, 0.0}).stddev({1.0, 1.0, 1.0});
@@ -219,54 +223,6 @@ TEST(Augment, PrefetcherDrawsTheViewParameters) {
   EXPECT_FALSE(without.get(0, 0).view_params.defined());
 }
 
-// The ATen ops that `fn` calls on this thread: `called` counts the calls made by the caller's code
-// (depth 0: not those LibTorch makes inside an op), `all` every call RecordFunction sees.
-struct OpCounts {
-  std::map<std::string, int64_t> called, all;
-  int64_t called_total() const { return sum(called); }
-  int64_t all_total() const { return sum(all); }
-  // Calls that launch work on a device: not views, shape changes, no-op conversions or allocations.
-  int64_t kernels() const {
-    static const std::set<std::string> free = {"aten::narrow", "aten::slice", "aten::as_strided", "aten::view",
-                                               "aten::permute", "aten::unsqueeze", "aten::squeeze", "aten::expand",
-                                               "aten::select", "aten::transpose", "aten::empty"};
-    int64_t n = 0;
-    for (const auto& entry : called) n += free.count(entry.first) ? 0 : entry.second;
-    return n;
-  }
-  static int64_t sum(const std::map<std::string, int64_t>& m) {
-    int64_t n = 0;
-    for (const auto& entry : m) n += entry.second;
-    return n;
-  }
-};
-
-thread_local OpCounts* active_counts = nullptr;
-thread_local int op_depth = 0;
-
-OpCounts count_ops(const std::function<void()>& fn) {
-  OpCounts result;
-  active_counts = &result;
-  op_depth = 0;
-  const at::CallbackHandle handle = at::addThreadLocalCallback(
-      at::RecordFunctionCallback(
-          [](const at::RecordFunction& f) -> std::unique_ptr<at::ObserverContext> {
-            if (active_counts == nullptr) return nullptr;
-            ++active_counts->all[f.name()];
-            if (op_depth++ == 0) ++active_counts->called[f.name()];
-            return nullptr;
-          },
-          [](const at::RecordFunction&, at::ObserverContext*) {
-            if (active_counts != nullptr) --op_depth;
-          })
-          .scopes({at::RecordScope::FUNCTION}));
-  fn();
-  at::removeCallback(handle);
-  active_counts = nullptr;
-  return result;
-}
-
-// Both views of a batch in a fixed number of ATen ops, whatever the batch size, and no host reads.
 // The budget is on the ops the augmentation calls (depth 0). LibTorch 1.13 records 70 for the
 // default options, 37 of which launch kernels: the upload (1), uint8 -> float (1), the grid (two
 // multiply-adds and a cat) and grid_sample (4), brightness (2), contrast (grey, mean, lerp, clamp:

@@ -6,6 +6,7 @@
 #include "dist/sync_batchnorm.h"
 #include "tests/support/golden.h"
 #include "tests/support/mpi_world.h"
+#include "tests/support/op_counts.h"
 
 namespace hcl::dist {
 namespace {
@@ -59,10 +60,11 @@ TEST(DataParallel, AveragesGradientsInBuckets) {
       torch::manual_seed(3);
       TwoLayers net;
       DataParallel dp(comm, *net, DataParallelOptions().bucket_bytes(bucket_bytes).overlap(overlap));
-      if (bucket_bytes == 8) {
+      if (comm.world_size() == 1) {
+        EXPECT_EQ(dp.bucket_count(), 0);  // nothing to average at one rank
+      } else if (bucket_bytes == 8) {
         EXPECT_EQ(dp.bucket_count(), 4);  // one per parameter
-      }
-      if (bucket_bytes == 25 << 20) {
+      } else if (bucket_bytes == 25 << 20) {
         EXPECT_EQ(dp.bucket_count(), 1);
       }
       dp.begin(true);
@@ -116,6 +118,58 @@ TEST(DataParallel, AccumulatedMicroBatchesSyncOnce) {
       (reference->forward(rank_input(q), true).square().sum() / comm.world_size()).backward();
     EXPECT_TRUE(close(net->first->weight.grad(), reference->first->weight.grad(), 1e-12, 1e-15)) << overlap;
   }
+}
+
+// The gradients are views into the buckets: over three steps each .grad stays the same slice of
+// its bucket (W > 1), finish() copies nothing in or out (no aten::copy_ or clone of its own: only
+// the all-reduce's work), and zero_grad() zeroes them in place; at one rank there are no buckets
+// and zero_grad() drops the gradients. The averages are checked by the tests above.
+TEST(DataParallel, GradientsAreViewsIntoTheBuckets) {
+  Communicator comm;
+  for (bool overlap : {true, false}) {
+    SCOPED_TRACE(overlap ? "overlap" : "after backward");
+    torch::manual_seed(7);
+    TwoLayers net;
+    DataParallel dp(comm, *net, DataParallelOptions().overlap(overlap));
+    std::vector<const void*> first_addresses;
+    for (int step = 0; step < 3; ++step) {
+      dp.zero_grad();
+      for (const torch::Tensor& p : net->parameters()) {
+        if (comm.world_size() == 1) {
+          EXPECT_FALSE(p.grad().defined());
+        } else {
+          EXPECT_EQ(p.grad().abs().sum().item<double>(), 0.0);
+        }
+      }
+      dp.begin(true);
+      net->forward(rank_input(comm.rank()), true).square().sum().backward();
+      const test::OpCounts finish = test::count_ops([&] { dp.finish(); });
+      // (div_ by the rank count converts its scalar with a nested copy_: not a gradient copy.)
+      EXPECT_EQ(finish.called.count("aten::copy_"), 0u);
+      EXPECT_EQ(finish.called.count("aten::clone"), 0u);
+      std::vector<const void*> addresses;
+      for (const torch::Tensor& p : net->parameters()) addresses.push_back(p.grad().data_ptr());
+      if (step == 0) first_addresses = addresses;
+      if (comm.world_size() > 1) {
+        EXPECT_EQ(addresses, first_addresses) << "step " << step;
+      }
+    }
+    EXPECT_EQ(dp.bucket_count(), comm.world_size() == 1 ? 0 : 1);
+  }
+}
+
+// A gradient replaced behind the buckets' back (a plain optimizer's zero_grad(set_to_none)) is
+// caught in finish() instead of averaging stale bucket contents.
+TEST(DataParallel, AReplacedGradientIsAnError) {
+  Communicator comm;
+  if (comm.world_size() == 1) GTEST_SKIP() << "no buckets at one rank";
+  TwoLayers net;
+  DataParallel dp(comm, *net, DataParallelOptions().overlap(false));
+  dp.zero_grad();
+  dp.begin(true);
+  for (auto& p : net->parameters()) p.mutable_grad().reset();
+  net->forward(rank_input(comm.rank()), true).square().sum().backward();
+  EXPECT_THROW(dp.finish(), Error);
 }
 
 // SyncBatchNorm over W ranks of B rows equals BatchNorm over the W*B rows: output, gradients and

@@ -1,0 +1,35 @@
+// A second stream of a device, for work that should overlap the current stream's (the next step's
+// input views while this step trains), handed over to the current stream by an event. On a device
+// without streams (the CPU) the work runs inline, in order, and the hand-over has nothing to do.
+// Written against c10's device-generic stream and event interfaces, so one source serves the CPU
+// and the CUDA builds.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <optional>
+
+namespace hcl {
+
+class SideStream {
+ public:
+  // A stream from the device's pool (CUDA); none on the CPU.
+  explicit SideStream(const torch::Device& device);
+
+  // Runs `work` with the side stream current (its kernels, copies and allocations go there) and
+  // records the event after it. The host does not wait.
+  void run(const std::function<void()>& work);
+  // The current stream waits for everything run() has queued so far, and `tensor` (made by run())
+  // is marked as used by the current stream: the allocator will not give its memory to the side
+  // stream's later work until the current stream is done with it.
+  void hand_over(const torch::Tensor& tensor);
+
+  bool has_stream() const { return stream_.has_value(); }
+
+ private:
+  std::optional<c10::Stream> stream_;
+  std::optional<c10::Event> done_;
+};
+
+}  // namespace hcl

@@ -1,0 +1,63 @@
+// Counting the ATen ops a piece of code calls, with a thread-local RecordFunction observer (it
+// follows the work into autograd's backward): the tests' proxy, on a CPU, for the kernels a step
+// launches on a GPU and for its host reads (aten::_local_scalar_dense, aten::item).
+#pragma once
+
+#include <ATen/record_function.h>
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+
+namespace hcl::test {
+
+// The ATen ops that `fn` calls on this thread: `called` counts the calls made by the caller's code
+// (depth 0: not those LibTorch makes inside an op), `all` every call RecordFunction sees.
+struct OpCounts {
+  std::map<std::string, int64_t> called, all;
+  int64_t called_total() const { return sum(called); }
+  int64_t all_total() const { return sum(all); }
+  // Calls that launch work on a device: not views, shape changes, no-op conversions or allocations.
+  int64_t kernels() const {
+    static const std::set<std::string> free = {"aten::narrow", "aten::slice", "aten::as_strided", "aten::view",
+                                               "aten::permute", "aten::unsqueeze", "aten::squeeze", "aten::expand",
+                                               "aten::select", "aten::transpose", "aten::empty"};
+    int64_t n = 0;
+    for (const auto& entry : called) n += free.count(entry.first) ? 0 : entry.second;
+    return n;
+  }
+  static int64_t sum(const std::map<std::string, int64_t>& m) {
+    int64_t n = 0;
+    for (const auto& entry : m) n += entry.second;
+    return n;
+  }
+};
+
+inline thread_local OpCounts* active_counts = nullptr;
+inline thread_local int op_depth = 0;
+
+inline OpCounts count_ops(const std::function<void()>& fn) {
+  OpCounts result;
+  active_counts = &result;
+  op_depth = 0;
+  const at::CallbackHandle handle = at::addThreadLocalCallback(
+      at::RecordFunctionCallback(
+          [](const at::RecordFunction& f) -> std::unique_ptr<at::ObserverContext> {
+            if (active_counts == nullptr) return nullptr;
+            ++active_counts->all[f.name()];
+            if (op_depth++ == 0) ++active_counts->called[f.name()];
+            return nullptr;
+          },
+          [](const at::RecordFunction&, at::ObserverContext*) {
+            if (active_counts != nullptr) --op_depth;
+          })
+          .scopes({at::RecordScope::FUNCTION}));
+  fn();
+  at::removeCallback(handle);
+  active_counts = nullptr;
+  return result;
+}
+
+// Both views of a batch in a fixed number of ATen ops, whatever the batch size, and no host reads.
+}  // namespace hcl::test
