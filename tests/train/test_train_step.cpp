@@ -9,7 +9,7 @@
 #include <map>
 #include <string>
 
-#include "tests/support/host_reads.h"
+#include "tests/support/op_counts.h"
 #include "tests/support/mpi_world.h"
 #include "train/train_step.h"
 
@@ -17,7 +17,7 @@ namespace hcl::train {
 namespace {
 
 using test::host_reads;
-using test::ops_of;
+using test::count_ops;
 
 TrainStep small_step(bool finite_check, int64_t accumulate = 1, bool guard_on_device = true) {
   const auto build = [](const model::NormFactory& norm) {
@@ -44,7 +44,7 @@ int64_t reads_in_steady_step(TrainStep& step) {
     if (k < 3) {
       step.run(v1, v2, objective, 1e-3, k);
     } else {
-      reads = host_reads(ops_of([&] { step.run(v1, v2, objective, 1e-3, k); }));
+      reads = host_reads(count_ops([&] { step.run(v1, v2, objective, 1e-3, k); }));
     }
   }
   return reads;
