@@ -3,17 +3,23 @@
 
 #include <zlib.h>
 
-#include <chrono>
-#include <cstdio>
-#include <thread>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <csignal>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <thread>
+
 #include "core/check.h"
+#include "core/device.h"
 #include "train/fault_injection.h"
 
 namespace hcl::train {
@@ -48,20 +54,43 @@ std::string read_payload(const std::string& path) {
   return payload;
 }
 
-// Writes a file through a descriptor; with HCL_FAULT=kill-in-checkpoint, the process kills itself
-// once the planned number of bytes is on disk (the reliability tests' crash in mid-write).
+// What the planned fault (HCL_FAULT) does to the checkpoint file being written, once `after` bytes
+// are on disk: nothing, kill the process (a crash in mid-write), or fail the write as a full disk
+// would.
+struct PlannedFault {
+  enum class Action { None, Kill, Fail };
+  Action action = Action::None;
+  int64_t after = 0;
+};
+
+// The fault planned for the next checkpoint file this process writes (counted from 1).
+PlannedFault planned_fault() {
+  static std::atomic<int64_t> writes{0};
+  const FaultPlan& fault = fault_plan();
+  const int64_t write = ++writes;
+  if (write != fault.write) return {};
+  if (fault.kind == FaultPlan::Kind::KillInCheckpoint) return {PlannedFault::Action::Kill, fault.byte};
+  if (fault.kind == FaultPlan::Kind::FailInCheckpoint) return {PlannedFault::Action::Fail, fault.byte};
+  return {};
+}
+
+// Writes a file through a descriptor, with the planned fault.
 class FileWriter {
  public:
-  FileWriter(int fd, std::string path, int64_t kill_after) : fd_(fd), path_(std::move(path)), kill_after_(kill_after) {}
+  FileWriter(int fd, std::string path, PlannedFault fault) : fd_(fd), path_(std::move(path)), fault_(fault) {}
 
   void write(const char* data, size_t size) {
-    if (kill_after_ >= 0 && static_cast<int64_t>(size) >= kill_after_) {
-      write_all(data, static_cast<size_t>(kill_after_));
-      ::fsync(fd_);
-      ::raise(SIGKILL);
+    if (fault_.action != PlannedFault::Action::None && static_cast<int64_t>(size) >= fault_.after) {
+      write_all(data, static_cast<size_t>(fault_.after));
+      if (fault_.action == PlannedFault::Action::Kill) {
+        ::fsync(fd_);
+        ::raise(SIGKILL);
+      }
+      ::close(fd_);
+      throw Error("checkpoint " + path_ + ": write failed: " + std::strerror(ENOSPC));
     }
     write_all(data, size);
-    if (kill_after_ >= 0) kill_after_ -= static_cast<int64_t>(size);
+    fault_.after -= static_cast<int64_t>(size);
   }
 
  private:
@@ -69,8 +98,9 @@ class FileWriter {
     while (size > 0) {
       const ssize_t n = ::write(fd_, data, size);
       if (n < 0) {
+        const int error = errno;
         ::close(fd_);
-        throw Error("checkpoint " + path_ + ": write failed: " + std::strerror(errno));
+        throw Error("checkpoint " + path_ + ": write failed: " + std::strerror(error));
       }
       data += n;
       size -= static_cast<size_t>(n);
@@ -79,40 +109,112 @@ class FileWriter {
 
   int fd_;
   std::string path_;
-  int64_t kill_after_;
+  PlannedFault fault_;
 };
-
-// Bytes the next checkpoint file may have before the planned kill (-1: no kill planned).
-int64_t planned_kill_after() {
-  static int64_t writes = 0;
-  const FaultPlan& fault = fault_plan();
-  ++writes;
-  return fault.kind == FaultPlan::Kind::KillInCheckpoint && writes == fault.write ? fault.byte : -1;
-}
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, torch::nn::Module& model,
-                     torch::optim::Optimizer* optimizer, const TrainPosition& position,
-                     const TrainConfig& config) {
+namespace {
+
+// Copies tensors so that the copies outlive later in-place updates of the originals: CUDA tensors
+// into pinned host memory without blocking (finish() then waits once), CPU tensors cloned.
+class HostCopier {
+ public:
+  torch::Tensor operator()(const torch::Tensor& t) {
+    if (!t.defined()) return t;
+    const torch::Tensor source = t.detach();
+    if (!source.is_cuda()) return source.clone();
+    torch::Tensor host = torch::empty_like(source, source.options().device(torch::kCPU).pinned_memory(true));
+    host.copy_(source, /*non_blocking=*/true);
+    device_ = source.device();
+    return host;
+  }
+  void finish() const {
+    if (device_.has_value()) synchronize_device(*device_);
+  }
+
+ private:
+  std::optional<torch::Device> device_;
+};
+
+// A new optimizer of LibTorch's type `Base` over the same parameter groups (same options, same
+// parameter objects: the file names them by identity) with deep copies of `live`'s state.
+template <typename Base, typename State, typename Options>
+std::shared_ptr<torch::optim::Optimizer> copy_optimizer(Base& live, const std::function<void(State&)>& copy_tensors) {
+  auto result = std::make_shared<Base>(live.param_groups(), static_cast<const Options&>(live.defaults()));
+  for (const auto& item : live.state()) {
+    auto state = std::make_unique<State>(static_cast<const State&>(*item.second));
+    copy_tensors(*state);
+    result->state()[item.first] = std::move(state);
+  }
+  return result;
+}
+
+std::shared_ptr<torch::optim::Optimizer> copy_optimizer(torch::optim::Optimizer& live, HostCopier& copy) {
+  using namespace torch::optim;
+  if (auto* adam = dynamic_cast<Adam*>(&live))
+    return copy_optimizer<Adam, AdamParamState, AdamOptions>(*adam, [&](AdamParamState& s) {
+      s.exp_avg(copy(s.exp_avg())).exp_avg_sq(copy(s.exp_avg_sq())).max_exp_avg_sq(copy(s.max_exp_avg_sq()));
+    });
+  if (auto* sgd = dynamic_cast<SGD*>(&live))
+    return copy_optimizer<SGD, SGDParamState, SGDOptions>(
+        *sgd, [&](SGDParamState& s) { s.momentum_buffer(copy(s.momentum_buffer())); });
+  throw InternalError("snapshot_checkpoint: an optimizer without Adam's or SGD's state layout");
+}
+
+// The optimizer itself, not owned (a synchronous save writes it as it is).
+std::shared_ptr<torch::optim::Optimizer> borrowed(torch::optim::Optimizer* optimizer) {
+  return optimizer == nullptr ? nullptr : std::shared_ptr<torch::optim::Optimizer>(optimizer, [](auto*) {});
+}
+
+// The archive bytes of `state` (LibTorch's format).
+std::string serialise(const CheckpointState& state) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive;
-  for (const auto& p : model.named_parameters()) model_archive.write(p.key(), p.value().detach().cpu());
-  for (const auto& b : model.named_buffers()) model_archive.write(b.key(), b.value().cpu(), /*is_buffer=*/true);
+  for (const auto& [name, value] : state.parameters) model_archive.write(name, value);
+  for (const auto& [name, value] : state.buffers) model_archive.write(name, value, /*is_buffer=*/true);
   archive.write("model", model_archive);
-  if (optimizer != nullptr) {
+  if (state.optimizer != nullptr) {
     torch::serialize::OutputArchive optimizer_archive;
-    optimizer->save(optimizer_archive);
+    state.optimizer->save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
   }
-  archive.write("config", c10::IValue(config.to_json().dump()));
-  archive.write("position", c10::IValue(std::vector<int64_t>{position.epoch, position.step, position.global_step}));
+  archive.write("config", c10::IValue(state.config.to_json().dump()));
+  const TrainPosition& p = state.position;
+  archive.write("position", c10::IValue(std::vector<int64_t>{p.epoch, p.step, p.global_step}));
   std::string payload;
   archive.save_to([&](const void* data, size_t size) -> size_t {
     payload.append(static_cast<const char*>(data), size);
     return size;
   });
+  return payload;
+}
 
+}  // namespace
+
+CheckpointState snapshot_checkpoint(torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+                                    const TrainPosition& position, const TrainConfig& config) {
+  torch::NoGradGuard no_grad;
+  HostCopier copy;
+  CheckpointState state{{}, {}, nullptr, position, config};
+  for (const auto& p : model.named_parameters()) state.parameters.emplace_back(p.key(), copy(p.value()));
+  for (const auto& b : model.named_buffers()) state.buffers.emplace_back(b.key(), copy(b.value()));
+  if (optimizer != nullptr) state.optimizer = copy_optimizer(*optimizer, copy);
+  copy.finish();
+  return state;
+}
+
+void save_checkpoint(const std::string& path, torch::nn::Module& model,
+                     torch::optim::Optimizer* optimizer, const TrainPosition& position,
+                     const TrainConfig& config) {
+  CheckpointState state{{}, {}, borrowed(optimizer), position, config};
+  for (const auto& p : model.named_parameters()) state.parameters.emplace_back(p.key(), p.value().detach().cpu());
+  for (const auto& b : model.named_buffers()) state.buffers.emplace_back(b.key(), b.value().cpu());
+  write_checkpoint(path, state);
+}
+
+void write_checkpoint(const std::string& path, const CheckpointState& state) {
+  const std::string payload = serialise(state);
   const uint64_t length = payload.size(), crc = crc_of(payload);
   if (fault_plan().kind == FaultPlan::Kind::SlowCheckpoint)
     std::this_thread::sleep_for(std::chrono::milliseconds(fault_plan().ms));
@@ -121,7 +223,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
   HCL_REQUIRE(fd >= 0, "checkpoint ", tmp, ": cannot create: ", std::strerror(errno));
   // A failed write leaves no temporary file behind (it would keep a full disk full).
   try {
-    FileWriter file(fd, tmp, planned_kill_after());
+    FileWriter file(fd, tmp, planned_fault());
     file.write(kMagic, 8);
     file.write(reinterpret_cast<const char*>(&length), 8);
     file.write(reinterpret_cast<const char*>(&crc), 8);

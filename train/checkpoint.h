@@ -5,11 +5,18 @@
 //
 // All randomness of a run derives from (seed, epoch, step, image index), so the position below
 // is the whole random state: resuming continues exactly.
+//
+// A checkpoint is written from a CheckpointState: the live tensors (save_checkpoint, synchronous)
+// or a snapshot that training may go on changing (snapshot_checkpoint, for a background writer:
+// train/checkpoint_writer.h). Both give the same bytes for the same values.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "train/config.h"
 
@@ -26,7 +33,30 @@ struct Checkpoint {
   TrainConfig config;
 };
 
-// Writes atomically; `optimizer` may be null (model-only files).
+// Everything one checkpoint file holds.
+struct CheckpointState {
+  std::vector<std::pair<std::string, torch::Tensor>> parameters, buffers;  // CPU tensors
+  std::shared_ptr<torch::optim::Optimizer> optimizer;  // null: a model-only file
+  TrainPosition position;
+  TrainConfig config;
+};
+
+// A copy of what a checkpoint of `model` and `optimizer` (may be null) holds, which nothing else
+// changes: CUDA tensors are copied into pinned host memory (queued without blocking, then one
+// synchronisation), CPU tensors cloned. The optimizer must have LibTorch's Adam or SGD state
+// layout (torch::optim::Adam, SGD and their subclasses: the foreach and fused ones); its copy is
+// a torch::optim::Adam or SGD over the same parameter objects (only their identities are
+// written), holding copied state. Called on the thread that trains; throws hcl::InternalError for
+// another optimizer type.
+CheckpointState snapshot_checkpoint(torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+                                    const TrainPosition& position, const TrainConfig& config);
+
+// Writes `state` atomically (serialised, length and CRC-32, `path`.tmp flushed then renamed; a
+// failure throws hcl::Error naming the file and removes the .tmp). Safe on another thread as long
+// as nothing changes `state`'s tensors meanwhile.
+void write_checkpoint(const std::string& path, const CheckpointState& state);
+
+// Writes the live state atomically (write_checkpoint without a copy); `optimizer` may be null.
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainPosition& position,
                      const TrainConfig& config);

@@ -48,11 +48,13 @@ void TrainConfig::validate() const {
   HCL_OPTION_CHECK(seed >= 0 && seed <= kMaxSeed, "seed", "must be in [0, ", kMaxSeed, "], got ", seed);
   HCL_OPTION_CHECK(log_interval >= 1 && log_interval <= kMaxSteps, "log-interval", "must be in [1, ", kMaxSteps, "], got ", log_interval);
   HCL_OPTION_CHECK(eval_interval >= 0 && eval_interval <= kMaxEpochs, "eval-interval", "must be in [0, ", kMaxEpochs, "], got ", eval_interval);
+  HCL_OPTION_CHECK(eval_min_seconds >= 0 && eval_min_seconds <= kMaxTimeout, "eval-min-seconds", "must be in [0, ", kMaxTimeout, "] seconds, got ", eval_min_seconds);
   HCL_OPTION_CHECK(knn_k >= 1 && knn_k <= kMaxImages, "knn-k", "must be in [1, ", kMaxImages, "], got ", knn_k);
   HCL_OPTION_CHECK(std::isfinite(knn_temperature) && knn_temperature > 0, "knn-temperature", "must be a finite number > 0, got ", knn_temperature);
   HCL_OPTION_CHECK(knn_bank_size >= 0 && knn_bank_size <= kMaxImages, "knn-bank-size", "must be in [0, ", kMaxImages, "], got ", knn_bank_size);
   HCL_OPTION_CHECK(knn_test_size >= 0 && knn_test_size <= kMaxImages, "knn-test-size", "must be in [0, ", kMaxImages, "], got ", knn_test_size);
   HCL_OPTION_CHECK(checkpoint_interval >= 0 && checkpoint_interval <= kMaxEpochs, "checkpoint-interval", "must be in [0, ", kMaxEpochs, "], got ", checkpoint_interval);
+  HCL_OPTION_CHECK(checkpoint_min_seconds >= 0 && checkpoint_min_seconds <= kMaxTimeout, "checkpoint-min-seconds", "must be in [0, ", kMaxTimeout, "] seconds, got ", checkpoint_min_seconds);
   HCL_OPTION_CHECK(!out.empty(), "out", "must name a folder");
   if (precision == Precision::Bf16)
     HCL_OPTION_CHECK(device != DeviceChoice::Cpu, "precision",

@@ -67,11 +67,13 @@ struct TrainConfig {
   // monitoring and output
   int64_t log_interval = 10;
   double eval_interval = 1;
+  int64_t eval_min_seconds = 60;
   int64_t knn_k = 200;
   double knn_temperature = 0.5;
   int64_t knn_bank_size = 0;
   int64_t knn_test_size = 0;
   double checkpoint_interval = 1;
+  int64_t checkpoint_min_seconds = 60;
   std::string out = "runs/hcl";
   std::string resume;
   bool force = false;
@@ -123,12 +125,20 @@ struct TrainConfig {
     visit("threads", c.threads, "CPU threads per rank (0: LibTorch's default)");
     visit("seed", c.seed, "seed of initialisation, sampling and augmentation");
     visit("log-interval", c.log_interval, "steps between progress lines and metrics records");
-    visit("eval-interval", c.eval_interval, "epochs between kNN evaluations (0: start and end only)");
+    visit("eval-interval", c.eval_interval,
+          "epochs between kNN evaluations (0: start and end only), at most one per --eval-min-seconds");
+    visit("eval-min-seconds", c.eval_min_seconds,
+          "wall-clock seconds at least between two kNN evaluations during training (0: no floor; the ranks agree "
+          "on the clock every 10 steps): a kNN pass over CIFAR-10 costs about half of a fast GPU's epoch");
     visit("knn-k", c.knn_k, "neighbours of the kNN monitor");
     visit("knn-temperature", c.knn_temperature, "temperature of the kNN weights exp(sim / t)");
     visit("knn-bank-size", c.knn_bank_size, "train images in the kNN memory bank (0: all)");
     visit("knn-test-size", c.knn_test_size, "test images scored by the kNN monitor (0: all)");
-    visit("checkpoint-interval", c.checkpoint_interval, "epochs between checkpoints (0: only at the end)");
+    visit("checkpoint-interval", c.checkpoint_interval,
+          "epochs between checkpoints (0: only at the end and on a stop signal), at most one per "
+          "--checkpoint-min-seconds; written by a background thread from a snapshot");
+    visit("checkpoint-min-seconds", c.checkpoint_min_seconds,
+          "wall-clock seconds at least between two interval checkpoints (0: no floor; agreed every 10 steps)");
     visit("out", c.out, "output folder: config, metrics.jsonl, checkpoints, logs");
     visit("resume", c.resume, "checkpoint file to continue from, or auto: the --out folder's checkpoint if any, else a fresh start (kept on resume: objective, lr schedule, optimizer settings, seed, augmentation, global batch)");
     visit("force", c.force, "use an output folder that holds another run");

@@ -32,8 +32,9 @@ FaultPlan parse_fault_plan(const std::string& text) {
   if (kind == "throw") plan.kind = FaultPlan::Kind::Throw;
   else if (kind == "nan-grad") plan.kind = FaultPlan::Kind::NanGrad;
   else if (kind == "kill-in-checkpoint") plan.kind = FaultPlan::Kind::KillInCheckpoint;
+  else if (kind == "fail-in-checkpoint") plan.kind = FaultPlan::Kind::FailInCheckpoint;
   else if (kind == "slow-checkpoint") plan.kind = FaultPlan::Kind::SlowCheckpoint;
-  else throw Error("HCL_FAULT: unknown fault '" + kind + "' (expected throw, nan-grad, kill-in-checkpoint or slow-checkpoint)");
+  else throw Error("HCL_FAULT: unknown fault '" + kind + "' (expected throw, nan-grad, kill-in-checkpoint, fail-in-checkpoint or slow-checkpoint)");
   bool has_step = false, has_byte = false, has_ms = false;
   while (std::getline(in, field, ':')) {
     const size_t eq = field.find('=');
@@ -60,8 +61,8 @@ FaultPlan parse_fault_plan(const std::string& text) {
       throw Error("HCL_FAULT: unknown key '" + key + "'");
     }
   }
-  if (plan.kind == FaultPlan::Kind::KillInCheckpoint)
-    HCL_REQUIRE(has_byte, "HCL_FAULT: kill-in-checkpoint needs byte=N");
+  if (plan.kind == FaultPlan::Kind::KillInCheckpoint || plan.kind == FaultPlan::Kind::FailInCheckpoint)
+    HCL_REQUIRE(has_byte, "HCL_FAULT: ", kind, " needs byte=N");
   else if (plan.kind == FaultPlan::Kind::SlowCheckpoint)
     HCL_REQUIRE(has_ms, "HCL_FAULT: slow-checkpoint needs ms=N");
   else

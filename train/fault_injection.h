@@ -4,6 +4,8 @@
 //   HCL_FAULT=nan-grad:step=S[-E][:rank=R]          non-finite gradients in steps S..E
 //   HCL_FAULT=kill-in-checkpoint:byte=N[:write=K]   SIGKILL after N bytes of the K-th checkpoint
 //                                                   file this process writes (default K = 1)
+//   HCL_FAULT=fail-in-checkpoint:byte=N[:write=K]   the K-th checkpoint file's write fails after N
+//                                                   bytes, as on a full disk (ENOSPC)
 //   HCL_FAULT=slow-checkpoint:ms=N                  every checkpoint write takes N ms longer
 //                                                   (a large model on a slow file system)
 // Steps are 1-based global steps, as the progress lines count them; without rank, every rank.
@@ -15,7 +17,7 @@
 namespace hcl::train {
 
 struct FaultPlan {
-  enum class Kind { None, Throw, NanGrad, KillInCheckpoint, SlowCheckpoint };
+  enum class Kind { None, Throw, NanGrad, KillInCheckpoint, FailInCheckpoint, SlowCheckpoint };
   Kind kind = Kind::None;
   int64_t first_step = 0, last_step = 0;
   int rank = -1;  // -1: every rank

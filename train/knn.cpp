@@ -1,7 +1,11 @@
 // Distributed weighted kNN evaluation.
 #include "train/knn.h"
 
+#include <algorithm>
+#include <optional>
+
 #include "core/check.h"
+#include "core/torch_compat.h"
 #include "data/sampler.h"
 
 namespace hcl::train {
@@ -25,8 +29,10 @@ std::pair<int64_t, int64_t> share(int64_t n, int rank, int world) {
 
 torch::Tensor embed(model::ContrastiveModel& model, const data::TwoViewAugmenter& transform,
                     const torch::Tensor& images, int64_t batch, const torch::Device& device,
-                    bool normalize) {
+                    bool normalize, bool bf16) {
   torch::NoGradGuard no_grad;
+  std::optional<compat::CudaBf16Autocast> autocast;
+  if (bf16 && device.is_cuda()) autocast.emplace();
   model->eval();
   std::vector<torch::Tensor> parts;
   for (int64_t i = 0; i < images.size(0); i += batch) {
@@ -39,9 +45,9 @@ torch::Tensor embed(model::ContrastiveModel& model, const data::TwoViewAugmenter
   return parts.empty() ? torch::empty({0, dim}, torch::TensorOptions().device(device)) : torch::cat(parts, 0);
 }
 
-std::pair<int64_t, int64_t> knn_votes(const torch::Tensor& queries, const torch::Tensor& query_labels,
-                                      const torch::Tensor& bank, const torch::Tensor& bank_labels,
-                                      int64_t num_classes, int64_t k, double temperature) {
+torch::Tensor knn_vote_counts(const torch::Tensor& queries, const torch::Tensor& query_labels,
+                              const torch::Tensor& bank, const torch::Tensor& bank_labels,
+                              int64_t num_classes, int64_t k, double temperature) {
   const int64_t kk = std::min<int64_t>(k, bank.size(0));
   const auto [weight, index] = queries.mm(bank.t()).topk(kk, 1);
   const torch::Tensor labels = bank_labels.index_select(0, index.flatten()).view({-1, kk});
@@ -50,17 +56,24 @@ std::pair<int64_t, int64_t> knn_votes(const torch::Tensor& queries, const torch:
   scores.scatter_add_(1, labels, w);
   const torch::Tensor ranked = scores.argsort(1, /*descending=*/true);
   const torch::Tensor hits = ranked.eq(query_labels.unsqueeze(1));
-  const int64_t top5 = hits.narrow(1, 0, std::min<int64_t>(5, num_classes)).any(1).sum().item<int64_t>();
-  return {hits.select(1, 0).sum().item<int64_t>(), top5};
+  const torch::Tensor top5 = hits.narrow(1, 0, std::min<int64_t>(5, num_classes)).any(1).sum();
+  return torch::stack({hits.select(1, 0).sum(), top5}).to(torch::kLong);
+}
+
+std::pair<int64_t, int64_t> knn_votes(const torch::Tensor& queries, const torch::Tensor& query_labels,
+                                      const torch::Tensor& bank, const torch::Tensor& bank_labels,
+                                      int64_t num_classes, int64_t k, double temperature) {
+  const torch::Tensor c = knn_vote_counts(queries, query_labels, bank, bank_labels, num_classes, k, temperature).cpu();
+  return {c[0].item<int64_t>(), c[1].item<int64_t>()};
 }
 
 torch::Tensor embed_distributed(model::ContrastiveModel& model, dist::Communicator& comm,
                                 const data::TwoViewAugmenter& transform, const torch::Tensor& images,
-                                int64_t batch, const torch::Device& device, bool normalize) {
+                                int64_t batch, const torch::Device& device, bool normalize, bool bf16) {
   const int w = comm.world_size();
   const int64_t n = images.size(0), per = (n + w - 1) / w;
   const auto [begin, count] = share(n, comm.rank(), w);
-  const torch::Tensor mine = embed(model, transform, images.narrow(0, begin, count), batch, device, normalize);
+  const torch::Tensor mine = embed(model, transform, images.narrow(0, begin, count), batch, device, normalize, bf16);
   // Shares padded to equal size for the gather, then trimmed.
   const int64_t dim = model->encoder->feature_dim();
   torch::Tensor padded = torch::zeros({per, dim}, torch::TensorOptions().dtype(torch::kFloat).device(device));
@@ -74,37 +87,46 @@ torch::Tensor embed_distributed(model::ContrastiveModel& model, dist::Communicat
   return torch::cat(rows, 0);
 }
 
+namespace {
+// Whether every label of `d` is known (>= 0), read from host memory (no tensor op).
+bool all_labeled(const data::Dataset& d) {
+  const torch::Tensor labels = d.labels.to(torch::kLong).contiguous();
+  const int64_t* p = labels.data_ptr<int64_t>();
+  return std::all_of(p, p + labels.numel(), [](int64_t label) { return label >= 0; });
+}
+}  // namespace
+
 KnnResult knn_evaluate(model::ContrastiveModel& model, dist::Communicator& comm,
                        const data::TwoViewAugmenter& transform, const data::Dataset& train,
                        const data::Dataset& test, const KnnOptions& o, const torch::Device& device) {
-  HCL_REQUIRE(train.labels.ge(0).all().item<bool>(),
-              "kNN monitor: the memory bank split has unlabeled images (use a labeled split)");
+  HCL_REQUIRE(all_labeled(train), "kNN monitor: the memory bank split has unlabeled images (use a labeled split)");
   const int w = comm.world_size(), r = comm.rank();
   const torch::Tensor bank_index = subset(train.size(), o.bank_size(), static_cast<uint64_t>(o.seed()) * 2 + 1);
   const torch::Tensor test_index = subset(test.size(), o.test_size(), static_cast<uint64_t>(o.seed()) * 2 + 2);
 
   const int64_t n_bank = bank_index.size(0);
   const torch::Tensor bank = embed_distributed(model, comm, transform, train.images.index_select(0, bank_index),
-                                               o.batch(), device, /*normalize=*/true);
+                                               o.batch(), device, /*normalize=*/true, o.bf16());
   const torch::Tensor bank_labels = train.labels.index_select(0, bank_index).to(device);
 
-  // This rank's test images.
+  // This rank's test images; the counts accumulate on the device.
   const auto [test_begin, test_count] = share(test_index.size(0), r, w);
   const torch::Tensor my_test = test_index.narrow(0, test_begin, test_count);
-  int64_t top1 = 0, top5 = 0;
+  torch::Tensor counts = torch::zeros({2}, torch::TensorOptions().dtype(torch::kLong).device(device));
   for (int64_t i = 0; i < test_count; i += o.batch()) {
     const torch::Tensor idx = my_test.narrow(0, i, std::min(o.batch(), test_count - i));
-    const torch::Tensor q = embed(model, transform, test.images.index_select(0, idx), o.batch(), device);
-    const auto [c1, c5] = knn_votes(q, test.labels.index_select(0, idx).to(device), bank, bank_labels,
-                                    train.num_classes, o.k(), o.temperature());
-    top1 += c1;
-    top5 += c5;
+    const torch::Tensor q = embed(model, transform, test.images.index_select(0, idx), o.batch(), device,
+                                  /*normalize=*/true, o.bf16());
+    counts += knn_vote_counts(q, test.labels.index_select(0, idx).to(device), bank, bank_labels,
+                              train.num_classes, o.k(), o.temperature());
   }
-  torch::Tensor counts = torch::tensor({top1, top5}, torch::kLong).to(device);
   comm.all_reduce(counts, dist::ReduceOp::Sum);
+  // One host read: top-1 in the high 32 bits, top-5 in the low (each count is at most the test
+  // size, < 2^31, so the packed number neither carries nor overflows).
+  const int64_t packed = (counts[0] * (int64_t{1} << 32) + counts[1]).item<int64_t>();
   const auto total = static_cast<double>(test_index.size(0));
-  const auto c = counts.cpu();
-  return {c[0].item<int64_t>() / total, c[1].item<int64_t>() / total, n_bank, test_index.size(0)};
+  return {static_cast<double>(packed >> 32) / total, static_cast<double>(packed & 0xffffffffLL) / total, n_bank,
+          test_index.size(0)};
 }
 
 }  // namespace hcl::train

@@ -1,7 +1,8 @@
 // The kNN monitor of the reference: weighted k-nearest neighbours (weights exp(sim / t)) on
 // L2-normalised encoder features, the train split as memory bank and the test split scored.
 // Distributed: each rank embeds its share of the bank and of the test images; the bank is
-// all-gathered and the correct counts summed.
+// all-gathered and the correct counts summed. On CUDA the features can be computed under bf16
+// autocast (the trainer's --precision); the vote counts stay on the device until one read at the end.
 #pragma once
 
 #include <torch/torch.h>
@@ -20,6 +21,7 @@ struct KnnOptions {
   TORCH_ARG(int64_t, test_size) = 0;  // 0: the whole test split
   TORCH_ARG(int64_t, batch) = 512;
   TORCH_ARG(int64_t, seed) = 0;       // which subset, when sizes are limited
+  TORCH_ARG(bool, bf16) = false;      // features under bf16 autocast (CUDA only; ignored on CPU)
 };
 
 struct KnnResult {
@@ -27,24 +29,33 @@ struct KnnResult {
   int64_t bank = 0, test = 0;
 };
 
-// Encoder features of uint8 `images` (eval mode, in batches on `device`), float32.
+// Encoder features of uint8 `images` (eval mode, in batches on `device`), float32. `bf16`: the
+// encoder runs under bf16 autocast on CUDA (nothing changes on CPU).
 torch::Tensor embed(model::ContrastiveModel& model, const data::TwoViewAugmenter& transform,
                     const torch::Tensor& images, int64_t batch, const torch::Device& device,
-                    bool normalize = true);
+                    bool normalize = true, bool bf16 = false);
 
 // Encoder features of all of `images`, each rank embedding an equal share, then all-gathered so
 // every rank holds them all (in order). `normalize`: L2-normalised rows. Collective; eval mode.
 torch::Tensor embed_distributed(model::ContrastiveModel& model, dist::Communicator& comm,
                                 const data::TwoViewAugmenter& transform, const torch::Tensor& images,
-                                int64_t batch, const torch::Device& device, bool normalize);
+                                int64_t batch, const torch::Device& device, bool normalize,
+                                bool bf16 = false);
 
-// Collective. Leaves the model in eval mode; the caller restores train mode.
+// Collective. Leaves the model in eval mode; the caller restores train mode. Reads one value back
+// to the host (both counts packed into one number, at the end), none per batch.
 KnnResult knn_evaluate(model::ContrastiveModel& model, dist::Communicator& comm,
                        const data::TwoViewAugmenter& transform, const data::Dataset& train,
                        const data::Dataset& test, const KnnOptions& options,
                        const torch::Device& device);
 
-// The weighted vote for a block of queries: top-1 and top-5 correct counts.
+// The weighted vote for a block of queries: top-1 and top-5 correct counts, as a 2-element int64
+// tensor on the queries' device (no host read).
+torch::Tensor knn_vote_counts(const torch::Tensor& queries, const torch::Tensor& query_labels,
+                              const torch::Tensor& bank, const torch::Tensor& bank_labels,
+                              int64_t num_classes, int64_t k, double temperature);
+
+// knn_vote_counts read back to the host.
 std::pair<int64_t, int64_t> knn_votes(const torch::Tensor& queries, const torch::Tensor& query_labels,
                                       const torch::Tensor& bank, const torch::Tensor& bank_labels,
                                       int64_t num_classes, int64_t k, double temperature);

@@ -68,6 +68,21 @@ nlohmann::json ProgressRecord::json() const {
           {"rss_mib", rss_mib}, {"eta_s", eta_s}, {"elapsed_s", elapsed_s}};
 }
 
+std::string EpochRecord::line() const {
+  std::ostringstream out;
+  out << "epoch " << epoch << " in " << std::fixed << std::setprecision(3) << wall_s << " s wall (" << steps
+      << " steps): " << std::setprecision(1) << images_per_s << " img/s with pauses (kNN " << std::setprecision(3)
+      << knn_s << " s, checkpoint " << checkpoint_s << " s); since the start " << std::setprecision(1)
+      << run_images_per_s << " img/s";
+  return out.str();
+}
+
+nlohmann::json EpochRecord::json() const {
+  return {{"type", "epoch"}, {"epoch", epoch}, {"step", step}, {"steps", steps}, {"wall_s", wall_s},
+          {"knn_s", knn_s}, {"checkpoint_s", checkpoint_s}, {"images_per_s", images_per_s},
+          {"run_images_per_s", run_images_per_s}};
+}
+
 ProgressReporter::ProgressReporter(dist::Communicator& comm, const std::filesystem::path& metrics_path,
                                    int64_t global_batch, int64_t total_steps, const torch::Device& device)
     : comm_(comm), metrics_path_(metrics_path), global_batch_(global_batch), total_steps_(total_steps), timer_(device) {
@@ -79,13 +94,40 @@ ProgressReporter::ProgressReporter(dist::Communicator& comm, const std::filesyst
 }
 
 void ProgressReporter::start() {
-  run_start_ = Clock::now();
+  run_start_ = epoch_start_ = Clock::now();
+  steps_run_ = 0;
+  epoch_paused_[0] = epoch_paused_[1] = 0;
   timer_.close_window();  // what came before (evaluation, set-up) is not a step
 }
 
-ProgressReporter::Pause::Pause(ProgressReporter& reporter) : reporter_(reporter) { reporter_.timer_.pause(); }
+ProgressReporter::Pause::Pause(ProgressReporter& reporter, PauseKind kind)
+    : reporter_(reporter), kind_(kind), start_(Clock::now()) {
+  reporter_.timer_.pause();
+}
 
-ProgressReporter::Pause::~Pause() { reporter_.timer_.resume(); }
+ProgressReporter::Pause::~Pause() {
+  reporter_.timer_.resume();
+  reporter_.epoch_paused_[static_cast<int>(kind_)] += seconds_since(start_);
+}
+
+EpochRecord ProgressReporter::epoch_done(const TrainPosition& position, int64_t steps) {
+  const auto now = Clock::now();
+  EpochRecord r;
+  r.epoch = position.epoch - 1;
+  r.step = position.global_step;
+  r.steps = steps;
+  r.wall_s = std::chrono::duration<double>(now - epoch_start_).count();
+  r.knn_s = epoch_paused_[static_cast<int>(PauseKind::Knn)];
+  r.checkpoint_s = epoch_paused_[static_cast<int>(PauseKind::Checkpoint)];
+  r.images_per_s = static_cast<double>(steps * global_batch_) / r.wall_s;
+  steps_run_ += steps;
+  r.run_images_per_s = static_cast<double>(steps_run_ * global_batch_) / seconds_since(run_start_);
+  epoch_start_ = now;
+  epoch_paused_[0] = epoch_paused_[1] = 0;
+  HCL_LOG(info) << r.line();
+  write(r.json());
+  return r;
+}
 
 namespace {
 PhaseTimes ms_per_step(const WindowTiming& w) {

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 #include <thread>
+#include <utility>
 
 #include "core/check.h"
 #include "core/device.h"
@@ -22,6 +23,7 @@
 #include "data/view_pipeline.h"
 #include "loss/beta_schedule.h"
 #include "train/checkpoint.h"
+#include "train/checkpoint_writer.h"
 #include "train/fault_injection.h"
 #include "train/knn.h"
 #include "train/optim.h"
@@ -309,9 +311,14 @@ class Trainer {
   double report(const StepResult& result, double lr, double beta);
   void report_skips(const std::vector<SkipRecord>& skips);
   bool is_due(int64_t every) const;
+  bool is_due(int64_t every, int64_t min_seconds, double& last);
   int agreed_stop_signal();
+  void end_epoch(int64_t first_step);
   double evaluate(const char* when);
-  void save(const char* why);
+  void save(const char* why, bool background);
+  void start_background_save(const char* why, const std::string& path);
+  void settle_background_write();
+  void agree_on_write(const std::string& problem);
 
   const TrainConfig& config_;
   const Datasets& datasets_;
@@ -328,6 +335,14 @@ class Trainer {
   const KnnOptions knn_;
   TrainPosition position_;
   ProgressReporter reporter_;
+  const clock_type::time_point start_ = clock_type::now();
+  // The run's wall clock as every rank knows it: the largest of the ranks' seconds since start_,
+  // agreed at each stop check (every kStopCheckInterval steps). Wall-clock decisions read only it.
+  double agreed_seconds_ = 0;
+  double last_eval_s_ = 0, last_checkpoint_s_ = 0;  // agreed_seconds_ at the last interval ones
+  bool write_pending_ = false;    // every rank: a background checkpoint write awaits its agreement
+  std::string snapshot_problem_;  // rank 0: a snapshot that failed (agreed on at the next settle)
+  CheckpointWriter writer_;       // last: destroyed (joined) first
 };
 
 TrainSummary Trainer::run() {
@@ -350,9 +365,9 @@ TrainSummary Trainer::run() {
     report_skips(result.skips);
     advance_position();
     if (log_step) summary.final_loss = report(result, lr, beta);
-    if (is_due(eval_every_)) evaluate("during training");
+    if (is_due(eval_every_, config_.eval_min_seconds, last_eval_s_)) evaluate("during training");
     if (const int signal = agreed_stop_signal()) {
-      save(stop::name(signal));
+      save(stop::name(signal), /*background=*/false);
       HCL_LOG(info) << "stopped by " << stop::name(signal) << " after step " << position_.global_step << " of "
                     << total_steps_ << "; checkpoint written to " << config_.out
                     << "; continue with --resume auto (exit code " << stop::kExitStopped << ")";
@@ -360,14 +375,15 @@ TrainSummary Trainer::run() {
       summary.steps = position_.global_step - first_step;
       return summary;
     }
-    if (is_due(checkpoint_every_)) save("interval");
+    if (is_due(checkpoint_every_, config_.checkpoint_min_seconds, last_checkpoint_s_)) save("interval", /*background=*/true);
+    if (position_.step == 0) end_epoch(first_step);
   }
   report_skips(step_.settle());
   const GraphCounts& graph = step_.graph_counts();
   if (rank0_ && graph.captures > 0)
     HCL_LOG(info) << "CUDA graph: " << graph.replays << " steps replayed, " << graph.captures << " capture(s) in "
                   << graph.capture_seconds << " s";
-  save("end of training");
+  save("end of training", /*background=*/false);
   summary.knn_top1_after = evaluate("after training");
   summary.steps = position_.global_step - first_step;
   return summary;
@@ -403,7 +419,8 @@ Trainer::Trainer(const TrainConfig& config, const Datasets& datasets, TrainStep&
                .temperature(config.knn_temperature)
                .bank_size(config.knn_bank_size)
                .test_size(config.knn_test_size)
-               .seed(config.seed)),
+               .seed(config.seed)
+               .bf16(config.precision == Precision::Bf16)),
       position_(trim_metrics(config, resume_if_asked(config, step), rank0_)),
       reporter_(step.comm(), std::filesystem::path(config.out) / "metrics.jsonl", sampler_.global_batch(),
                 total_steps_, step.device()) {
@@ -451,24 +468,42 @@ bool Trainer::is_due(int64_t every) const {
   return position_.global_step != total_steps_ && every > 0 && position_.global_step % every == 0;
 }
 
-// Steps between two checks of the stop flag: the check is one all-reduce of one number (on CUDA,
+// Also at most one per `min_seconds` of the agreed wall clock (0: no such floor); `last` is the
+// agreed clock at the last one. Every rank reads the same agreed clock, so all decide alike.
+bool Trainer::is_due(int64_t every, int64_t min_seconds, double& last) {
+  if (!is_due(every) || agreed_seconds_ - last < static_cast<double>(min_seconds)) return false;
+  last = agreed_seconds_;
+  return true;
+}
+
+// Steps between two checks of the stop flag: the check is one all-reduce of two numbers (on CUDA,
 // one host read), so a stop waits for at most this many steps.
 constexpr int64_t kStopCheckInterval = 10;
 
 // The signal that asked this job to stop (core/stop_signal.h) on any rank, or 0. Every rank checks
 // at the same steps (every kStopCheckInterval-th, never the last) and the flag is MAX-reduced, so
-// all ranks stop after the same step. Collective at those steps.
+// all ranks stop after the same step. The same all-reduce agrees on the wall clock (the largest
+// of the ranks' milliseconds since the start). Collective at those steps.
 int Trainer::agreed_stop_signal() {
   if (position_.global_step % kStopCheckInterval != 0 || position_.global_step == total_steps_) return 0;
-  torch::Tensor signal = torch::full({1}, static_cast<int64_t>(stop::requested()),
-                                     torch::TensorOptions().dtype(torch::kLong).device(device_));
-  step_.comm().all_reduce(signal, dist::ReduceOp::Max, dist::CollectiveOptions::without_shape_check());
-  return static_cast<int>(signal.item<int64_t>());
+  const auto elapsed_ms = static_cast<int64_t>(1000 * seconds_since(start_));
+  torch::Tensor both = torch::tensor({static_cast<int64_t>(stop::requested()), elapsed_ms}, torch::kLong).to(device_);
+  step_.comm().all_reduce(both, dist::ReduceOp::Max, dist::CollectiveOptions::without_shape_check());
+  const torch::Tensor host = both.cpu();  // the one host read
+  const int64_t* values = host.data_ptr<int64_t>();
+  agreed_seconds_ = static_cast<double>(values[1]) / 1000;
+  return static_cast<int>(values[0]);
+}
+
+// The epoch that just ended, in wall time with its pauses (the progress reporter's epoch record).
+void Trainer::end_epoch(int64_t first_step) {
+  const int64_t steps = std::min(steps_per_epoch_, position_.global_step - first_step);
+  reporter_.epoch_done(position_, steps);
 }
 
 // kNN top-1 accuracy of the encoder's features; collective.
 double Trainer::evaluate(const char* when) {
-  const ProgressReporter::Pause pause(reporter_);
+  const ProgressReporter::Pause pause(reporter_, PauseKind::Knn);
   const auto start = clock_type::now();
   const KnnResult r = knn_evaluate(step_.model(), step_.comm(), augmenter_, datasets_.bank(), datasets_.test,
                                    knn_, device_);
@@ -489,23 +524,71 @@ std::chrono::seconds save_limit(const TrainConfig& config, torch::nn::Module& mo
   return std::chrono::seconds(config.collective_timeout + 600 + bytes / 10'000'000);
 }
 
-// Rank 0 writes the checkpoint; every rank learns whether it succeeded, so a failed write (full
-// disk) stops every rank with exit 1 and the error naming the file. The others wait for it outside
-// the collective watchdog (with save_limit instead), through a non-blocking broadcast on
-// MPI_COMM_WORLD (the step's communicator is a duplicate, so the two do not mix). Collective.
-void Trainer::save(const char* why) {
-  const ProgressReporter::Pause pause(reporter_);
+// A checkpoint of the current state. Synchronous (`background` false: the end of training, a
+// stop): rank 0 writes it while the others wait, and every rank learns whether it succeeded.
+// Background (interval checkpoints): rank 0 takes a snapshot and a writer thread writes it while
+// training goes on; whether it succeeded is agreed on at the next save (any kind), which waits for
+// it first. Either way a failed write (full disk) stops every rank with exit 1 and the error
+// naming the file, and every rank issues the same collectives. Collective.
+void Trainer::save(const char* why, bool background) {
+  const ProgressReporter::Pause pause(reporter_, PauseKind::Checkpoint);
+  settle_background_write();
   report_skips(step_.settle());  // the optimizer state saved belongs to steps whose fate is known
+  const std::string path = (std::filesystem::path(config_.out) / "checkpoint.pt").string();
+  if (background) return start_background_save(why, path);
   std::string problem;
   if (rank0_) {
-    const std::string path = (std::filesystem::path(config_.out) / "checkpoint.pt").string();
+    const auto start = clock_type::now();
     try {
       save_checkpoint(path, *step_.model(), &step_.optimizer().checkpoint_state(), position_, config_);
-      HCL_LOG(info) << "checkpoint (" << why << "): " << path << " at step " << position_.global_step;
+      HCL_LOG(info) << "checkpoint (" << why << "): " << path << " at step " << position_.global_step
+                    << " (written in " << seconds_since(start) << " s while the step loop waited)";
     } catch (const std::exception& e) {
       problem = e.what();
     }
   }
+  agree_on_write(problem);
+}
+
+// Rank 0: the snapshot (the step loop's only pause for an interval checkpoint), then the write on
+// the writer thread, which logs it when done. Every rank: a write is pending. Not collective.
+void Trainer::start_background_save(const char* why, const std::string& path) {
+  write_pending_ = true;
+  if (!rank0_) return;
+  const auto start = clock_type::now();
+  CheckpointState state;
+  try {
+    state = snapshot_checkpoint(*step_.model(), &step_.optimizer().checkpoint_state(), position_, config_);
+  } catch (const std::exception& e) {
+    snapshot_problem_ = "checkpoint " + path + ": snapshot failed: " + e.what();
+    return;
+  }
+  const double snapshot_s = seconds_since(start);
+  writer_.start(path, std::move(state), [why = std::string(why), step = position_.global_step, snapshot_s](const WriteOutcome& w) {
+    HCL_LOG(info) << "checkpoint (" << why << "): " << w.path << " at step " << step << " (step loop paused "
+                  << snapshot_s << " s for the snapshot; written in " << w.seconds << " s in the background)";
+  });
+}
+
+// Waits for the background write started at the previous save, if any, and agrees on its outcome
+// (throws AgreedError on every rank if it failed). Collective when a write was pending, which
+// every rank knows alike.
+void Trainer::settle_background_write() {
+  if (!write_pending_) return;
+  write_pending_ = false;
+  std::string problem;
+  if (rank0_) {
+    problem = writer_.wait().problem;
+    if (problem.empty()) problem = std::exchange(snapshot_problem_, "");
+  }
+  agree_on_write(problem);
+}
+
+// Every rank learns whether rank 0's write succeeded (`problem` empty). The others wait for it
+// outside the collective watchdog (with save_limit instead), through a non-blocking broadcast on
+// MPI_COMM_WORLD (the step's communicator is a duplicate, so the two do not mix). Throws
+// AgreedError on every rank when it failed. Collective.
+void Trainer::agree_on_write(const std::string& problem) {
   int failed = problem.empty() ? 0 : 1;
   MPI_Request request = MPI_REQUEST_NULL;
   HCL_CHECK_MPI(MPI_Ibcast(&failed, 1, MPI_INT, 0, MPI_COMM_WORLD, &request));

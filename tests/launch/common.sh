@@ -7,13 +7,16 @@ trap 'rm -rf "$work"' EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# train NP ARGS...: hcl-train under mpirun with NP ranks on small, fast settings (CPU, 1 thread).
-# HCL_FAULT, when set, reaches every rank.
+# train NP ARGS...: hcl-train under mpirun with NP ranks on small, fast settings (CPU, 1 thread),
+# kNN and checkpoints at their epoch intervals without the wall-clock floors (runs here are
+# seconds long; EVAL_INTERVAL, EVAL_MIN_SECONDS and CHECKPOINT_MIN_SECONDS change that). HCL_FAULT,
+# when set, reaches every rank.
 train() {
   local np="$1"; shift
   $MPIRUN -np "$np" -x OMP_NUM_THREADS=1 ${HCL_FAULT:+-x HCL_FAULT} "$HCL_TRAIN" --dataset fashion-mnist --arch "${ARCH:-small}" \
-    --device cpu --threads 1 --batch-size "${BATCH:-32}" --log-interval 1 --eval-interval 0 \
-    --knn-bank-size "${KNN_BANK:-1000}" --knn-test-size "${KNN_TEST:-500}" --lr-schedule constant "$@"
+    --device cpu --threads 1 --batch-size "${BATCH:-32}" --log-interval 1 \
+    --eval-interval "${EVAL_INTERVAL:-0}" --eval-min-seconds "${EVAL_MIN_SECONDS:-0}" \
+    --checkpoint-min-seconds "${CHECKPOINT_MIN_SECONDS:-0}" --knn-bank-size "${KNN_BANK:-1000}" --knn-test-size "${KNN_TEST:-500}" --lr-schedule constant "$@"
 }
 
 # tiny_dataset DIR N [ok|truncated|corrupt]: the first N Fashion-MNIST images as a dataset folder.

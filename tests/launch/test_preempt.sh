@@ -94,15 +94,16 @@ same_losses "$work/np2.whole/metrics.jsonl" "$work/crash/metrics.jsonl"
 echo "crash before the first checkpoint: restarted afresh; another configuration refused"
 passed=$((passed + 2))
 
-# Killed while writing the checkpoint of step 8 (metrics already hold steps 5-8, past the step-4
-# checkpoint): the resumed run drops those records and writes them again, once.
+# Killed while writing the checkpoint of step 8 in the background (metrics already hold steps 5-8
+# and the epoch records, past the step-4 checkpoint; the step loop may have gone on a step): the
+# resumed run drops those records and writes them again, once.
 args=(--data-dir "$work/tiny" --epochs 3 --checkpoint-interval 1 --resume auto --out "$work/trim")
 status=0
 HCL_FAULT=kill-in-checkpoint:byte=5000:write=2 train 2 "${args[@]}" > "$work/trim.log" 2>&1 || status=$?
 [ "$status" -ne 0 ] || fail "trim: exit 0"
-[ "$(grep -c '"type":"train"' "$work/trim/metrics.jsonl")" -eq 8 ] || fail "trim: expected 8 records before the resume"
+[ "$(grep -c '"type":"train"' "$work/trim/metrics.jsonl")" -ge 8 ] || fail "trim: expected 8 records before the resume"
 train 2 "${args[@]}" > "$work/trim2.log" 2>&1 || { cat "$work/trim2.log"; fail "trim: resumed run"; }
-grep -q "metrics.jsonl: dropped 4 record(s) past the checkpoint's step 4" "$work/trim2.log" || { cat "$work/trim2.log"; fail "trim: message"; }
+grep -Eq "metrics.jsonl: dropped [5-9] record\(s\) past the checkpoint's step 4" "$work/trim2.log" || { cat "$work/trim2.log"; fail "trim: message"; }
 check_per_step "$work/trim/metrics.jsonl" 12
 same_losses "$work/np2.whole/metrics.jsonl" "$work/trim/metrics.jsonl"
 echo "crash mid-checkpoint: records past the checkpoint dropped, one record per step"

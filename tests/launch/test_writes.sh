@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Writes and output folders: a failed write (checkpoint, metrics.jsonl, hcl-export's and hcl-eval's
-# output) is an error naming the file, every rank stops, and no temporary file is left; one job per
+# Writes and output folders: a failed write (checkpoint, synchronous or in the background,
+# metrics.jsonl, hcl-export's and hcl-eval's output) is an error naming the file, every rank stops,
+# and no temporary file is left; the wall-clock floors of kNN and checkpoints; one job per
 # --out (a lock held for the job's life, released on any exit); no program writes over its input;
 # and a checkpoint write slower than --collective-timeout does not make the watchdog end a healthy
 # job.
@@ -27,6 +28,49 @@ train 2 --data-dir "$work/tiny" --max-steps 2 --out "$work/nockpt" > "$work/nock
   { cat "$work/nockpt.log"; fail "failed checkpoint: message"; }
 ! grep -q "MPI_ABORT" "$work/nockpt.log" || fail "failed checkpoint: aborted instead of agreed"
 ok "failed checkpoint write: exit 1 on every rank, one message naming the file"
+
+# 2b. An interval checkpoint's background write fails after 5000 bytes (a full disk) at step 4:
+# training goes on, the next checkpoint (step 8) waits for it and every rank stops with exit 1,
+# one message naming the file, no temporary file.
+status=0
+HCL_FAULT=fail-in-checkpoint:byte=5000:write=1 train 2 --data-dir "$work/tiny" --epochs 3 --checkpoint-interval 1 \
+  --out "$work/bgfail" > "$work/bgfail.log" 2>&1 || status=$?
+[ "$status" -eq 1 ] || { cat "$work/bgfail.log"; fail "failed background checkpoint: exit $status (expected 1)"; }
+[ "$(grep -c "fatal: checkpoint $work/bgfail/checkpoint.pt.tmp: write failed: No space left on device" "$work/bgfail.log")" -eq 1 ] ||
+  { cat "$work/bgfail.log"; fail "failed background checkpoint: message"; }
+! grep -q "MPI_ABORT" "$work/bgfail.log" || fail "failed background checkpoint: aborted instead of agreed"
+[ ! -e "$work/bgfail/checkpoint.pt.tmp" ] && [ ! -e "$work/bgfail/checkpoint.pt" ] || fail "failed background checkpoint: files left"
+python3 -c 'import json,sys
+steps = [r["step"] for r in map(json.loads, open(sys.argv[1])) if r["type"] == "train"]
+assert steps == list(range(1, 9)), steps' "$work/bgfail/metrics.jsonl" || fail "failed background checkpoint: not agreed at step 8"
+ok "failed background checkpoint write: agreed at the next checkpoint, exit 1 on every rank, file named, no .tmp"
+
+# 2c. The wall-clock floors: with an hour between them, the epoch intervals give no kNN or
+# checkpoint during a run of seconds; without, one per epoch (and its pause in the epoch record).
+EVAL_INTERVAL=1 EVAL_MIN_SECONDS=3600 CHECKPOINT_MIN_SECONDS=3600 train 2 --data-dir "$work/tiny" --epochs 3 \
+  --checkpoint-interval 1 --out "$work/floor" > "$work/floor.log" 2>&1 || { cat "$work/floor.log"; fail "floor: run"; }
+EVAL_INTERVAL=1 train 2 --data-dir "$work/tiny" --epochs 3 --checkpoint-interval 1 --out "$work/nofloor" \
+  > "$work/nofloor.log" 2>&1 || { cat "$work/nofloor.log"; fail "no floor: run"; }
+[ "$(grep -c "checkpoint (interval)" "$work/floor.log")" -eq 0 ] && [ "$(grep -c "checkpoint (interval)" "$work/nofloor.log")" -eq 2 ] ||
+  fail "floor: interval checkpoints"
+grep -q "checkpoint (end of training)" "$work/floor.log" || fail "floor: no final checkpoint"
+python3 - "$work/floor/metrics.jsonl" "$work/nofloor/metrics.jsonl" <<'PY' || fail "floor: records"
+import json, sys
+def records(path, kind):
+    return [r for r in map(json.loads, open(path)) if r["type"] == kind]
+floor, nofloor = sys.argv[1], sys.argv[2]
+assert [r["when"] for r in records(floor, "knn")] == ["before training", "after training"]
+assert [r["when"] for r in records(nofloor, "knn")] == ["before training"] + ["during training"] * 2 + ["after training"]
+for path in (floor, nofloor):
+    epochs = records(path, "epoch")
+    assert [(r["epoch"], r["step"], r["steps"]) for r in epochs] == [(0, 4, 4), (1, 8, 4), (2, 12, 4)], epochs
+    assert all(r["images_per_s"] > 0 and r["run_images_per_s"] > 0 for r in epochs), epochs
+paused = records(nofloor, "epoch")
+assert all(r["knn_s"] > 0 and r["checkpoint_s"] > 0 for r in paused[:2]), paused
+assert all(r["knn_s"] == 0 and r["checkpoint_s"] == 0 for r in records(floor, "epoch")), floor
+PY
+grep -q "img/s with pauses" "$work/nofloor.log" || fail "floor: no epoch line"
+ok "wall-clock floors: none within the hour, one per epoch without; epoch records in wall time"
 
 # 3. metrics.jsonl on a full disk (/dev/full): the run stops with the file named.
 train 2 --data-dir "$work/tiny" --max-steps 2 --out "$work/full" > "$work/full.log" 2>&1 || fail "full: setup run"

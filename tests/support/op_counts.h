@@ -60,4 +60,11 @@ inline OpCounts count_ops(const std::function<void()>& fn) {
 }
 
 // Both views of a batch in a fixed number of ATen ops, whatever the batch size, and no host reads.
+// Values read back to the host: every item() (and every other read of one element) ends in
+// aten::_local_scalar_dense, recorded once per read (item() itself is recorded around it).
+inline int64_t host_reads(const OpCounts& ops) {
+  const auto found = ops.all.find("aten::_local_scalar_dense");
+  return found == ops.all.end() ? 0 : found->second;
+}
+
 }  // namespace hcl::test

@@ -12,6 +12,7 @@
 #include "tests/support/mpi_world.h"
 #include "tests/support/tiny_net.h"
 #include "train/checkpoint.h"
+#include "train/checkpoint_writer.h"
 
 namespace hcl::train {
 namespace {
@@ -155,6 +156,84 @@ TEST_F(CheckpointFile, OtherFilesAndIncompatibleRunsAreRefused) {
   const std::string error = error_of([&] { load_checkpoint(file, net, nullptr, other); });
   EXPECT_NE(error.find("is incompatible: --projection-dim is 128 there but 64 here"), std::string::npos)
       << error;
+}
+
+// One more Adam step on fresh data: parameters, moments and step counts all change in place.
+void step_once(Net& net, torch::optim::Optimizer& optimizer, int seed) {
+  torch::manual_seed(seed);
+  optimizer.zero_grad();
+  net.forward(torch::randn({8, 4})).pow(2).mean().backward();
+  optimizer.step();
+}
+
+TEST_F(CheckpointFile, BackgroundWriteOfASnapshotEqualsASynchronousSaveWhileTrainingGoesOn) {
+  for (const bool sgd : {false, true}) {
+    SCOPED_TRACE(sgd ? "sgd with momentum" : "adam");
+    Net net;
+    std::unique_ptr<torch::optim::Optimizer> optimizer;
+    if (sgd)
+      optimizer = std::make_unique<torch::optim::SGD>(net.parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+    else
+      optimizer = std::make_unique<torch::optim::Adam>(net.parameters(), torch::optim::AdamOptions(1e-2));
+    for (int k = 0; k < 2; ++k) step_once(net, *optimizer, k);
+    TrainConfig config;
+    config.seed = 7;
+    const std::string sync = path("sync.pt"), background = path("background.pt");
+    save_checkpoint(sync, net, optimizer.get(), {1, 2, 3}, config);
+    {
+      CheckpointWriter writer;
+      writer.start(background, snapshot_checkpoint(net, optimizer.get(), {1, 2, 3}, config));
+      for (int k = 2; k < 6; ++k) step_once(net, *optimizer, k);  // training goes on meanwhile
+      const WriteOutcome outcome = writer.wait();
+      EXPECT_TRUE(outcome.started);
+      EXPECT_EQ(outcome.problem, "");
+      EXPECT_EQ(outcome.path, background);
+      EXPECT_FALSE(writer.wait().started);  // nothing in flight any more
+    }
+    EXPECT_FALSE(fs::exists(background + ".tmp"));
+    EXPECT_EQ(bytes_of(background), bytes_of(sync));  // the snapshot's values, not the later ones
+
+    // Loading it gives the values of the snapshot's time, which training has since left (the
+    // weights; the linear bias before BatchNorm gets no gradient).
+    Net restored;
+    load_checkpoint(background, restored, nullptr, config);
+    EXPECT_FALSE(torch::equal(restored.linear->weight, net.linear->weight));
+    EXPECT_FALSE(torch::equal(restored.norm->weight, net.norm->weight));
+  }
+}
+
+TEST_F(CheckpointFile, FailedBackgroundWriteNamesTheFileAndLeavesNoTemporaryFile) {
+  Net net;
+  const TrainConfig config;
+  // The .tmp on a full disk: created, then every write fails (ENOSPC).
+  const std::string file = path("checkpoint.pt");
+  fs::create_symlink("/dev/full", file + ".tmp");
+  CheckpointWriter writer;
+  bool reported = false;
+  writer.start(file, snapshot_checkpoint(net, nullptr, {}, config), [&](const WriteOutcome&) { reported = true; });
+  const WriteOutcome outcome = writer.wait();
+  EXPECT_EQ(outcome.problem, "checkpoint " + file + ".tmp: write failed: No space left on device");
+  EXPECT_FALSE(reported);  // the report runs after a successful write only
+  EXPECT_FALSE(fs::exists(fs::symlink_status(file + ".tmp")));
+  EXPECT_FALSE(fs::exists(file));
+  // A folder that does not exist: the .tmp cannot be created.
+  const std::string missing = path("no/such/checkpoint.pt");
+  writer.start(missing, snapshot_checkpoint(net, nullptr, {}, config));
+  EXPECT_EQ(writer.wait().problem, "checkpoint " + missing + ".tmp: cannot create: No such file or directory");
+}
+
+TEST_F(CheckpointFile, WriterJoinsAnUnfinishedWriteWhenDestroyed) {
+  Net net;
+  torch::optim::Adam adam(net.parameters(), torch::optim::AdamOptions(1e-2));
+  train_a_little(net, adam);
+  const TrainConfig config;
+  const std::string file = path("checkpoint.pt"), sync = path("sync.pt");
+  save_checkpoint(sync, net, &adam, {0, 1, 1}, config);
+  {
+    CheckpointWriter writer;
+    writer.start(file, snapshot_checkpoint(net, &adam, {0, 1, 1}, config));
+  }  // no wait(): the destructor joins
+  EXPECT_EQ(bytes_of(file), bytes_of(sync));
 }
 
 }  // namespace

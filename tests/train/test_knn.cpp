@@ -1,10 +1,12 @@
 // The kNN monitor (train/knn.h): the weighted vote on small cases worked out by hand, and the
 // distributed evaluation on images that are nearest to their own class (top-1 100%), equal at
-// every rank count to one process.
+// every rank count to one process; the evaluation reads one value back to the host however many
+// batches it scores.
 #include <gtest/gtest.h>
 
 #include "core/check.h"
 #include "data/dataset.h"
+#include "tests/support/op_counts.h"
 #include "tests/support/mpi_world.h"
 #include "train/knn.h"
 
@@ -69,6 +71,46 @@ TEST(KnnEvaluate, ImagesFindTheirOwnClassOnAnyRankCount) {
   EXPECT_EQ(all_ranks.test, 9);
   EXPECT_DOUBLE_EQ(all_ranks.top1, one.top1);
   EXPECT_DOUBLE_EQ(all_ranks.top5, one.top5);
+}
+
+TEST(KnnEvaluate, OneHostReadHoweverManyBatches) {
+  // 21 test images in batches of 2 (up to 11 batches per rank) or of 32 (one batch): the vote
+  // counts stay on the device and the result is read once, at the end.
+  const data::Dataset images = data::make_synthetic(21, 3, 28, 3, 5);
+  torch::manual_seed(0);
+  model::ContrastiveModel net(
+      model::ModelOptions().encoder(model::EncoderOptions().arch(model::Arch::Small)));
+  const data::TwoViewAugmenter transform(data::AugmentOptions().output_size(28), 0);
+  dist::Communicator comm;
+  for (int64_t batch : {2, 32}) {
+    SCOPED_TRACE("batch " + std::to_string(batch));
+    KnnResult r;
+    const auto ops = test::count_ops(
+        [&] { r = knn_evaluate(net, comm, transform, images, images, KnnOptions().k(3).batch(batch), torch::kCPU); });
+    EXPECT_EQ(test::host_reads(ops), 1);
+    EXPECT_DOUBLE_EQ(r.top1, 1.0);  // the same answer as above: the packed read unpacks right
+    EXPECT_DOUBLE_EQ(r.top5, 1.0);
+  }
+}
+
+TEST(KnnVotes, CountsOnTheDeviceEqualTheHostVote) {
+  HCL_ONLY_AT_RANKS(1);
+  torch::manual_seed(4);
+  const torch::Tensor bank = torch::nn::functional::normalize(torch::randn({50, 8}),
+                                                              torch::nn::functional::NormalizeFuncOptions().dim(1));
+  const torch::Tensor bank_labels = torch::randint(0, 7, {50}, torch::kLong);
+  const torch::Tensor queries = bank.narrow(0, 0, 20) + 0.1 * torch::randn({20, 8});
+  const torch::Tensor labels = bank_labels.narrow(0, 0, 20);
+  int64_t reads = -1;
+  torch::Tensor counts;
+  reads = test::host_reads(test::count_ops([&] { counts = knn_vote_counts(queries, labels, bank, bank_labels, 7, 5, 0.5); }));
+  EXPECT_EQ(reads, 0);
+  EXPECT_EQ(counts.scalar_type(), torch::kLong);
+  const auto [top1, top5] = knn_votes(queries, labels, bank, bank_labels, 7, 5, 0.5);
+  EXPECT_EQ(counts[0].item<int64_t>(), top1);
+  EXPECT_EQ(counts[1].item<int64_t>(), top5);
+  EXPECT_GT(top1, 0);
+  EXPECT_GE(top5, top1);
 }
 
 }  // namespace

@@ -9,35 +9,15 @@
 #include <map>
 #include <string>
 
+#include "tests/support/op_counts.h"
 #include "tests/support/mpi_world.h"
 #include "train/train_step.h"
 
 namespace hcl::train {
 namespace {
 
-thread_local std::map<std::string, int64_t>* counting = nullptr;
-
-// ATen ops by name that `work` runs on this thread (every depth).
-std::map<std::string, int64_t> ops_of(const std::function<void()>& work) {
-  std::map<std::string, int64_t> counts;
-  counting = &counts;
-  const at::CallbackHandle handle = at::addThreadLocalCallback(
-      at::RecordFunctionCallback([](const at::RecordFunction& f) -> std::unique_ptr<at::ObserverContext> {
-        if (counting != nullptr) ++(*counting)[f.name()];
-        return nullptr;
-      }).scopes({at::RecordScope::FUNCTION}));
-  work();
-  at::removeCallback(handle);
-  counting = nullptr;
-  return counts;
-}
-
-// Values read back to the host: every item() (and every other read of one element) ends in
-// aten::_local_scalar_dense, recorded once per read (item() itself is recorded around it).
-int64_t host_reads(const std::map<std::string, int64_t>& ops) {
-  const auto found = ops.find("aten::_local_scalar_dense");
-  return found == ops.end() ? 0 : found->second;
-}
+using test::host_reads;
+using test::count_ops;
 
 TrainStep small_step(bool finite_check, int64_t accumulate = 1, bool guard_on_device = true) {
   const auto build = [](const model::NormFactory& norm) {
@@ -64,7 +44,7 @@ int64_t reads_in_steady_step(TrainStep& step) {
     if (k < 3) {
       step.run(v1, v2, objective, 1e-3, k);
     } else {
-      reads = host_reads(ops_of([&] { step.run(v1, v2, objective, 1e-3, k); }));
+      reads = host_reads(count_ops([&] { step.run(v1, v2, objective, 1e-3, k); }));
     }
   }
   return reads;
