@@ -94,7 +94,7 @@ int64_t planned_kill_after() {
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainPosition& position,
-                     const TrainConfig& config) {
+                     const TrainConfig& config, int64_t global_batch) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive;
   for (const auto& p : model.named_parameters()) model_archive.write(p.key(), p.value().detach().cpu());
@@ -107,6 +107,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
   }
   archive.write("config", c10::IValue(config.to_json().dump()));
   archive.write("position", c10::IValue(std::vector<int64_t>{position.epoch, position.step, position.global_step}));
+  if (global_batch > 0) archive.write("global-batch", c10::IValue(global_batch));
   std::string payload;
   archive.save_to([&](const void* data, size_t size) -> size_t {
     payload.append(static_cast<const char*>(data), size);
@@ -141,14 +142,23 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
 }
 
 namespace {
-Checkpoint header_of(torch::serialize::InputArchive& archive) {
+Checkpoint header_of(torch::serialize::InputArchive& archive, const std::string& path) {
   Checkpoint c;
   c10::IValue config, position;
-  archive.read("config", config);
-  archive.read("position", position);
-  c.config = TrainConfig::from_json(nlohmann::json::parse(config.toStringRef()));
-  const auto p = position.toIntVector();
-  c.position = {p.at(0), p.at(1), p.at(2)};
+  try {
+    archive.read("config", config);
+    archive.read("position", position);
+    c.config = TrainConfig::from_json(nlohmann::json::parse(config.toStringRef()));
+    const auto p = position.toIntVector();
+    c.position = {p.at(0), p.at(1), p.at(2)};
+  } catch (const Error& e) {
+    throw Error("checkpoint " + path + ": " + e.what());
+  } catch (const std::exception& e) {  // c10, JSON or a short position: not what hcl-train writes
+    const std::string what = e.what();
+    throw Error("checkpoint " + path + ": no configuration and position in it (" + what.substr(0, what.find('\n')) + ")");
+  }
+  c10::IValue global_batch;  // absent from older checkpoints: unknown
+  if (archive.try_read("global-batch", global_batch)) c.global_batch = global_batch.toInt();
   return c;
 }
 
@@ -180,7 +190,7 @@ bool has_checkpoint_magic(const std::string& path) {
 Checkpoint read_checkpoint_header(const std::string& path) {
   torch::serialize::InputArchive archive;
   load_archive(path, archive);
-  return header_of(archive);
+  return header_of(archive, path);
 }
 
 Checkpoint load_checkpoint(const std::string& path, torch::nn::Module& model,
@@ -189,7 +199,7 @@ Checkpoint load_checkpoint(const std::string& path, torch::nn::Module& model,
   // Tensors (optimizer state too) land on the model's device.
   const auto params = model.parameters();
   load_archive(path, archive, params.empty() ? c10::optional<torch::Device>() : params.front().device());
-  Checkpoint c = header_of(archive);
+  Checkpoint c = header_of(archive, path);
   check_compatible(c, expected, path);
   torch::serialize::InputArchive model_archive;
   archive.read("model", model_archive);

@@ -24,12 +24,15 @@ struct TrainPosition {
 struct Checkpoint {
   TrainPosition position;
   TrainConfig config;
+  // Images per step over all ranks (--batch-size x ranks): a step of the position means this many
+  // images. 0: not recorded (files written before it was, or by tools that do not train).
+  int64_t global_batch = 0;
 };
 
-// Writes atomically; `optimizer` may be null (model-only files).
+// Writes atomically; `optimizer` may be null (model-only files); `global_batch` 0 is not recorded.
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainPosition& position,
-                     const TrainConfig& config);
+                     const TrainConfig& config, int64_t global_batch = 0);
 
 // Throws hcl::Error when `checkpoint`'s model identity (arch, dimensions) differs from `expected`,
 // naming the difference.
