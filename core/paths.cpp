@@ -45,8 +45,9 @@ void require_usable_path(const std::string& option, const std::string& path) {
 }
 
 std::string describe(const std::filesystem::filesystem_error& e) {
-  const std::string path = e.path1().empty() ? "" : "'" + e.path1().string() + "': ";
-  return "cannot read " + path + e.code().message();
+  // (concat rather than operator+: GCC 12 warns of a bogus overflow in C++20 mode)
+  if (e.path1().empty()) return detail::concat("cannot read: ", e.code().message());
+  return detail::concat("cannot read '", e.path1().string(), "': ", e.code().message());
 }
 
 }  // namespace hcl

@@ -25,7 +25,8 @@ void check_finite_loss(dist::Communicator& comm, double mean_loss, int64_t epoch
   torch::Tensor bad = torch::tensor({std::isfinite(mean_loss) ? int64_t{0} : int64_t{1}}, torch::kLong);
   comm.all_reduce(bad, dist::ReduceOp::Max);
   if (bad.item<int64_t>() != 0)
-    throw AgreedError(detail::concat("linear evaluation diverged: the classifier's loss is ", mean_loss,
+    throw AgreedError(detail::concat("linear evaluation diverged: the classifier's loss is ",
+                                     std::isnan(mean_loss) ? "NaN" : "infinite",
                                      " at epoch ", epoch + 1, " of ", o.epochs(), " (--lr ", o.lr(),
                                      "); try a lower --lr"));
 }

@@ -111,9 +111,10 @@ ln -s loop "$work/loop"
 expect_error "cannot read '$work/loop/train-" --data-dir "$work/loop" --out "$work/new"
 grep -q "': Too many levels of symbolic links$" "$work/err" || fail "symlink loop: no reason"
 tiny_dataset "$work/locked" 64 && chmod 000 "$work/locked"
-if [ "$(id -u)" -eq 0 ]; then chmod 755 "$work"; AS_USER="setpriv --reuid=65534 --regid=65534 --clear-groups"; fi
+as_user=""
+if [ "$(id -u)" -eq 0 ]; then chmod 755 "$work"; as_user="setpriv --reuid=65534 --regid=65534 --clear-groups"; fi
 mkdir -m 777 "$work/shared"  # an --out folder that user can write
-AS_USER="${AS_USER:-}" expect_error "cannot read '$work/locked/train-" --data-dir "$work/locked" --out "$work/shared/new"
+AS_USER="$as_user" expect_error "cannot read '$work/locked/train-" --data-dir "$work/locked" --out "$work/shared/new"
 [ ! -e "$work/shared/new" ] || fail "output written for an unreadable data folder"
 grep -q "': Permission denied$" "$work/err" || fail "unreadable folder: no reason"
 chmod 700 "$work/locked"
@@ -147,8 +148,9 @@ status=0
 [ "$status" -eq 2 ] && [ "$(wc -l < "$work/err")" -eq 1 ] && grep -q "^hcl-export: error: checkpoint .*: truncated" "$work/err" ||
   { cat "$work/err"; fail "hcl-export of a truncated checkpoint: exit $status"; }
 passed=$((passed + 1))
-expect_tool 1 "linear evaluation diverged: the classifier's loss is nan at epoch 1 of 3 (--lr 1e+30); try a lower --lr" \
+expect_tool 1 "linear evaluation diverged: the classifier's loss is " \
   "$HCL_EVAL" --checkpoint "$work/run/checkpoint.pt" --data-dir "$work/small" --epochs 3 --lr 1e30 --out "$work/new.json"
+grep -qE "loss is (NaN|infinite) at epoch [1-3] of 3 \(--lr 1e\+30\); try a lower --lr$" "$work/err" || { cat "$work/err"; fail "diverged: message"; }
 [ ! -e "$work/new.json" ] || fail "hcl-eval wrote a result for a diverged classifier"
 # hcl-eval: a learning rate that cannot train, on every rank.
 status=0

@@ -55,10 +55,13 @@ grep -q "resumed from $work/run/checkpoint.pt at .* (10 steps done)" "$work/seco
 [ "$(wc -l < "$work/scontrol.log")" -eq 1 ] || fail "requeued after finishing"
 train 2 "${args[@]:18:6}" --out "$work/whole" > "$work/whole.log" 2>&1 || { cat "$work/whole.log"; fail "uninterrupted run"; }
 diff <(losses "$work/whole/metrics.jsonl") <(losses "$work/run/metrics.jsonl") || fail "losses differ"
-# Submitted from elsewhere without HCL_ROOT: one clear line, exit 2.
+# A spool copy whose job names no checkout, submitted from a folder without one, no HCL_ROOT: one
+# clear line, exit 2.
+mkdir "$work/spool-lost" && cp "$sbatch_script" "$work/spool-lost/slurm_script"
 status=0
-(cd "$work" && env -u HCL_TRAIN -u HCL_ROOT SLURM_SUBMIT_DIR="$work" bash "$sbatch_script" > "$work/noroot.log" 2>&1) || status=$?
-[ "$status" -eq 2 ] && grep -q "no hcl-train at .*set HCL_ROOT" "$work/noroot.log" || fail "no clear error without HCL_ROOT"
+(cd "$work" && env -u HCL_TRAIN -u HCL_ROOT PATH="$work/bin:$PATH" SLURM_JOB_ID=45 SLURM_SUBMIT_DIR="$work" \
+  bash "$work/spool-lost/slurm_script" > "$work/noroot.log" 2>&1) || status=$?
+[ "$status" -eq 2 ] && grep -q "no hcl-train at .*set HCL_ROOT" "$work/noroot.log" || { cat "$work/noroot.log"; fail "no clear error without HCL_ROOT"; }
 # Submitted from another folder: slurmd runs a copy of the script from its spool folder, and the
 # job's Command names the checkout (a stand-in one here, with a stub program) whose hcl-train runs.
 mkdir -p "$work/repo/launch" "$work/repo/build/launch" "$work/spool" "$work/elsewhere"
