@@ -15,6 +15,7 @@
 #include "core/run_guarded.h"
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "dist/version.h"
 #include "model/contrastive_model.h"
 
 namespace {
@@ -103,4 +104,7 @@ int bench(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return hcl::run_guarded("hcl-bench-augment", [&] { return bench(argc, argv); }); }
+int main(int argc, char** argv) {
+  if (hcl::dist::print_version_if_asked(argc, argv, "hcl-bench-augment")) return 0;  // no MPI, no data
+  return hcl::run_guarded("hcl-bench-augment", [&] { return bench(argc, argv); });
+}

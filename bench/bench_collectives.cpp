@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/run_guarded.h"
 #include "dist/communicator.h"
+#include "dist/version.h"
 
 namespace {
 
@@ -125,6 +126,7 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (hcl::dist::print_version_if_asked(argc, argv, "hcl-bench-collectives")) return 0;  // no MPI, no data
   hcl::dist::MpiRuntime mpi(&argc, &argv);
   return hcl::run_guarded("hcl-bench-collectives", [&] { return bench(mpi, argc, argv); });
 }

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/run_guarded.h"
 #include "dist/data_parallel.h"
+#include "dist/version.h"
 #include "model/contrastive_model.h"
 
 namespace {
@@ -97,6 +98,7 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (hcl::dist::print_version_if_asked(argc, argv, "hcl-bench-data-parallel")) return 0;  // no MPI, no data
   hcl::dist::MpiRuntime mpi(&argc, &argv);
   return hcl::run_guarded("hcl-bench-data-parallel", [&] { return bench(mpi, argc, argv); });
 }

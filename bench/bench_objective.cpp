@@ -14,6 +14,7 @@
 #include "bench/options.h"
 #include "bench/timing.h"
 #include "core/run_guarded.h"
+#include "dist/version.h"
 #include "loss/objective.h"
 
 extern char** environ;
@@ -160,4 +161,7 @@ int bench(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return hcl::run_guarded("hcl-bench-objective", [&] { return bench(argc, argv); }); }
+int main(int argc, char** argv) {
+  if (hcl::dist::print_version_if_asked(argc, argv, "hcl-bench-objective")) return 0;  // no MPI, no data
+  return hcl::run_guarded("hcl-bench-objective", [&] { return bench(argc, argv); });
+}

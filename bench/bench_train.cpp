@@ -34,6 +34,7 @@
 #include "data/dataset.h"
 #include "data/view_pipeline.h"
 #include "data/sampler.h"
+#include "dist/version.h"
 #include "model/contrastive_model.h"
 #include "model/macs.h"
 #include "train/phase_timer.h"
@@ -264,6 +265,7 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (hcl::dist::print_version_if_asked(argc, argv, "hcl-bench-train")) return 0;  // no MPI, no data
   hcl::dist::MpiRuntime mpi(&argc, &argv);
   return hcl::run_guarded("hcl-bench-train", [&] { return bench(mpi, argc, argv); });
 }

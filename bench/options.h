@@ -16,7 +16,8 @@ namespace po = boost::program_options;
 // Parses argv into `desc` (to which --help is added). Returns false when --help was asked for, after
 // printing `usage` and the options (on rank 0 only under mpirun).
 inline bool parse_options(int argc, char** argv, const char* usage, po::options_description& desc) {
-  desc.add_options()("help,h", "print this help and exit");
+  desc.add_options()("help,h", "print this help and exit")(
+      "version", "print the versions of hcl, LibTorch, MPI and NCCL and exit");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
   if (vm.count("help")) {

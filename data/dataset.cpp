@@ -3,11 +3,13 @@
 
 #include <zlib.h>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <random>
 
 #include "core/check.h"
+#include "core/paths.h"
 
 namespace hcl::data {
 namespace {
@@ -47,7 +49,7 @@ std::string idx_path(const std::string& dir, const std::string& stem) {
 std::string read_file_maybe_gzip(const std::string& path) {
   HCL_REQUIRE(std::filesystem::is_regular_file(path), path, ": no such file");
   gzFile file = gzopen(path.c_str(), "rb");
-  HCL_REQUIRE(file != nullptr, path, ": cannot open");
+  HCL_REQUIRE(file != nullptr, path, ": cannot open: ", std::strerror(errno));
   std::string data;
   std::vector<char> buffer(1 << 20);
   while (true) {
@@ -74,7 +76,14 @@ Dataset load_idx(const std::string& images_file, const std::string& labels_file,
   HCL_REQUIRE(magic == 2051, images_file, ": wrong magic number ", magic,
               " (expected 2051 for IDX uint8 images)");
   const int64_t n = big_endian_u32(img, 4), rows = big_endian_u32(img, 8), cols = big_endian_u32(img, 12);
-  const int64_t expected = 16 + n * rows * cols;
+  HCL_REQUIRE(rows >= 1 && cols >= 1, images_file, ": the header says images of ", rows, "x", cols,
+              " pixels (rows and columns must be >= 1)");
+  // Three 32-bit dimensions can overflow 64 bits when multiplied: no file holds that many bytes.
+  int64_t pixels = 0, expected = 0;
+  HCL_REQUIRE(!__builtin_mul_overflow(rows, cols, &pixels) && !__builtin_mul_overflow(n, pixels, &expected) &&
+                  !__builtin_add_overflow(expected, 16, &expected),
+              images_file, ": corrupt header: ", n, " images of ", rows, "x", cols,
+              " pixels is more bytes than any file holds");
   HCL_REQUIRE(static_cast<int64_t>(img.size()) == expected, images_file, ": truncated or oversized: ",
               img.size(), " bytes, header says ", n, " images of ", rows, "x", cols, " (", expected, " bytes)");
 
@@ -166,10 +175,34 @@ const DatasetInfo& dataset_info(DatasetKind kind) {
   return EnumNames<DatasetKind>::table[0];  // not reached
 }
 
+namespace {
+Dataset load_split(const DatasetInfo& info, const std::string& dir, const std::string& split);
+}  // namespace
+
 Dataset load_dataset(DatasetKind kind, const std::string& dir_in, const std::string& split) {
   const DatasetInfo& info = dataset_info(kind);
-  const std::string name = info.name;
   const std::string dir = dir_in.empty() ? info.default_dir : dir_in;
+  try {
+    return load_split(info, dir, split);
+  } catch (const std::filesystem::filesystem_error& e) {  // a symlink loop, a folder we may not read
+    throw Error(detail::concat("dataset ", info.name, " (--data-dir '", dir, "'): ", describe(e)));
+  }
+}
+
+void check_splits(const Dataset& train, const Dataset& test, const std::string& dir_in) {
+  const std::string dir = dir_in.empty() ? "the default folder" : "'" + dir_in + "'";
+  HCL_REQUIRE(test.size() > 0, "dataset ", train.name, " (--data-dir ", dir,
+              "): the test split has no images (the kNN monitor and linear evaluation score them)");
+  HCL_REQUIRE(train.images.sizes().slice(1) == test.images.sizes().slice(1), "dataset ", train.name,
+              " (--data-dir ", dir, "): train images are ", train.channels(), "x", train.height(), "x",
+              train.width(), " but test images ", test.channels(), "x", test.height(), "x", test.width(),
+              " (channels x height x width); both splits must have one size");
+}
+
+namespace {
+Dataset load_split(const DatasetInfo& info, const std::string& dir, const std::string& split) {
+  const DatasetKind kind = info.value;
+  const std::string name = info.name;
   const bool train = split == "train";
   std::string allowed;
   bool known_split = false;
@@ -220,5 +253,6 @@ Dataset load_dataset(DatasetKind kind, const std::string& dir_in, const std::str
   d.name = name;
   return d;
 }
+}  // namespace
 
 }  // namespace hcl::data

@@ -45,6 +45,10 @@ struct Dataset {
 // "train+unlabeled", for pretraining). dir "" means the dataset's default folder.
 Dataset load_dataset(DatasetKind kind, const std::string& dir, const std::string& split);
 
+// Throws hcl::Error naming `dir` when the test split is empty or its images differ in size from
+// the train split's (what kNN and linear evaluation compare).
+void check_splits(const Dataset& train, const Dataset& test, const std::string& dir);
+
 // IDX files (gzip or plain): images (magic 2051, N x rows x cols) and labels (magic 2049, N).
 Dataset load_idx(const std::string& images_file, const std::string& labels_file, int64_t num_classes);
 // CIFAR binary records: [label][3072 bytes]; CIFAR-100: [coarse][fine][3072 bytes], fine labels.

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
 
 namespace hcl::dist {
 
@@ -40,5 +41,8 @@ std::unique_ptr<Backend> make_mpi_backend(MPI_Comm comm);
 // Throws hcl::Error when the project was built without CUDA (dist/cuda_backend_stub.cpp).
 std::unique_ptr<Backend> make_nccl_backend(MPI_Comm comm, int device_index,
                                            std::chrono::seconds timeout);
+
+// The NCCL library's version ("2.21.5", from ncclGetVersion), or "not built" without CUDA.
+std::string nccl_version();
 
 }  // namespace hcl::dist

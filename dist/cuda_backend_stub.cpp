@@ -13,6 +13,8 @@ std::unique_ptr<Backend> make_nccl_backend(MPI_Comm, int, std::chrono::seconds) 
       "CUDA LibTorch, see README)");
 }
 
+std::string nccl_version() { return "not built (hcl was built without CUDA)"; }
+
 std::unique_ptr<StreamOrder> make_cuda_stream_order(c10::DeviceIndex) {
   throw Error("CUDA device requested but hcl was built without CUDA");
 }

@@ -186,4 +186,12 @@ std::unique_ptr<Backend> make_nccl_backend(MPI_Comm comm, int device_index,
   return std::make_unique<NcclBackend>(comm, device_index, timeout);
 }
 
+// The loaded library's version: NCCL_VERSION_CODE is major * 10000 + minor * 100 + patch since 2.9.
+std::string nccl_version() {
+  int code = 0;
+  if (ncclGetVersion(&code) != ncclSuccess) return "unknown (ncclGetVersion failed)";
+  const int major = code / 10000, minor = code / 100 % 100, patch = code % 100;
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
+}
+
 }  // namespace hcl::dist

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "core/check.h"
@@ -84,6 +85,17 @@ void MpiRuntime::abort_job(int exit_code) {
   log::flush();
   abort_world(exit_code);
   std::_Exit(exit_code);
+}
+
+std::string singleton_warning(const Topology& topology) {
+  const char* tasks = std::getenv("SLURM_STEP_NUM_TASKS");
+  if (tasks == nullptr) tasks = std::getenv("SLURM_NTASKS");
+  const long count = tasks != nullptr ? std::strtol(tasks, nullptr, 10) : 0;
+  if (topology.world_size != 1 || count <= 1) return "";
+  return "SLURM started " + std::to_string(count) +
+         " tasks but this one is alone in its MPI job (world size 1): srun started them as singletons, "
+         "each training alone into the same --out; use srun --mpi=pmix (see srun --mpi=list) or mpirun "
+         "inside the allocation";
 }
 
 void agree_on_start(const std::function<void()>& check, bool name_rank) {

@@ -44,6 +44,11 @@ class MpiRuntime {
   Topology topology_;
 };
 
+// "" normally; under SLURM, when this process is alone in its MPI job (world size 1) although the
+// step has several tasks (SLURM_STEP_NUM_TASKS or SLURM_NTASKS > 1), the warning that srun started
+// the tasks as singletons (no MPI plugin): each would train alone, all into the same --out.
+std::string singleton_warning(const Topology& topology);
+
 // Start-up agreement, for everything a program does between MPI_Init and its first collective
 // (parsing options, reading config files, checking paths, loading input files): runs `check` on
 // every rank, then, if it threw on any rank, every rank throws hcl::InputError (exit 2) with the

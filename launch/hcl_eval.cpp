@@ -1,6 +1,7 @@
 // hcl-eval: linear evaluation of a checkpoint written by hcl-train or a file written by hcl-export.
 //   [mpirun -np W] hcl-eval --checkpoint runs/demo/checkpoint.pt [--epochs 100] [--out result.json]
-// Prints the result as one JSON object and writes it to --out. Exit codes: 0 done, 2 bad options.
+// Prints the result as one JSON object and writes it to --out. Exit codes: 0 done, 2 bad options or
+// input files, 1 a failure during the run (a classifier whose loss diverged, a failed write).
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -16,9 +17,11 @@
 #include "core/device.h"
 #include "core/enum_option.h"
 #include "core/log.h"
+#include "core/paths.h"
 #include "core/run_guarded.h"
 #include "data/dataset.h"
 #include "dist/runtime.h"
+#include "dist/version.h"
 #include "train/export.h"
 #include "train/linear_eval.h"
 #include "train/trainer.h"
@@ -57,7 +60,8 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   int64_t epochs = 100, batch_size = 512, threads = 0, seed = 0;
   double lr = 1e-3, weight_decay = 1e-6;
   po::options_description desc("hcl-eval options");
-  desc.add_options()("help,h", "print this help and exit")("checkpoint", po::value(&checkpoint)->required(),
+  desc.add_options()("help,h", "print this help and exit")(
+      "version", "print the versions of hcl, LibTorch, MPI and NCCL and exit")("checkpoint", po::value(&checkpoint)->required(),
                                                            "checkpoint of hcl-train")(
       "data-dir", po::value(&data_dir), "dataset folder (default: the one the run used)")(
       "epochs", po::value(&epochs)->default_value(epochs), "epochs of the linear classifier")(
@@ -84,6 +88,9 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
     HCL_REQUIRE(batch_size >= 1, "--batch-size: must be >= 1, got ", batch_size);
     HCL_REQUIRE(std::isfinite(lr) && lr > 0, "--lr: must be a finite number > 0, got ", lr);
     HCL_REQUIRE(std::isfinite(weight_decay) && weight_decay >= 0, "--weight-decay: must be a finite number >= 0, got ", weight_decay);
+    hcl::require_usable_path("--checkpoint", checkpoint);  // all three are written into the result
+    hcl::require_usable_path("--data-dir", data_dir);
+    hcl::require_usable_path("--out", out);
     HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
     if (out.empty()) out = (std::filesystem::path(checkpoint).parent_path() / "linear_eval.json").string();
     std::error_code ec;
@@ -98,6 +105,7 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
     return 0;
   }
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::info, ""});
+  if (const std::string w = hcl::dist::singleton_warning(mpi.topology()); !w.empty()) HCL_LOG(warning) << w;
   if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
   // A checkpoint of hcl-train or a file of hcl-export (with its JSON beside it), the device and
   // the datasets: loaded on every rank and agreed on before the first collective.
@@ -110,6 +118,7 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
     device = hcl::resolve_device(device_choice, mpi.topology().local_rank);
     train = hcl::data::load_dataset(trained->config.dataset, trained->config.data_dir, "train");
     test = hcl::data::load_dataset(trained->config.dataset, trained->config.data_dir, "test");
+    hcl::data::check_splits(train, test, trained->config.data_dir);
   });
   hcl::train::TrainConfig& config = trained->config;
   hcl::model::ContrastiveModel& net = trained->model;
@@ -140,6 +149,7 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (hcl::dist::print_version_if_asked(argc, argv, "hcl-eval")) return 0;  // no MPI, no data
   hcl::dist::MpiRuntime mpi(&argc, &argv);
   return hcl::run_guarded("hcl-eval", [&] { return evaluate(mpi, argc, argv); });
 }

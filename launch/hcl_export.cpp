@@ -13,7 +13,9 @@
 #include <iostream>
 
 #include "core/check.h"
+#include "core/paths.h"
 #include "core/run_guarded.h"
+#include "dist/version.h"
 #include "train/export.h"
 
 namespace po = boost::program_options;
@@ -25,6 +27,7 @@ int export_model(int argc, char** argv) {
   bool with_head = false;
   po::options_description desc("hcl-export options");
   desc.add_options()("help,h", "print this help and exit")(
+      "version", "print the versions of hcl, LibTorch, MPI and NCCL and exit")(
       "checkpoint", po::value(&checkpoint)->required(), "checkpoint of hcl-train")(
       "out", po::value(&out)->required(), "output file (torch.load reads it; metadata in <out>.json)")(
       "with-head", po::bool_switch(&with_head), "also export the projection head (keys head.*)")(
@@ -34,6 +37,8 @@ int export_model(int argc, char** argv) {
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
     if (vm.count("help")) return true;
     po::notify(vm);
+    for (const auto& [option, path] : {std::pair{"--checkpoint", checkpoint}, {"--out", out}, {"--verification-sample", sample}})
+      hcl::require_usable_path(option, path);
     HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
     // No program writes over its own input.
     for (const std::string& written : {out, out + ".json", sample}) {
@@ -49,7 +54,8 @@ int export_model(int argc, char** argv) {
     std::cout << "usage: hcl-export --checkpoint FILE --out FILE [options]\n\n" << desc;
     return 0;
   }
-  hcl::train::TrainedModel trained = hcl::train::load_checkpoint_model(checkpoint);
+  // A file that is not a readable checkpoint is bad input too (exit 2).
+  hcl::train::TrainedModel trained = hcl::as_input([&] { return hcl::train::load_checkpoint_model(checkpoint); });
   const hcl::train::TrainConfig& config = trained.config;
   hcl::model::ContrastiveModel& net = trained.model;
   hcl::train::export_for_python(net, config, out, with_head);
@@ -62,4 +68,7 @@ int export_model(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return hcl::run_guarded("hcl-export", [&] { return export_model(argc, argv); }); }
+int main(int argc, char** argv) {
+  if (hcl::dist::print_version_if_asked(argc, argv, "hcl-export")) return 0;  // no MPI, no data
+  return hcl::run_guarded("hcl-export", [&] { return export_model(argc, argv); });
+}

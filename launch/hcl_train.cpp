@@ -12,6 +12,7 @@
 #include "core/run_guarded.h"
 #include "core/stop_signal.h"
 #include "dist/runtime.h"
+#include "dist/version.h"
 #include "launch/options.h"
 #include "train/trainer.h"
 
@@ -35,6 +36,7 @@ int train(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const hcl::train::TrainConfig& config = parsed.config;
   const hcl::log::Severity level = config.log_level;
   hcl::log::init({mpi.rank(), mpi.world_size(), level, ""});
+  if (const std::string w = hcl::dist::singleton_warning(mpi.topology()); !w.empty()) HCL_LOG(warning) << w;
   // Once every rank has checked its input: rank 0 makes the output folder, then per-rank log files.
   const auto prepare_output = [&] {
     hcl::dist::agree_on_start([&] {  // rank 0 makes and locks the folder; every rank learns how it went
@@ -60,6 +62,7 @@ int train(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (hcl::dist::print_version_if_asked(argc, argv, "hcl-train")) return 0;  // no MPI, no data
   hcl::dist::MpiRuntime mpi(&argc, &argv);
   hcl::stop::install_handlers();  // SIGTERM, SIGINT, SIGUSR1: checkpoint, then exit 3
   return hcl::run_guarded("hcl-train", [&] { return train(mpi, argc, argv); });

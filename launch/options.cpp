@@ -33,8 +33,9 @@ std::string text_of(const T& value) {
 
 po::options_description describe(train::TrainConfig& config) {
   po::options_description desc("hcl-train options (also accepted as 'name = value' lines in --config files)");
-  desc.add_options()("help,h", "print this help and exit")("config", po::value<std::string>(),
-                                                           "config file of 'name = value' lines");
+  desc.add_options()("help,h", "print this help and exit")(
+      "version", "print the versions of hcl, LibTorch, MPI and NCCL and exit")(
+      "config", po::value<std::string>(), "config file of 'name = value' lines");
   train::TrainConfig::visit_fields(config, [&](const char* name, auto& field, const char* help) {
     using T = std::decay_t<decltype(field)>;
     if constexpr (is_named_enum_v<T>) {
@@ -48,6 +49,21 @@ po::options_description describe(train::TrainConfig& config) {
   return desc;
 }
 
+// The options of a --config file. A folder, an unreadable file, and a `config =` line (config
+// files do not include others) are errors naming the file.
+po::parsed_options read_config_file(const std::string& file, const po::options_description& desc) {
+  std::error_code ec;
+  HCL_REQUIRE(!fs::is_directory(file, ec), "--config: '", file, "' is a folder, not a config file");
+  std::ifstream in(file);
+  HCL_REQUIRE(in.good(), "--config: cannot read '", file, "'");
+  po::parsed_options parsed = po::parse_config_file(in, desc, /*allow_unregistered=*/false);
+  HCL_REQUIRE(!in.bad(), "--config: cannot read '", file, "'");
+  for (const po::option& option : parsed.options)
+    HCL_REQUIRE(option.string_key != "config", "--config: '", file,
+                "' sets 'config'; a config file cannot name another (give one --config on the command line)");
+  return parsed;
+}
+
 }  // namespace
 
 ParsedOptions parse_train_options(int argc, char** argv) {
@@ -56,12 +72,7 @@ ParsedOptions parse_train_options(int argc, char** argv) {
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-    if (vm.count("config")) {
-      const std::string file = vm["config"].as<std::string>();
-      std::ifstream in(file);
-      HCL_REQUIRE(in.good(), "--config: cannot read '", file, "'");
-      po::store(po::parse_config_file(in, desc, /*allow_unregistered=*/false), vm);
-    }
+    if (vm.count("config")) po::store(read_config_file(vm["config"].as<std::string>(), desc), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw Error(e.what());

@@ -182,6 +182,7 @@ std::string serialise(const CheckpointState& state) {
   archive.write("config", c10::IValue(state.config.to_json().dump()));
   const TrainPosition& p = state.position;
   archive.write("position", c10::IValue(std::vector<int64_t>{p.epoch, p.step, p.global_step}));
+  if (state.global_batch > 0) archive.write("global-batch", c10::IValue(state.global_batch));
   std::string payload;
   archive.save_to([&](const void* data, size_t size) -> size_t {
     payload.append(static_cast<const char*>(data), size);
@@ -193,10 +194,11 @@ std::string serialise(const CheckpointState& state) {
 }  // namespace
 
 CheckpointState snapshot_checkpoint(torch::nn::Module& model, torch::optim::Optimizer* optimizer,
-                                    const TrainPosition& position, const TrainConfig& config) {
+                                    const TrainPosition& position, const TrainConfig& config,
+                                    int64_t global_batch) {
   torch::NoGradGuard no_grad;
   HostCopier copy;
-  CheckpointState state{{}, {}, nullptr, position, config};
+  CheckpointState state{{}, {}, nullptr, position, config, global_batch};
   for (const auto& p : model.named_parameters()) state.parameters.emplace_back(p.key(), copy(p.value()));
   for (const auto& b : model.named_buffers()) state.buffers.emplace_back(b.key(), copy(b.value()));
   if (optimizer != nullptr) state.optimizer = copy_optimizer(*optimizer, copy);
@@ -206,8 +208,8 @@ CheckpointState snapshot_checkpoint(torch::nn::Module& model, torch::optim::Opti
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainPosition& position,
-                     const TrainConfig& config) {
-  CheckpointState state{{}, {}, borrowed(optimizer), position, config};
+                     const TrainConfig& config, int64_t global_batch) {
+  CheckpointState state{{}, {}, borrowed(optimizer), position, config, global_batch};
   for (const auto& p : model.named_parameters()) state.parameters.emplace_back(p.key(), p.value().detach().cpu());
   for (const auto& b : model.named_buffers()) state.buffers.emplace_back(b.key(), b.value().cpu());
   write_checkpoint(path, state);
@@ -243,14 +245,23 @@ void write_checkpoint(const std::string& path, const CheckpointState& state) {
 }
 
 namespace {
-Checkpoint header_of(torch::serialize::InputArchive& archive) {
+Checkpoint header_of(torch::serialize::InputArchive& archive, const std::string& path) {
   Checkpoint c;
   c10::IValue config, position;
-  archive.read("config", config);
-  archive.read("position", position);
-  c.config = TrainConfig::from_json(nlohmann::json::parse(config.toStringRef()));
-  const auto p = position.toIntVector();
-  c.position = {p.at(0), p.at(1), p.at(2)};
+  try {
+    archive.read("config", config);
+    archive.read("position", position);
+    c.config = TrainConfig::from_json(nlohmann::json::parse(config.toStringRef()));
+    const auto p = position.toIntVector();
+    c.position = {p.at(0), p.at(1), p.at(2)};
+  } catch (const Error& e) {
+    throw Error("checkpoint " + path + ": " + e.what());
+  } catch (const std::exception& e) {  // c10, JSON or a short position: not what hcl-train writes
+    const std::string what = e.what();
+    throw Error("checkpoint " + path + ": no configuration and position in it (" + what.substr(0, what.find('\n')) + ")");
+  }
+  c10::IValue global_batch;  // absent from older checkpoints: unknown
+  if (archive.try_read("global-batch", global_batch)) c.global_batch = global_batch.toInt();
   return c;
 }
 
@@ -282,7 +293,7 @@ bool has_checkpoint_magic(const std::string& path) {
 Checkpoint read_checkpoint_header(const std::string& path) {
   torch::serialize::InputArchive archive;
   load_archive(path, archive);
-  return header_of(archive);
+  return header_of(archive, path);
 }
 
 Checkpoint load_checkpoint(const std::string& path, torch::nn::Module& model,
@@ -291,7 +302,7 @@ Checkpoint load_checkpoint(const std::string& path, torch::nn::Module& model,
   // Tensors (optimizer state too) land on the model's device.
   const auto params = model.parameters();
   load_archive(path, archive, params.empty() ? c10::optional<torch::Device>() : params.front().device());
-  Checkpoint c = header_of(archive);
+  Checkpoint c = header_of(archive, path);
   check_compatible(c, expected, path);
   torch::serialize::InputArchive model_archive;
   archive.read("model", model_archive);

@@ -31,6 +31,9 @@ struct TrainPosition {
 struct Checkpoint {
   TrainPosition position;
   TrainConfig config;
+  // Images per step over all ranks (--batch-size x ranks): a step of the position means this many
+  // images. 0: not recorded (files written before it was, or by tools that do not train).
+  int64_t global_batch = 0;
 };
 
 // Everything one checkpoint file holds.
@@ -39,6 +42,7 @@ struct CheckpointState {
   std::shared_ptr<torch::optim::Optimizer> optimizer;  // null: a model-only file
   TrainPosition position;
   TrainConfig config;
+  int64_t global_batch = 0;  // images per step over all ranks; 0: not recorded
 };
 
 // A copy of what a checkpoint of `model` and `optimizer` (may be null) holds, which nothing else
@@ -49,17 +53,19 @@ struct CheckpointState {
 // written), holding copied state. Called on the thread that trains; throws hcl::InternalError for
 // another optimizer type.
 CheckpointState snapshot_checkpoint(torch::nn::Module& model, torch::optim::Optimizer* optimizer,
-                                    const TrainPosition& position, const TrainConfig& config);
+                                    const TrainPosition& position, const TrainConfig& config,
+                                    int64_t global_batch = 0);
 
 // Writes `state` atomically (serialised, length and CRC-32, `path`.tmp flushed then renamed; a
 // failure throws hcl::Error naming the file and removes the .tmp). Safe on another thread as long
 // as nothing changes `state`'s tensors meanwhile.
 void write_checkpoint(const std::string& path, const CheckpointState& state);
 
-// Writes the live state atomically (write_checkpoint without a copy); `optimizer` may be null.
+// Writes the live state atomically (write_checkpoint without a copy); `optimizer` may be null
+// (model-only files); `global_batch` 0 is not recorded.
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainPosition& position,
-                     const TrainConfig& config);
+                     const TrainConfig& config, int64_t global_batch = 0);
 
 // Throws hcl::Error when `checkpoint`'s model identity (arch, dimensions) differs from `expected`,
 // naming the difference.

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "core/paths.h"
 
 namespace hcl::train {
 
@@ -56,6 +57,13 @@ void TrainConfig::validate() const {
   HCL_OPTION_CHECK(checkpoint_interval >= 0 && checkpoint_interval <= kMaxEpochs, "checkpoint-interval", "must be in [0, ", kMaxEpochs, "], got ", checkpoint_interval);
   HCL_OPTION_CHECK(checkpoint_min_seconds >= 0 && checkpoint_min_seconds <= kMaxTimeout, "checkpoint-min-seconds", "must be in [0, ", kMaxTimeout, "] seconds, got ", checkpoint_min_seconds);
   HCL_OPTION_CHECK(!out.empty(), "out", "must name a folder");
+  // Paths are stored as JSON text (config.json, checkpoints): UTF-8, within the system's limits.
+  require_usable_path("--data-dir", data_dir);
+  require_usable_path("--out", out);
+  require_usable_path("--resume", resume);
+  bool known_split = false;  // (load_dataset names the choices; this check comes before any JSON)
+  for (const char* split : data::dataset_info(dataset).splits) known_split = known_split || (split && train_split == split);
+  HCL_OPTION_CHECK(known_split, "train-split", "not a split of ", name_of(dataset), ": '", train_split.substr(0, 40), "'");
   if (precision == Precision::Bf16)
     HCL_OPTION_CHECK(device != DeviceChoice::Cpu, "precision",
                      "bf16 needs a CUDA device (--device cuda or auto)");

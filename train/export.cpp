@@ -55,10 +55,9 @@ TrainedModel load_checkpoint_model(const std::string& path) {
   return {config, net};
 }
 
-TrainedModel load_trained_model(const std::string& path) {
-  // An exported file has its JSON beside it and no checkpoint magic.
-  if (!std::filesystem::is_regular_file(path + ".json") || has_checkpoint_magic(path))
-    return load_checkpoint_model(path);
+namespace {
+// An exported file (hcl-export) and the JSON beside it; throws for anything else.
+TrainedModel load_exported_model(const std::string& path) {
   const TrainConfig config =
       TrainConfig::from_json(nlohmann::json::parse(read_bytes(path + ".json")).at("config"));
   model::ContrastiveModel net = build_model(config);
@@ -68,7 +67,7 @@ TrainedModel load_trained_model(const std::string& path) {
   const auto dict = value.toGenericDict();
   torch::NoGradGuard no_grad;
   auto load = [&](const std::string& key, torch::Tensor& target) {
-    HCL_REQUIRE(dict.contains(key), path, ": missing ", key);
+    HCL_REQUIRE(dict.contains(key) && dict.at(key).isTensor(), path, ": missing ", key);
     const torch::Tensor t = dict.at(key).toTensor();
     HCL_REQUIRE(t.sizes() == target.sizes(), path, ": ", key, " has shape ", t.sizes(), ", the model ",
                 target.sizes());
@@ -77,6 +76,24 @@ TrainedModel load_trained_model(const std::string& path) {
   for (auto& p : net->encoder->named_parameters()) load(p.key(), p.value());
   for (auto& b : net->encoder->named_buffers()) load(b.key(), b.value());
   return {config, net};
+}
+}  // namespace
+
+TrainedModel load_trained_model(const std::string& path) {
+  // An exported file has its JSON beside it and no checkpoint magic.
+  if (!std::filesystem::is_regular_file(path + ".json") || has_checkpoint_magic(path))
+    return load_checkpoint_model(path);
+  try {
+    return load_exported_model(path);
+  } catch (const Error&) {
+    throw;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ".json: not the description hcl-export writes beside its files (" + e.what() + ")");
+  } catch (const std::exception& e) {  // LibTorch's unpickler: a truncated or foreign file
+    const std::string what = e.what();
+    throw Error(path + ": not a checkpoint of hcl-train nor a complete file of hcl-export (" +
+                what.substr(0, what.find('\n')) + ")");
+  }
 }
 
 void export_for_python(model::ContrastiveModel& model, const TrainConfig& config,

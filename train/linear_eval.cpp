@@ -1,6 +1,8 @@
 // Frozen features, then a linear classifier trained with Adam.
 #include "train/linear_eval.h"
 
+#include <cmath>
+
 #include "core/check.h"
 #include "core/log.h"
 #include "data/augment.h"
@@ -15,6 +17,18 @@ std::pair<double, double> accuracy(const torch::Tensor& logits, const torch::Ten
   const torch::Tensor top = std::get<1>(logits.topk(k, 1)).eq(labels.unsqueeze(1));
   const auto n = static_cast<double>(labels.size(0));
   return {top.select(1, 0).sum().item<double>() / n, top.any(1).sum().item<double>() / n};
+}
+
+// A classifier whose loss is no longer finite has diverged: its accuracy means nothing. Every rank
+// learns it (one all-reduce per epoch) and stops together (exit 1).
+void check_finite_loss(dist::Communicator& comm, double mean_loss, int64_t epoch, const LinearEvalOptions& o) {
+  torch::Tensor bad = torch::tensor({std::isfinite(mean_loss) ? int64_t{0} : int64_t{1}}, torch::kLong);
+  comm.all_reduce(bad, dist::ReduceOp::Max);
+  if (bad.item<int64_t>() != 0)
+    throw AgreedError(detail::concat("linear evaluation diverged: the classifier's loss is ",
+                                     std::isnan(mean_loss) ? "NaN" : "infinite",
+                                     " at epoch ", epoch + 1, " of ", o.epochs(), " (--lr ", o.lr(),
+                                     "); try a lower --lr"));
 }
 
 }  // namespace
@@ -52,8 +66,10 @@ LinearEvalResult linear_evaluation(model::ContrastiveModel& model, dist::Communi
       optimizer.step();
       total += loss.detach() * idx.size(0);
     }
+    const double mean_loss = total.item<double>() / n;
+    check_finite_loss(comm, mean_loss, epoch, o);
     if ((epoch + 1) % 10 == 0 || epoch + 1 == o.epochs())
-      HCL_LOG(info) << "linear evaluation: epoch " << epoch + 1 << "/" << o.epochs() << " loss " << total.item<double>() / n;
+      HCL_LOG(info) << "linear evaluation: epoch " << epoch + 1 << "/" << o.epochs() << " loss " << mean_loss;
   }
   torch::NoGradGuard no_grad;
   LinearEvalResult r;

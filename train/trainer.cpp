@@ -75,8 +75,9 @@ void agree_on_inputs(dist::Communicator& comm, const std::function<void()>& chec
   std::string problem;
   try {
     check();
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {  // hcl's own errors, and any a library raised on bad input
     problem = e.what();
+    if (problem.empty()) problem = "unknown error";
   }
   torch::Tensor first = torch::tensor({problem.empty() ? comm.world_size() : comm.rank()}, torch::kLong);
   comm.all_reduce(first, dist::ReduceOp::Min);
@@ -104,6 +105,30 @@ void check_kept_on_resume(const TrainConfig& theirs, const TrainConfig& ours, co
   for (const char* key : kKeptOnResume)
     HCL_REQUIRE(a.at(key) == b.at(key), "--resume: --", key, " is ", a.at(key).dump(), " in ", path, " but ",
                 b.at(key).dump(), " here; a resumed run keeps it (start a new run in another --out to change it)");
+}
+
+// A step of the checkpoint's position counts its global batch of images: resuming with another
+// global batch would put the position elsewhere in the data (or past the epoch's end). Checkpoints
+// that do not record it (older ones) are checked as far as they can be: the position must fall
+// inside an epoch at this global batch.
+void check_global_batch(const Checkpoint& c, int64_t global_batch, int world, int64_t images, const std::string& path) {
+  if (c.global_batch > 0) {
+    const int64_t per_rank = c.global_batch % world == 0 ? c.global_batch / world : 0;
+    HCL_REQUIRE(c.global_batch == global_batch, "--resume: the global batch is ", c.global_batch, " images in ",
+                path, " but ", global_batch, " here (--batch-size ", global_batch / world, " x ", world,
+                " ranks); a resumed run keeps it (",
+                per_rank >= 2 ? detail::concat("use --batch-size ", per_rank, " on ", world, " ranks, or ")
+                              : std::string(),
+                "start a new run in another --out)");
+    return;
+  }
+  const int64_t steps_per_epoch = images / global_batch;
+  HCL_REQUIRE(c.position.step < steps_per_epoch, "--resume: ", path, " stopped at step ", c.position.step,
+              " of an epoch, but an epoch has only ", steps_per_epoch, " steps at this global batch (",
+              global_batch, " images); resume with the global batch it was written with");
+  if (job::rank() == 0)
+    HCL_LOG(warning) << "--resume: " << path << " does not record its global batch (written by an older hcl); "
+                     << "resuming with " << global_batch << " images per step, unchecked";
 }
 
 // ---- Setup: everything before the first step. ----
@@ -150,6 +175,7 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config) {
     d.train = data::load_dataset(config.dataset, config.data_dir, config.train_split);
     d.test = data::load_dataset(config.dataset, config.data_dir, "test");
     if (config.train_split != "train") d.labeled_train = data::load_dataset(config.dataset, config.data_dir, "train");
+    data::check_splits(d.bank(), d.test, config.data_dir);
     HCL_REQUIRE(world <= d.train.size(), "the job has ", world, " ranks but the dataset has only ",
                 d.train.size(), " images (every rank needs at least ", config.batch_size, ")");
     HCL_REQUIRE(global_batch <= d.train.size(), "--batch-size: the global batch (", config.batch_size,
@@ -159,6 +185,7 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config) {
       const Checkpoint header = read_checkpoint_header(config.resume);
       check_compatible(header, config, config.resume);
       check_kept_on_resume(header.config, config, config.resume);
+      check_global_batch(header, global_batch, world, d.train.size(), config.resume);
     }
   });
   check_same_dataset(comm, d.train);
@@ -540,7 +567,8 @@ void Trainer::save(const char* why, bool background) {
   if (rank0_) {
     const auto start = clock_type::now();
     try {
-      save_checkpoint(path, *step_.model(), &step_.optimizer().checkpoint_state(), position_, config_);
+      save_checkpoint(path, *step_.model(), &step_.optimizer().checkpoint_state(), position_, config_,
+                      sampler_.global_batch());
       HCL_LOG(info) << "checkpoint (" << why << "): " << path << " at step " << position_.global_step
                     << " (written in " << seconds_since(start) << " s while the step loop waited)";
     } catch (const std::exception& e) {
@@ -558,7 +586,8 @@ void Trainer::start_background_save(const char* why, const std::string& path) {
   const auto start = clock_type::now();
   CheckpointState state;
   try {
-    state = snapshot_checkpoint(*step_.model(), &step_.optimizer().checkpoint_state(), position_, config_);
+    state = snapshot_checkpoint(*step_.model(), &step_.optimizer().checkpoint_state(), position_, config_,
+                                sampler_.global_batch());
   } catch (const std::exception& e) {
     snapshot_problem_ = "checkpoint " + path + ": snapshot failed: " + e.what();
     return;

@@ -7,12 +7,28 @@ passed=0
 expect_error() {  # expect_error FRAGMENT ARGS...   (NP ranks, 2 unless set)
   local fragment="$1"; shift
   local status=0
-  $MPIRUN -np "${NP:-2}" ${HCL_FAULT:+-x HCL_FAULT} "$HCL_TRAIN" --device cpu "$@" > "$work/out" 2> "$work/err" || status=$?
+  ${AS_USER:-} timeout -k 5 120 $MPIRUN -np "${NP:-2}" ${HCL_FAULT:+-x HCL_FAULT} "$HCL_TRAIN" --device cpu "$@" \
+    > "$work/out" 2> "$work/err" || status=$?
   [ "$status" -eq 2 ] || { cat "$work/err"; fail "exit $status (expected 2) for: $*"; }
   # One line from hcl-train (rank 0 only; mpirun adds its own notice about the exit code).
   [ "$(grep -c '^hcl-train: error: ' "$work/err")" -eq 1 ] || { cat "$work/err"; fail "not one line for: $*"; }
   grep '^hcl-train: error: ' "$work/err" | grep -qF -- "$fragment" || { cat "$work/err"; fail "'$fragment' missing for: $*"; }
   [ ! -e "$work/new" ] || fail "output written for: $*"
+  passed=$((passed + 1))
+}
+
+# expect_tool STATUS FRAGMENT PROGRAM ARGS...: a program under mpirun (2 ranks) ends with STATUS
+# (2: hcl-<x>: error: ..., one line; 1: one agreed fatal line), no abort banner, no hang.
+expect_tool() {
+  local want="$1" fragment="$2" program="$3"; shift 3
+  local status=0 name line
+  name="$(basename "$program")"
+  timeout -k 5 120 $MPIRUN -np 2 "$program" "$@" > "$work/out" 2> "$work/err" || status=$?
+  [ "$status" -eq "$want" ] || { cat "$work/err"; fail "exit $status (expected $want) for $name $*"; }
+  if [ "$want" -eq 2 ]; then line="^$name: error: "; else line="fatal: "; fi
+  [ "$(grep -c -- "$line" "$work/err")" -eq 1 ] || { cat "$work/err"; fail "not one line for $name $*"; }
+  grep -- "$line" "$work/err" | grep -qF -- "$fragment" || { cat "$work/err"; fail "'$fragment' missing for $name $*"; }
+  ! grep -q "MPI_ABORT\|Exception raised from" "$work/err" || { cat "$work/err"; fail "abort or stack trace for $name $*"; }
   passed=$((passed + 1))
 }
 
@@ -29,6 +45,15 @@ expect_error "--resume: no such checkpoint file" --resume "$work/missing.pt" --o
 expect_error "--config: cannot read" --config "$work/missing.conf" --out "$work/new"
 printf 'lr = 0.1\nfrobnicate = 3\n' > "$work/bad.conf"
 expect_error "frobnicate" --config "$work/bad.conf" --out "$work/new"
+mkdir "$work/config-folder"
+expect_error "--config: '$work/config-folder' is a folder, not a config file" --config "$work/config-folder" --out "$work/new"
+printf 'lr = 0.1\nconfig = x\n' > "$work/nested.conf"
+expect_error "--config: '$work/nested.conf' sets 'config'" --config "$work/nested.conf" --out "$work/new"
+# Paths that cannot be stored (JSON needs UTF-8) or exceed the system's limits.
+expect_error "--data-dir: the path is not valid UTF-8 (byte 5 is 0xff)" --data-dir $'/tmp/\xff\xfe' --out "$work/new"
+expect_error "--out: the path is not valid UTF-8" --out "$work/new"$'\xc3'
+expect_error "--data-dir: a name in the path is too long (300 bytes; at most 255)" --data-dir "$work/$(printf 'x%.0s' {1..300})" --out "$work/new"
+expect_error "--out: the path is too long (5000 bytes" --out "/$(printf 'y/%.0s' {1..2499})y" --data-dir "$work/missing"
 # Bad input found while loading, agreed on by every rank before anything is written.
 expect_error "no such file" --dataset cifar10 --data-dir "$work/no-cifar" --out "$work/new"
 expect_error "exceeds the dataset (60000 images)" --batch-size 40000 --out "$work/new"
@@ -66,6 +91,33 @@ tiny_dataset "$work/truncated" 100 truncated
 expect_error "train-images-idx3-ubyte: truncated or oversized" --data-dir "$work/truncated" --out "$work/new"
 tiny_dataset "$work/corrupt" 100 corrupt
 expect_error "train-images-idx3-ubyte: wrong magic number" --data-dir "$work/corrupt" --out "$work/new"
+# idx_header FILE MAGIC DIM...: an IDX file of that header and no data (or DATA bytes of 1).
+idx_file() { python3 -c 'import struct, sys
+dims = [int(x) for x in sys.argv[3:]]
+data = b"" if sys.argv[2] == "0" else b"\x01" * int(sys.argv[2])
+open(sys.argv[1], "wb").write(struct.pack(">" + "I" * len(dims), *dims) + data)' "$@"; }
+tiny_dataset "$work/overflow" 64 && idx_file "$work/overflow/train-images-idx3-ubyte" 100 2051 4294967295 4294967295 4294967295
+expect_error "train-images-idx3-ubyte: corrupt header: 4294967295 images of 4294967295x4294967295 pixels is more bytes than any file holds" \
+  --data-dir "$work/overflow" --out "$work/new"
+tiny_dataset "$work/zero" 64 && idx_file "$work/zero/train-images-idx3-ubyte" 0 2051 64 0 0
+expect_error "train-images-idx3-ubyte: the header says images of 0x0 pixels" --data-dir "$work/zero" --out "$work/new"
+tiny_dataset "$work/sizes" 64 && idx_file "$work/sizes/t10k-images-idx3-ubyte" $((64 * 14 * 14)) 2051 64 14 14
+expect_error "train images are 1x28x28 but test images 1x14x14" --data-dir "$work/sizes" --out "$work/new"
+tiny_dataset "$work/no-test" 64 && idx_file "$work/no-test/t10k-images-idx3-ubyte" 0 2051 0 28 28 &&
+  idx_file "$work/no-test/t10k-labels-idx1-ubyte" 0 2049 0
+expect_error "the test split has no images" --data-dir "$work/no-test" --out "$work/new"
+# A symlink loop, and a folder this user may not read (as root: checked as user nobody).
+ln -s loop "$work/loop"
+expect_error "cannot read '$work/loop/train-" --data-dir "$work/loop" --out "$work/new"
+grep -q "': Too many levels of symbolic links$" "$work/err" || fail "symlink loop: no reason"
+tiny_dataset "$work/locked" 64 && chmod 000 "$work/locked"
+as_user=""
+if [ "$(id -u)" -eq 0 ]; then chmod 755 "$work"; as_user="setpriv --reuid=65534 --regid=65534 --clear-groups"; fi
+mkdir -m 777 "$work/shared"  # an --out folder that user can write
+AS_USER="$as_user" expect_error "cannot read '$work/locked/train-" --data-dir "$work/locked" --out "$work/shared/new"
+[ ! -e "$work/shared/new" ] || fail "output written for an unreadable data folder"
+grep -q "': Permission denied$" "$work/err" || fail "unreadable folder: no reason"
+chmod 700 "$work/locked"
 # Checkpoints: truncated, and from an incompatible configuration (a real one, from a short run).
 tiny_dataset "$work/small" 64
 train 2 --data-dir "$work/small" --max-steps 1 --out "$work/run" > "$work/run.log" 2>&1 || { cat "$work/run.log"; fail "setup run"; }
@@ -83,6 +135,23 @@ mkdir -p "$work/other" && echo '{}' > "$work/other/config.json"
 expect_error "--out: folder '$work/other' holds another run than the one in '$work/run/checkpoint.pt'" \
   --resume "$work/run/checkpoint.pt" --data-dir "$work/small" --batch-size 16 --arch small --out "$work/other"
 [ "$(cat "$work/other/config.json")" = "{}" ] || fail "other run overwritten"
+# hcl-eval and hcl-export: files that are not checkpoints nor complete exports (one line, exit 2,
+# no stack trace), and a linear classifier that diverges (exit 1, naming what to change).
+expect_tool 2 "checkpoint $work/garbage.pt: not an hcl checkpoint (bad magic)" "$HCL_EVAL" --checkpoint "$work/garbage.pt"
+"$HCL_EXPORT" --checkpoint "$work/run/checkpoint.pt" --out "$work/export.pt" > /dev/null || fail "hcl-export"
+head -c 2000 "$work/export.pt" > "$work/cut.pt" && cp "$work/export.pt.json" "$work/cut.pt.json"
+expect_tool 2 "$work/cut.pt: not a checkpoint of hcl-train nor a complete file of hcl-export" "$HCL_EVAL" --checkpoint "$work/cut.pt"
+cp "$work/export.pt" "$work/nojson.pt" && echo '{"format": 1}' > "$work/nojson.pt.json"
+expect_tool 2 "$work/nojson.pt.json: not the description hcl-export writes" "$HCL_EVAL" --checkpoint "$work/nojson.pt"
+status=0
+"$HCL_EXPORT" --checkpoint "$work/truncated.pt" --out "$work/new.pt" > /dev/null 2> "$work/err" || status=$?
+[ "$status" -eq 2 ] && [ "$(wc -l < "$work/err")" -eq 1 ] && grep -q "^hcl-export: error: checkpoint .*: truncated" "$work/err" ||
+  { cat "$work/err"; fail "hcl-export of a truncated checkpoint: exit $status"; }
+passed=$((passed + 1))
+expect_tool 1 "linear evaluation diverged: the classifier's loss is " \
+  "$HCL_EVAL" --checkpoint "$work/run/checkpoint.pt" --data-dir "$work/small" --epochs 3 --lr 1e30 --out "$work/new.json"
+grep -qE "loss is (NaN|infinite) at epoch [1-3] of 3 \(--lr 1e\+30\); try a lower --lr$" "$work/err" || { cat "$work/err"; fail "diverged: message"; }
+[ ! -e "$work/new.json" ] || fail "hcl-eval wrote a result for a diverged classifier"
 # hcl-eval: a learning rate that cannot train, on every rank.
 status=0
 $MPIRUN -np 2 "$HCL_EVAL" --checkpoint "$work/run/checkpoint.pt" --lr inf --out "$work/new.json" > /dev/null 2> "$work/err" || status=$?

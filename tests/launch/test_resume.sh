@@ -44,4 +44,23 @@ losses "$work/whole_bg/metrics.jsonl" > "$work/whole_bg.txt"
 losses "$work/bg/metrics.jsonl" > "$work/bg.txt"
 [ "$(wc -l < "$work/bg.txt")" -eq 12 ] || fail "background-resumed run has $(wc -l < "$work/bg.txt") records"
 diff "$work/whole_bg.txt" "$work/bg.txt" || fail "losses after resuming from a background checkpoint differ"
-echo "3 passed, 0 failed"
+
+# Another global batch (32 x 4 ranks = 128 instead of 32 x 2 = 64) is refused up front on every
+# rank: exit 2, one line, nothing written (a new folder is not made, the run's own is untouched).
+expect_refused() {  # expect_refused FRAGMENT NP ARGS...
+  local fragment="$1" np="$2"; shift 2
+  local status=0 before
+  before="$(cat "$work/ranks/metrics.jsonl" "$work/ranks/config.json" | md5sum)"
+  BATCH="${BATCH:-32}" timeout -k 5 120 bash -c 'source "$1"; shift; train "$@"' _ "$(dirname "$0")/common.sh" "$np" \
+    "$@" > "$work/log" 2> "$work/err" || status=$?
+  [ "$status" -eq 2 ] || { cat "$work/log" "$work/err"; fail "exit $status (expected 2) for $np ranks: $*"; }
+  [ "$(grep -c '^hcl-train: error: ' "$work/err")" -eq 1 ] && grep '^hcl-train: error: ' "$work/err" | grep -qF -- "$fragment" ||
+    { cat "$work/err"; fail "not one line with '$fragment'"; }
+  [ "$(cat "$work/ranks/metrics.jsonl" "$work/ranks/config.json" | md5sum)" = "$before" ] || fail "files written before refusing"
+}
+expect_refused "--resume: the global batch is 64 images in $work/ranks/checkpoint.pt but 128 here (--batch-size 32 x 4 ranks); a resumed run keeps it (use --batch-size 16 on 4 ranks, or start a new run in another --out)" \
+  4 --max-steps 12 --out "$work/ranks4" --resume "$work/ranks/checkpoint.pt"
+[ ! -e "$work/ranks4" ] || fail "output folder made for a refused resume"
+BATCH=16 expect_refused "--resume: the global batch is 64 images in $work/ranks/checkpoint.pt but 32 here" \
+  2 --max-steps 12 --out "$work/ranks" --resume auto
+echo "5 passed, 0 failed"

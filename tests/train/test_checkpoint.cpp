@@ -79,6 +79,13 @@ class CheckpointFile : public ::testing::Test {
   std::string dir_;
 };
 
+TEST_F(CheckpointFile, RecordsTheGlobalBatch) {
+  Net net;
+  const std::string file = path("batch.pt");
+  save_checkpoint(file, net, nullptr, {0, 2, 2}, TrainConfig(), 96);
+  EXPECT_EQ(read_checkpoint_header(file).global_batch, 96);
+}
+
 TEST_F(CheckpointFile, RoundTripRestoresModelOptimizerPositionAndConfig) {
   Net net;
   torch::optim::Adam adam(net.parameters(), torch::optim::AdamOptions(1e-2));
@@ -99,6 +106,7 @@ TEST_F(CheckpointFile, RoundTripRestoresModelOptimizerPositionAndConfig) {
   EXPECT_EQ(c.position.global_step, 42);
   EXPECT_EQ(c.config.to_json(), config.to_json());
   EXPECT_EQ(read_checkpoint_header(file).config.to_json(), config.to_json());
+  EXPECT_EQ(c.global_batch, 0);  // not given: not recorded, read back as unknown (older checkpoints)
   const auto want = net.named_parameters(), have = restored.named_parameters();
   for (const auto& p : want) EXPECT_TRUE(torch::equal(p.value(), have[p.key()])) << p.key();
   const auto want_buffers = net.named_buffers(), have_buffers = restored.named_buffers();
