@@ -114,9 +114,15 @@ tiny_dataset "$work/locked" 64 && chmod 000 "$work/locked"
 as_user=""
 if [ "$(id -u)" -eq 0 ]; then chmod 755 "$work"; as_user="setpriv --reuid=65534 --regid=65534 --clear-groups"; fi
 mkdir -m 777 "$work/shared"  # an --out folder that user can write
-AS_USER="$as_user" expect_error "cannot read '$work/locked/train-" --data-dir "$work/locked" --out "$work/shared/new"
-[ ! -e "$work/shared/new" ] || fail "output written for an unreadable data folder"
-grep -q "': Permission denied$" "$work/err" || fail "unreadable folder: no reason"
+# As nobody, hcl-train must be able to start at all: a LibTorch under root's home (the 2.x build's
+# download cache) is out of that user's reach, and then only this case is skipped, saying so.
+if [ -z "$as_user" ] || $as_user "$HCL_TRAIN" --version > /dev/null 2>&1; then
+  AS_USER="$as_user" expect_error "cannot read '$work/locked/train-" --data-dir "$work/locked" --out "$work/shared/new"
+  [ ! -e "$work/shared/new" ] || fail "output written for an unreadable data folder"
+  grep -q "': Permission denied$" "$work/err" || fail "unreadable folder: no reason"
+else
+  echo "skipped: the unreadable data folder (user nobody cannot load $HCL_TRAIN's libraries)"
+fi
 chmod 700 "$work/locked"
 # Checkpoints: truncated, and from an incompatible configuration (a real one, from a short run).
 tiny_dataset "$work/small" 64
