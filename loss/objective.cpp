@@ -22,7 +22,8 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // The columns the anchors skip, as diagonal segments of the anchors x candidates scores: anchors
 // [row, row + length) skip the columns [row + shift, row + shift + length). Three at most: every
 // anchor's own column, the positives of view-0 anchors (B columns on), those of view-1 anchors (B
-// columns back). Host integers only: nothing is built or read on the device.
+// columns back), in that order (the positives' in anchor order). Host integers only: nothing is
+// built or read on the device.
 struct Segment {
   int64_t row, length, shift;
 };
@@ -222,14 +223,12 @@ void check_inputs(const torch::Tensor& anchors, const torch::Tensor& candidates,
               "objective: non-finite embeddings (NaN or inf)");
 }
 
-// The candidate rows of the anchors' positives (view row v's is v + B or v - B): one or two
-// contiguous ranges of the candidates, so a view or one copy, never an index.
-torch::Tensor positives_of(const torch::Tensor& candidates, const ViewLayout& layout, int64_t anchors) {
-  const int64_t b = layout.batch, lo = layout.first, hi = layout.first + anchors;
+// The candidate rows of the anchors' positives: the positive segments of excluded_segments (an
+// anchor's skipped column is a candidate row), so a view or one copy, never an index.
+torch::Tensor positives_of(const torch::Tensor& candidates, const std::vector<Segment>& excluded) {
   std::vector<torch::Tensor> parts;
-  if (const int64_t end = std::min(hi, b); lo < end) parts.push_back(candidates.narrow(0, layout.offset + lo + b, end - lo));
-  if (const int64_t start = std::max(lo, b); start < hi)
-    parts.push_back(candidates.narrow(0, layout.offset + start - b, hi - start));
+  for (size_t k = 1; k < excluded.size(); ++k)
+    parts.push_back(candidates.narrow(0, excluded[k].row + excluded[k].shift, excluded[k].length));
   return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
 }
 
@@ -272,7 +271,7 @@ ObjectiveResult contrastive_objective(const torch::Tensor& anchors_in,
   const torch::Tensor& lse = lse_outputs[0];
 
   const torch::Tensor positive_score =
-      (anchors * positives_of(candidates, layout, anchors.size(0))).sum(1).mul(inv_t);
+      (anchors * positives_of(candidates, excluded_segments(layout, anchors.size(0)))).sum(1).mul(inv_t);
 
   torch::Tensor log_ng;      // log of the negative term Ng_i
   torch::Tensor unfloored;   // hard: the estimator before the floor

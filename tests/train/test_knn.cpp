@@ -43,17 +43,26 @@ TEST(KnnVotes, SimilarityWeightsOutvoteAMajority) {
   EXPECT_EQ(knn_votes(query, torch::tensor({2}, torch::kLong), bank, bank_labels, 3, 50, 0.1).first, 1);
 }
 
+// 21 synthetic images whose class brightens its own channel (3 classes of 7), an untrained small
+// encoder (the same on every rank: seeded) and the evaluation transform.
+struct SeparableImages {
+  data::Dataset images = data::make_synthetic(21, 3, 28, 3, 5);
+  model::ContrastiveModel net = [] {
+    torch::manual_seed(0);
+    return model::ContrastiveModel(model::ModelOptions().encoder(model::EncoderOptions().arch(model::Arch::Small)));
+  }();
+  data::TwoViewAugmenter transform{data::AugmentOptions().output_size(28), 0};
+};
+
 TEST(KnnEvaluate, ImagesFindTheirOwnClassOnAnyRankCount) {
   // Synthetic images whose class brightens its own channel: even an untrained encoder puts an
   // image nearer to its own class than to the others, so with the test images in the bank and
   // k = 3 (7 images per class) every vote is right, at every rank count (21 images: uneven shares
   // at 2 and 4 ranks).
-  const data::Dataset images = data::make_synthetic(21, 3, 28, 3, 5);
-  // The same model on every rank.
-  torch::manual_seed(0);
-  model::ContrastiveModel net(
-      model::ModelOptions().encoder(model::EncoderOptions().arch(model::Arch::Small)));
-  const data::TwoViewAugmenter transform(data::AugmentOptions().output_size(28), 0);
+  const SeparableImages f;
+  const data::Dataset& images = f.images;
+  model::ContrastiveModel net = f.net;
+  const data::TwoViewAugmenter& transform = f.transform;
   dist::Communicator comm;
   const KnnResult r =
       knn_evaluate(net, comm, transform, images, images, KnnOptions().k(3).batch(4), torch::kCPU);
@@ -76,11 +85,10 @@ TEST(KnnEvaluate, ImagesFindTheirOwnClassOnAnyRankCount) {
 TEST(KnnEvaluate, OneHostReadHoweverManyBatches) {
   // 21 test images in batches of 2 (up to 11 batches per rank) or of 32 (one batch): the vote
   // counts stay on the device and the result is read once, at the end.
-  const data::Dataset images = data::make_synthetic(21, 3, 28, 3, 5);
-  torch::manual_seed(0);
-  model::ContrastiveModel net(
-      model::ModelOptions().encoder(model::EncoderOptions().arch(model::Arch::Small)));
-  const data::TwoViewAugmenter transform(data::AugmentOptions().output_size(28), 0);
+  const SeparableImages f;
+  const data::Dataset& images = f.images;
+  model::ContrastiveModel net = f.net;
+  const data::TwoViewAugmenter& transform = f.transform;
   dist::Communicator comm;
   for (int64_t batch : {2, 32}) {
     SCOPED_TRACE("batch " + std::to_string(batch));
