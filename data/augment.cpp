@@ -256,6 +256,31 @@ torch::Tensor TwoViewAugmenter::sample_views(const torch::Tensor& indices, int64
   return params;
 }
 
+CropBox TwoViewAugmenter::crop_box(int64_t index, int64_t epoch, int view, int64_t height, int64_t width) const {
+  const Draw d = draw(epoch_key(epoch, view), index, height, width);
+  return {d.crop[0], d.crop[1], d.crop[2], d.crop[3]};
+}
+
+torch::Tensor TwoViewAugmenter::sample_cropped_views(const torch::Tensor& indices, int64_t epoch, int64_t channels,
+                                                     bool pin) const {
+  HCL_REQUIRE(indices.dim() == 1, "augmentation: expected a 1-d tensor of indices, got ", indices.sizes());
+  const int64_t n = indices.size(0), k = packed_width(), s = options_.output_size();
+  const torch::Tensor idx = indices.to(torch::kCPU, torch::kLong).contiguous();
+  torch::Tensor params = torch::empty({n * 2 * k + packed_constants(channels)},
+                                      torch::TensorOptions().dtype(torch::kFloat).pinned_memory(pin));
+  float* out = params.data_ptr<float>();
+  const auto* index = idx.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int v = 0; v < 2; ++v) {
+      Draw d = draw(epoch_key(epoch, v), index[i], s, s);  // the decisions do not depend on the size
+      const double half[4] = {0.0, static_cast<double>(v * s), static_cast<double>(s), static_cast<double>(s)};
+      std::copy(half, half + 4, d.crop);
+      pack(d, 2 * s, s, out + (2 * i + v) * k);
+    }
+  pack_constants(channels, out + n * 2 * k);
+  return params;
+}
+
 torch::Tensor TwoViewAugmenter::apply(const torch::Tensor& images, const AugmentParams& p) const {
   HCL_ASSERT(images.dim() == 4, "augmentation: expected N x C x H x W images, got ", images.sizes());
   const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);

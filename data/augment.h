@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/image_codec.h"
 
 namespace hcl::data {
 
@@ -88,6 +89,14 @@ class TwoViewAugmenter {
   // sample_views + apply_views: equals torch::cat({view(.., 0), view(.., 1)}) up to rounding.
   torch::Tensor views(const torch::Tensor& images, const torch::Tensor& indices, int64_t epoch,
                       torch::MemoryFormat format = torch::MemoryFormat::Contiguous) const;
+  // The random resized crop of one view of an image of height x width (the box views() would use):
+  // what an image-folder dataset cuts at decode time (data/image_folder.h).
+  CropBox crop_box(int64_t index, int64_t epoch, int view, int64_t height, int64_t width) const;
+  // Both views' parameters (as sample_views) for images whose views were cropped at decode time
+  // into one uint8 N x C x 2S x S tensor, view 0 above view 1: each view's crop is its half, the
+  // flips and colour draws are those of the same images in views().
+  torch::Tensor sample_cropped_views(const torch::Tensor& indices, int64_t epoch, int64_t channels,
+                                     bool pin = false) const;
   // Evaluation: to float, resized to the output size when needed, normalised.
   torch::Tensor evaluation(const torch::Tensor& images) const;
 

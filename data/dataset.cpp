@@ -10,6 +10,8 @@
 
 #include "core/check.h"
 #include "core/paths.h"
+#include "data/image_folder.h"
+#include "data/sampler.h"
 
 namespace hcl::data {
 namespace {
@@ -177,29 +179,70 @@ const DatasetInfo& dataset_info(DatasetKind kind) {
 
 namespace {
 Dataset load_split(const DatasetInfo& info, const std::string& dir, const std::string& split);
+Dataset load_folder(const DatasetInfo& info, const std::string& dir, const std::string& split,
+                    const FolderLoadOptions& o);
 }  // namespace
 
-Dataset load_dataset(DatasetKind kind, const std::string& dir_in, const std::string& split) {
+int64_t Dataset::channels() const { return folder ? 3 : images.size(1); }
+int64_t Dataset::height() const { return folder ? folder->options().crop_size() : images.size(2); }
+int64_t Dataset::width() const { return folder ? folder->options().crop_size() : images.size(3); }
+
+Dataset load_dataset(DatasetKind kind, const std::string& dir_in, const std::string& split,
+                     const FolderLoadOptions& folder) {
   const DatasetInfo& info = dataset_info(kind);
   const std::string dir = dir_in.empty() ? info.default_dir : dir_in;
   try {
+    if (kind == DatasetKind::ImageFolder) return load_folder(info, dir, split, folder);
     return load_split(info, dir, split);
   } catch (const std::filesystem::filesystem_error& e) {  // a symlink loop, a folder we may not read
     throw Error(detail::concat("dataset ", info.name, " (--data-dir '", dir, "'): ", describe(e)));
   }
 }
 
+Dataset in_memory(const Dataset& d, int64_t limit) {
+  if (!d.folder) return d;
+  const int64_t n = limit > 0 ? std::min(limit, d.size()) : d.size();
+  torch::Tensor chosen = torch::arange(n, torch::kLong);
+  if (n < d.size()) {  // the first n of a fixed permutation, in index order (files stay local on disk)
+    const std::vector<int64_t> order = permutation(d.size(), 0x1d5ULL);
+    chosen = std::get<0>(torch::tensor(std::vector<int64_t>(order.begin(), order.begin() + n), torch::kLong).sort());
+  }
+  Dataset out;
+  out.name = d.name;
+  out.num_classes = d.num_classes;
+  out.labels = d.labels.index_select(0, chosen);
+  out.images = d.folder->decode_centred(chosen);
+  return out;
+}
+
 void check_splits(const Dataset& train, const Dataset& test, const std::string& dir_in) {
   const std::string dir = dir_in.empty() ? "the default folder" : "'" + dir_in + "'";
   HCL_REQUIRE(test.size() > 0, "dataset ", train.name, " (--data-dir ", dir,
               "): the test split has no images (the kNN monitor and linear evaluation score them)");
-  HCL_REQUIRE(train.images.sizes().slice(1) == test.images.sizes().slice(1), "dataset ", train.name,
+  const bool same_shape = train.channels() == test.channels() && train.height() == test.height() &&
+                          train.width() == test.width();
+  HCL_REQUIRE(same_shape, "dataset ", train.name,
               " (--data-dir ", dir, "): train images are ", train.channels(), "x", train.height(), "x",
               train.width(), " but test images ", test.channels(), "x", test.height(), "x", test.width(),
               " (channels x height x width); both splits must have one size");
 }
 
 namespace {
+Dataset load_folder(const DatasetInfo& info, const std::string& dir, const std::string& split,
+                    const FolderLoadOptions& o) {
+  HCL_REQUIRE(!dir.empty(), "dataset ", info.name, ": no data directory given (--data-dir)");
+  ImageIndex index = index_image_folder(dir, split, o.index_cache, o.skip_bad_images);
+  write_index_cache(index, o.index_cache);
+  Dataset d;
+  d.name = info.name;
+  d.num_classes = static_cast<int64_t>(index.classes.size());
+  d.labels = torch::tensor(index.labels, torch::kLong);
+  d.folder = std::make_shared<const ImageFolder>(
+      std::move(index),
+      ImageFolderOptions().crop_size(o.crop_size).workers(o.workers).skip_bad_images(o.skip_bad_images));
+  return d;
+}
+
 Dataset load_split(const DatasetInfo& info, const std::string& dir, const std::string& split) {
   const DatasetKind kind = info.value;
   const std::string name = info.name;
@@ -246,6 +289,7 @@ Dataset load_split(const DatasetInfo& info, const std::string& dir, const std::s
         d = load_stl10(join(dir, split + "_X.bin"), join(dir, split + "_y.bin"));
       }
       break;
+    case DatasetKind::ImageFolder: HCL_ASSERT(false, "image folders load through load_folder"); break;
     case DatasetKind::Synthetic:
       d = make_synthetic(train ? 4096 : 1024, info.channels, info.size, 10, train ? 1 : 2);
       break;

@@ -1,19 +1,24 @@
-// Image datasets loaded once into memory as uint8 tensors (N x C x H x W), labels kept for
-// evaluation: Fashion-MNIST / MNIST (IDX, gzip or plain), CIFAR-10 / CIFAR-100 (binary), STL-10
-// (binary, column-major; the unlabeled split for pretraining), and a synthetic set for tests and
-// benchmarks. A bad file raises hcl::Error naming the file and the problem; nothing is half-loaded.
+// Image datasets, labels kept for evaluation. In memory as uint8 tensors (N x C x H x W):
+// Fashion-MNIST / MNIST (IDX, gzip or plain), CIFAR-10 / CIFAR-100 (binary), STL-10 (binary,
+// column-major; the unlabeled split for pretraining), and a synthetic set for tests and benchmarks.
+// Or folders of JPEG/PNG files (ImageNet, Tiny ImageNet), indexed at load and decoded on demand by
+// worker threads (data/image_folder.h). A bad file raises hcl::Error naming the file and the
+// problem; nothing is half-loaded.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <array>
+#include <memory>
 #include <string>
 
 #include "core/named_enum.h"
 
 namespace hcl::data {
 
-enum class DatasetKind { FashionMnist, Mnist, Cifar10, Cifar100, Stl10, Synthetic };
+enum class DatasetKind { FashionMnist, Mnist, Cifar10, Cifar100, Stl10, ImageFolder, Synthetic };
+
+class ImageFolder;
 
 // What hcl knows of a dataset before loading it: one row per dataset in the table below, which is
 // also the name table of DatasetKind (--dataset, JSON, checkpoints).
@@ -21,29 +26,47 @@ struct DatasetInfo {
   DatasetKind value;
   const char* name;
   const char* note;
-  int64_t channels, size;              // image shape: channels x size x size
+  int64_t channels, size;              // image shape: channels x size x size (image-folder: default crop)
   std::array<double, 3> mean, stddev;  // normalisation constants of the first `channels` channels
   const char* default_dir;             // "" where there is none
   std::array<const char*, 4> splits;   // the splits load_dataset accepts (null after the last)
+  const char* eval_split;              // the labeled split kNN and linear evaluation score
 };
 
 const DatasetInfo& dataset_info(DatasetKind kind);
 
 struct Dataset {
   std::string name;
-  torch::Tensor images;  // uint8, N x C x H x W, contiguous, CPU
+  torch::Tensor images;  // uint8, N x C x H x W, contiguous, CPU; undefined for an image folder
   torch::Tensor labels;  // int64, N; -1 where unlabeled
   int64_t num_classes = 0;
+  // Image folders: the index and its decoder (images are decoded on demand, crop-sized).
+  std::shared_ptr<const ImageFolder> folder;
 
-  int64_t size() const { return images.defined() ? images.size(0) : 0; }
-  int64_t channels() const { return images.size(1); }
-  int64_t height() const { return images.size(2); }
-  int64_t width() const { return images.size(3); }
+  int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+  int64_t channels() const;
+  int64_t height() const;  // image folders: the crop size
+  int64_t width() const;
+};
+
+// How image folders are read (the in-memory formats ignore it).
+struct FolderLoadOptions {
+  int64_t crop_size = 224;       // views and evaluation images, in pixels
+  int workers = 1;               // decode threads
+  bool skip_bad_images = false;  // leave out non-image files and replace undecodable images
+  std::string index_cache;       // folder of cached indexes ("": none)
 };
 
 // split: one of dataset_info(kind).splits ("train" or "test"; for stl10 also "unlabeled" and
-// "train+unlabeled", for pretraining). dir "" means the dataset's default folder.
-Dataset load_dataset(DatasetKind kind, const std::string& dir, const std::string& split);
+// "train+unlabeled", for pretraining; for image folders "train", "val", "test" or "unlabeled"). dir
+// "" means the dataset's default folder.
+Dataset load_dataset(DatasetKind kind, const std::string& dir, const std::string& split,
+                     const FolderLoadOptions& folder = {});
+
+// The dataset with its images in memory: itself when they are; for an image folder the centred
+// crops of up to `limit` images (0: all; otherwise the first `limit` of a fixed permutation, with
+// their labels), decoded by its workers: what kNN and linear evaluation read.
+Dataset in_memory(const Dataset& d, int64_t limit = 0);
 
 // Throws hcl::Error naming `dir` when the test split is empty or its images differ in size from
 // the train split's (what kNN and linear evaluation compare).
@@ -75,8 +98,9 @@ struct hcl::EnumNames<hcl::data::DatasetKind> {
        {0.2860},
        {0.3530},
        "/usr/share/datasets/fashion-mnist",
-       {"train", "test"}},
-      {K::Mnist, "mnist", "", 1, 28, {0.1307}, {0.3081}, "", {"train", "test"}},
+       {"train", "test"},
+       "test"},
+      {K::Mnist, "mnist", "", 1, 28, {0.1307}, {0.3081}, "", {"train", "test"}, "test"},
       // CIFAR: the reference's constants.
       {K::Cifar10,
        "cifar10",
@@ -86,7 +110,8 @@ struct hcl::EnumNames<hcl::data::DatasetKind> {
        {0.4914, 0.4822, 0.4465},
        {0.2023, 0.1994, 0.2010},
        "",
-       {"train", "test"}},
+       {"train", "test"},
+       "test"},
       {K::Cifar100,
        "cifar100",
        "",
@@ -95,7 +120,8 @@ struct hcl::EnumNames<hcl::data::DatasetKind> {
        {0.4914, 0.4822, 0.4465},
        {0.2023, 0.1994, 0.2010},
        "",
-       {"train", "test"}},
+       {"train", "test"},
+       "test"},
       {K::Stl10,
        "stl10",
        "",
@@ -104,7 +130,19 @@ struct hcl::EnumNames<hcl::data::DatasetKind> {
        {0.4467, 0.4398, 0.4066},
        {0.2603, 0.2566, 0.2713},
        "",
-       {"train", "test", "unlabeled", "train+unlabeled"}},
-      {K::Synthetic, "synthetic", "", 3, 32, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}, "", {"train", "test"}},
+       {"train", "test", "unlabeled", "train+unlabeled"},
+       "test"},
+      // JPEG/PNG folders (data/image_index.h); ImageNet's constants; evaluated on the val split.
+      {K::ImageFolder,
+       "image-folder",
+       "JPEG/PNG: <data-dir>/<split>/<class>/<image> or <data-dir>/<split>.txt",
+       3,
+       224,
+       {0.485, 0.456, 0.406},
+       {0.229, 0.224, 0.225},
+       "",
+       {"train", "val", "test", "unlabeled"},
+       "val"},
+      {K::Synthetic, "synthetic", "", 3, 32, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}, "", {"train", "test"}, "test"},
   };
 };

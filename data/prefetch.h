@@ -1,7 +1,9 @@
 // Prefetches the next step's images on a background thread: the sampler's indices for the rank,
 // the uint8 images gathered from the in-memory dataset and, given an augmenter, both views' random
 // parameters packed into one tensor (TwoViewAugmenter::sample_views), all pinned when they go to a
-// GPU, so the host-to-device copies of step k+1 can start while step k computes.
+// GPU, so the host-to-device copies of step k+1 can start while step k computes. From an image
+// folder, the folder's workers decode the images with both views' crops cut at decode time
+// (ImageFolder::decode_views, parameters from sample_cropped_views).
 #pragma once
 
 #include <torch/torch.h>
@@ -17,7 +19,8 @@ namespace hcl::data {
 struct HostBatch {
   int64_t epoch = 0, step = 0;
   torch::Tensor indices;  // int64, the rank's images
-  torch::Tensor images;   // uint8 N x C x H x W, CPU (pinned when requested)
+  torch::Tensor images;   // uint8 N x C x H x W, CPU (pinned when requested); image folders with an
+                          // augmenter: N x C x 2S x S, both views cropped
   // With an augmenter: float32, TwoViewAugmenter::sample_views of (indices, epoch), pinned when
   // requested; for TwoViewAugmenter::apply_views(images on the device, view_params).
   torch::Tensor view_params;

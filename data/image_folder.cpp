@@ -1,0 +1,132 @@
+// ImageFolder: per-image decode tasks on the worker pool, crops cut at decode time.
+#include "data/image_folder.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "core/check.h"
+#include "core/log.h"
+
+namespace hcl::data {
+namespace {
+
+// With skip_bad_images, how many images in a row may fail before the dataset itself is in doubt.
+constexpr int64_t kMaxConsecutiveBad = 64;
+
+// The DCT scale a decode may use so that every box still has at least `size` pixels per side.
+double min_scale_for(const CropBox* boxes, int count, int64_t size) {
+  double scale = 0;
+  for (int b = 0; b < count; ++b)
+    scale = std::max(scale, static_cast<double>(size) / std::min(boxes[b].width, boxes[b].height));
+  return std::min(scale, 1.0);
+}
+
+// `box` (in the header's pixels) in the pixels of the decoded, possibly scaled, image.
+CropBox rescale(const CropBox& box, const ImageSize& header, const RgbImage& image) {
+  const double sx = static_cast<double>(image.width) / header.width;
+  const double sy = static_cast<double>(image.height) / header.height;
+  return {box.x0 * sx, box.y0 * sy, box.width * sx, box.height * sy};
+}
+
+}  // namespace
+
+std::string read_whole_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  HCL_REQUIRE(in.good(), "cannot read '", path, "': ", std::strerror(errno));
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  HCL_REQUIRE(!in.bad(), "cannot read '", path, "': ", std::strerror(errno));
+  return bytes;
+}
+
+ImageFolder::ImageFolder(ImageIndex index, ImageFolderOptions options)
+    : index_(std::move(index)), options_(options), pool_(options.workers()) {
+  HCL_REQUIRE(options_.crop_size() >= 8, "image folder: crop size must be at least 8 pixels, got ",
+              options_.crop_size());
+  HCL_REQUIRE(index_.size() > 0, index_.root, "/", index_.split, ": no images");
+}
+
+void ImageFolder::note_bad(int64_t i, const std::exception& e) const {
+  std::lock_guard<std::mutex> lock(bad_mutex_);
+  if (!bad_.insert(i).second) return;
+  skipped_.fetch_add(1);
+  HCL_LOG(warning) << "skipping a bad image (--skip-bad-images; " << bad_.size() << " so far): " << e.what();
+}
+
+ImageFolder::Source ImageFolder::open(int64_t i) const {
+  for (int64_t attempt = 0;; ++attempt) {
+    const int64_t at = (i + attempt) % index_.size();
+    try {
+      Source s{at, read_whole_file(index_.path(at)), {}};
+      s.size = read_image_size(s.bytes, index_.path(at));
+      return s;
+    } catch (const Error& e) {
+      if (!options_.skip_bad_images()) throw;
+      note_bad(at, e);
+      HCL_REQUIRE(attempt + 1 < kMaxConsecutiveBad, kMaxConsecutiveBad, " images in a row from ", index_.path(i),
+                  " on cannot be read or decoded: is the dataset complete? (last: ", e.what(), ")");
+    }
+  }
+}
+
+RgbImage ImageFolder::decode(const Source& s, double min_scale) const {
+  return decode_image(s.bytes, index_.path(s.index), min_scale);
+}
+
+torch::Tensor ImageFolder::decode_views(const torch::Tensor& indices, int64_t epoch,
+                                        const TwoViewAugmenter& augmenter, bool pin) const {
+  const int64_t s = options_.crop_size(), n = indices.size(0);
+  HCL_REQUIRE(augmenter.options().output_size() == s, "image folder: the augmentation makes ",
+              augmenter.options().output_size(), "-pixel views, the folder crops ", s);
+  const torch::Tensor idx = indices.to(torch::kCPU, torch::kLong).contiguous();
+  torch::Tensor out = torch::empty({n, 3, 2 * s, s}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(pin));
+  const int64_t* index = idx.data_ptr<int64_t>();
+  uint8_t* base = out.data_ptr<uint8_t>();
+  pool_.parallel_for(n, [&](int64_t k) {
+    for (int64_t attempt = 0, at = index[k];; ++attempt) {
+      const Source src = open(at);
+      // The boxes are keyed by the image the sampler asked for, sized by the one that decodes.
+      const CropBox boxes[2] = {augmenter.crop_box(index[k], epoch, 0, src.size.height, src.size.width),
+                                augmenter.crop_box(index[k], epoch, 1, src.size.height, src.size.width)};
+      try {
+        const RgbImage image = decode(src, min_scale_for(boxes, 2, s));
+        for (int v = 0; v < 2; ++v)
+          crop_resize(image, rescale(boxes[v], src.size, image), s, base + (k * 3 * 2 + v) * s * s, 2 * s * s);
+        return;
+      } catch (const Error& e) {
+        if (!options_.skip_bad_images() || attempt + 1 >= kMaxConsecutiveBad) throw;
+        note_bad(src.index, e);
+        at = (src.index + 1) % index_.size();
+      }
+    }
+  });
+  return out;
+}
+
+torch::Tensor ImageFolder::decode_centred(const torch::Tensor& indices) const {
+  const int64_t s = options_.crop_size(), n = indices.size(0);
+  const torch::Tensor idx = indices.to(torch::kCPU, torch::kLong).contiguous();
+  torch::Tensor out = torch::empty({n, 3, s, s}, torch::kUInt8);
+  const int64_t* index = idx.data_ptr<int64_t>();
+  uint8_t* base = out.data_ptr<uint8_t>();
+  pool_.parallel_for(n, [&](int64_t k) {
+    for (int64_t attempt = 0, at = index[k];; ++attempt) {
+      const Source src = open(at);
+      const double side = static_cast<double>(std::min(src.size.height, src.size.width));
+      const CropBox box{(src.size.width - side) / 2, (src.size.height - side) / 2, side, side};
+      try {
+        const RgbImage image = decode(src, min_scale_for(&box, 1, s));
+        crop_resize(image, rescale(box, src.size, image), s, base + k * 3 * s * s, s * s);
+        return;
+      } catch (const Error& e) {
+        if (!options_.skip_bad_images() || attempt + 1 >= kMaxConsecutiveBad) throw;
+        note_bad(src.index, e);
+        at = (src.index + 1) % index_.size();
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace hcl::data
