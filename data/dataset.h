@@ -53,8 +53,8 @@ struct Dataset {
 struct FolderLoadOptions {
   int64_t crop_size = 224;       // views and evaluation images, in pixels
   int workers = 1;               // decode threads
-  bool skip_bad_images = false;  // leave out non-image files and replace undecodable images
-  std::string index_cache;       // folder of cached indexes ("": none)
+  bool skip_bad_images = false;  // replace images that cannot be read or decoded (logged, counted)
+  std::string index_cache;       // folder of cached indexes to use ("": none; see write_index_cache)
 };
 
 // split: one of dataset_info(kind).splits ("train" or "test"; for stl10 also "unlabeled" and

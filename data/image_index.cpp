@@ -63,7 +63,7 @@ void check_name(const std::string& relative) {
 }
 
 // Every image under root/split/<class>/, recursively, in byte order within each class.
-void scan_class(Built& b, const std::string& class_dir, int64_t label, bool skip_other_files) {
+void scan_class(Built& b, const std::string& class_dir, int64_t label) {
   const size_t before = b.index.files.size();
   std::vector<std::string> files;
   try {
@@ -82,11 +82,8 @@ void scan_class(Built& b, const std::string& class_dir, int64_t label, bool skip
       if (is_image_name(p.filename().string())) {
         check_name(relative);
         files.push_back(relative);
-      } else if (skip_other_files) {
-        ++b.index.skipped_files;
-      } else {
-        throw Error(detail::concat(p.string(), ": not an image file (expected .jpg, .jpeg or .png; move it away, or ",
-                                   "pass --skip-bad-images to leave such files out)"));
+      } else {  // Tiny ImageNet keeps a <class>_boxes.txt beside its images, for one
+        if (b.index.other_files++ == 0) b.index.other_example = relative;
       }
     }
   } catch (const fs::filesystem_error& e) {
@@ -97,7 +94,7 @@ void scan_class(Built& b, const std::string& class_dir, int64_t label, bool skip
   HCL_REQUIRE(b.index.files.size() > before, class_dir, ": empty class folder (no .jpg, .jpeg or .png images)");
 }
 
-Built scan_folder_layout(const std::string& root, const std::string& split, bool skip_other_files) {
+Built scan_folder_layout(const std::string& root, const std::string& split) {
   Built b;
   b.index.root = root;
   b.index.split = split;
@@ -106,7 +103,7 @@ Built scan_folder_layout(const std::string& root, const std::string& split, bool
   b.index.classes = class_folders(dir);
   HCL_REQUIRE(!b.index.classes.empty(), dir, ": no class folders (expected ", dir, "/<class>/<image>)");
   for (size_t c = 0; c < b.index.classes.size(); ++c)
-    scan_class(b, dir + "/" + b.index.classes[c], static_cast<int64_t>(c), skip_other_files);
+    scan_class(b, dir + "/" + b.index.classes[c], static_cast<int64_t>(c));
   return b;
 }
 
@@ -157,8 +154,8 @@ std::string cache_file(const std::string& cache_dir, const std::string& split) {
 
 void write_cache(const ImageIndex& index, const std::string& path) {
   std::ostringstream out;
-  out << kCacheMagic << "\nroot\t" << index.root << "\nsplit\t" << index.split << "\nskipped\t"
-      << index.skipped_files << "\nstamps\t" << index.stamps.size() << "\n";
+  out << kCacheMagic << "\nroot\t" << index.root << "\nsplit\t" << index.split << "\nother\t"
+      << index.other_files << "\t" << index.other_example << "\nstamps\t" << index.stamps.size() << "\n";
   for (const IndexStamp& s : index.stamps) out << s.size << "\t" << s.mtime_ns << "\t" << s.path << "\n";
   out << "classes\t" << index.classes.size() << "\n";
   for (const std::string& c : index.classes) out << c << "\n";
@@ -184,8 +181,7 @@ void write_cache(const ImageIndex& index, const std::string& path) {
 }
 
 // The cached index if it is for this root and split and nothing it listed has changed.
-bool read_cache(const std::string& path, const std::string& root, const std::string& split, bool skip_other_files,
-                ImageIndex& index) {
+bool read_cache(const std::string& path, const std::string& root, const std::string& split, ImageIndex& index) {
   std::ifstream in(path);
   if (!in.good()) return false;
   std::string line, key, value;
@@ -197,9 +193,11 @@ bool read_cache(const std::string& path, const std::string& root, const std::str
     return true;
   };
   if (!std::getline(in, line) || line != kCacheMagic) return false;
-  if (!field("root") || value != root || !field("split") || value != split || !field("skipped")) return false;
-  index.skipped_files = std::stoll(value);
-  if (index.skipped_files > 0 && !skip_other_files) return false;  // the scan must raise the error again
+  if (!field("root") || value != root || !field("split") || value != split || !field("other")) return false;
+  const size_t tab = value.find('\t');
+  if (tab == std::string::npos) return false;
+  index.other_files = std::stoll(value.substr(0, tab));
+  index.other_example = value.substr(tab + 1);
   if (!field("stamps")) return false;
   for (int64_t n = std::stoll(value); n > 0; --n) {
     IndexStamp s;
@@ -235,8 +233,7 @@ uint64_t ImageIndex::fingerprint() const {
   return h;
 }
 
-ImageIndex index_image_folder(const std::string& root_dir, const std::string& split, const std::string& cache_dir,
-                              bool skip_other_files) {
+ImageIndex index_image_folder(const std::string& root_dir, const std::string& split, const std::string& cache_dir) {
   std::string root;
   try {
     HCL_REQUIRE(fs::is_directory(root_dir), root_dir, ": no such folder (expected an image folder root with ",
@@ -248,14 +245,14 @@ ImageIndex index_image_folder(const std::string& root_dir, const std::string& sp
   ImageIndex cached;
   if (!cache_dir.empty()) {
     try {
-      if (read_cache(cache_file(cache_dir, split), root, split, skip_other_files, cached)) return cached;
+      if (read_cache(cache_file(cache_dir, split), root, split, cached)) return cached;
     } catch (const std::exception&) {  // an unreadable or garbled cache is rebuilt
     }
   }
   const std::string list = root + "/" + split + ".txt";
   Built b;
   if (fs::is_directory(root + "/" + split))
-    b = scan_folder_layout(root, split, skip_other_files);
+    b = scan_folder_layout(root, split);
   else if (fs::is_regular_file(list))
     b = read_list_layout(root, split, list);
   else

@@ -5,8 +5,9 @@
 //                                     relative to root; no class: unlabeled), for Tiny ImageNet's
 //                                     val split and unlabeled sets; class names map to the classes
 //                                     of root/train/ when that folder exists
-// Files ending in .jpg, .jpeg or .png (any case) are images; hidden files are ignored; any other
-// file is an error naming it (or, with skip_other_files, counted and left out). Scanning a million
+// Files ending in .jpg, .jpeg or .png (any case) are images; hidden files are ignored; other files
+// (Tiny ImageNet's box annotations, say) are left out and counted. A file named as an image that is
+// not one is found when it is decoded (data/image_folder.h). Scanning a million
 // files takes a while, so the index can be cached (the trainer keeps it in the run's folder) and is
 // reused while every folder it listed (and the list file) keeps its size and modification time.
 #pragma once
@@ -30,7 +31,8 @@ struct ImageIndex {
   std::vector<std::string> classes;  // label -> class name
   std::vector<std::string> files;    // relative to root
   std::vector<int64_t> labels;       // -1: unlabeled
-  int64_t skipped_files = 0;         // non-image files left out (skip_other_files)
+  int64_t other_files = 0;           // files not named as images, left out
+  std::string other_example;         // the first of them (relative to root)
   std::vector<IndexStamp> stamps;    // every folder scanned, or the list file
   bool from_cache = false;
 
@@ -41,11 +43,9 @@ struct ImageIndex {
 };
 
 // Throws hcl::Error naming the folder or file: neither layout present, an empty class folder, no
-// images, an unreadable folder, a list line naming a missing file or an unknown class, a file that
-// is not an image (unless skip_other_files). A valid index cached in `cache_dir` ("": none) is
-// used instead of a scan.
-ImageIndex index_image_folder(const std::string& root, const std::string& split, const std::string& cache_dir,
-                              bool skip_other_files);
+// images, an unreadable folder, a list line naming a missing file, a file not named as an image or
+// an unknown class. A valid index cached in `cache_dir` ("": none) is used instead of a scan.
+ImageIndex index_image_folder(const std::string& root, const std::string& split, const std::string& cache_dir);
 
 // Writes the index to `cache_dir` (created if needed) whole, then renamed into place, so that ranks
 // writing at once never leave half a file; a failure is logged as a warning (the cache is an

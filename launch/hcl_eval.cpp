@@ -116,8 +116,11 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
     trained.emplace(hcl::train::load_trained_model(checkpoint));
     if (!data_dir.empty()) trained->config.data_dir = data_dir;
     device = hcl::resolve_device(device_choice, mpi.topology().local_rank);
-    train = hcl::data::load_dataset(trained->config.dataset, trained->config.data_dir, "train");
-    test = hcl::data::load_dataset(trained->config.dataset, trained->config.data_dir, "test");
+    // Image folders: every image's centred crop decoded into memory by the workers.
+    const hcl::data::FolderLoadOptions folder = trained->config.folder_options(mpi.topology().local_size);
+    const hcl::train::TrainConfig& c = trained->config;
+    train = hcl::data::in_memory(hcl::data::load_dataset(c.dataset, c.data_dir, "train", folder));
+    test = hcl::data::in_memory(hcl::data::load_dataset(c.dataset, c.data_dir, hcl::data::dataset_info(c.dataset).eval_split, folder));
     hcl::data::check_splits(train, test, trained->config.data_dir);
   });
   hcl::train::TrainConfig& config = trained->config;

@@ -1,7 +1,9 @@
 // Validation and JSON form of TrainConfig.
 #include "train/config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <thread>
 
 #include "core/check.h"
 #include "core/paths.h"
@@ -46,6 +48,9 @@ void TrainConfig::validate() const {
   HCL_OPTION_CHECK(max_skipped_steps >= 1 && max_skipped_steps <= kMaxSteps, "max-skipped-steps", "must be in [1, ", kMaxSteps, "], got ", max_skipped_steps);
   HCL_OPTION_CHECK(bucket_mb >= 1 && bucket_mb <= kMaxBucketMb, "bucket-mb", "must be in [1, ", kMaxBucketMb, "], got ", bucket_mb);
   HCL_OPTION_CHECK(threads >= 0 && threads <= kMaxThreads, "threads", "must be in [0, ", kMaxThreads, "], got ", threads);
+  HCL_OPTION_CHECK(workers >= 0 && workers <= kMaxThreads, "workers", "must be in [0, ", kMaxThreads, "], got ", workers);
+  HCL_OPTION_CHECK(crop_size == 0 || (crop_size >= 8 && crop_size <= 4096), "crop-size",
+                   "must be 0 (the images' size) or in [8, 4096] pixels, got ", crop_size);
   HCL_OPTION_CHECK(seed >= 0 && seed <= kMaxSeed, "seed", "must be in [0, ", kMaxSeed, "], got ", seed);
   HCL_OPTION_CHECK(log_interval >= 1 && log_interval <= kMaxSteps, "log-interval", "must be in [1, ", kMaxSteps, "], got ", log_interval);
   HCL_OPTION_CHECK(eval_interval >= 0 && eval_interval <= kMaxEpochs, "eval-interval", "must be in [0, ", kMaxEpochs, "], got ", eval_interval);
@@ -67,6 +72,16 @@ void TrainConfig::validate() const {
   if (precision == Precision::Bf16)
     HCL_OPTION_CHECK(device != DeviceChoice::Cpu, "precision",
                      "bf16 needs a CUDA device (--device cuda or auto)");
+}
+
+data::FolderLoadOptions TrainConfig::folder_options(int local_ranks) const {
+  data::FolderLoadOptions o;
+  o.crop_size = crop_size > 0 ? crop_size : data::dataset_info(dataset).size;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  o.workers = workers > 0 ? static_cast<int>(workers) : std::max(1, cores / std::max(1, local_ranks));
+  o.skip_bad_images = skip_bad_images;
+  o.index_cache = out + "/image-index";
+  return o;
 }
 
 nlohmann::json TrainConfig::to_json() const {

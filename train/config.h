@@ -28,6 +28,9 @@ struct TrainConfig {
   std::string train_split = "train";
   double crop_scale_min = 0.08;
   double blur_p = 0.0;
+  int64_t crop_size = 0;  // 0: the images' own size (image-folder: 224)
+  int64_t workers = 0;    // 0: the cores of the node / ranks on the node
+  bool skip_bad_images = false;
   // model
   model::Arch arch = model::Arch::ResNet18;
   model::Stem stem = model::Stem::Cifar;
@@ -90,6 +93,12 @@ struct TrainConfig {
     visit("train-split", c.train_split, "split to pretrain on (stl10: train+unlabeled, unlabeled)");
     visit("crop-scale-min", c.crop_scale_min, "smallest random crop, as a fraction of the image");
     visit("blur-p", c.blur_p, "probability of Gaussian blur");
+    visit("crop-size", c.crop_size,
+          "side of the augmented views in pixels (0: the images' own size; image-folder: 224)");
+    visit("workers", c.workers, "image-folder decode threads per rank (0: the node's cores / its ranks)");
+    visit("skip-bad-images", c.skip_bad_images,
+          "image-folder: replace an unreadable or corrupt image by the next one (each logged and counted) "
+          "instead of stopping with an error naming the file");
     visit("arch", c.arch, "encoder");
     visit("stem", c.stem, "");
     visit("projection-dim", c.projection_dim, "output dimension of the projection head");
@@ -153,6 +162,9 @@ struct TrainConfig {
   static TrainConfig from_json(const nlohmann::json& j);
   // The options that must match to continue a run from a checkpoint (architecture, dimensions).
   nlohmann::json model_identity() const;
+  // How image folders are read: crop size, decode workers (--workers, or the node's cores shared by
+  // its `local_ranks` ranks), bad images, and the index cache in the run's folder.
+  data::FolderLoadOptions folder_options(int local_ranks) const;
 };
 
 }  // namespace hcl::train

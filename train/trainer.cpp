@@ -20,6 +20,7 @@
 #include "dist/mpi_check.h"
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "data/image_folder.h"
 #include "data/view_pipeline.h"
 #include "loss/beta_schedule.h"
 #include "train/checkpoint.h"
@@ -62,8 +63,9 @@ void check_same_config(dist::Communicator& comm, const TrainConfig& config) {
 
 // Same dataset on every rank (size and content fingerprint).
 void check_same_dataset(dist::Communicator& comm, const data::Dataset& d) {
-  const int64_t sum = d.images.flatten().narrow(0, 0, std::min<int64_t>(d.images.numel(), 1 << 20))
-                          .to(torch::kLong).sum().item<int64_t>();
+  const int64_t sum = d.folder ? static_cast<int64_t>(d.folder->index().fingerprint())
+                               : d.images.flatten().narrow(0, 0, std::min<int64_t>(d.images.numel(), 1 << 20))
+                                     .to(torch::kLong).sum().item<int64_t>();
   if (comm.differs_across_ranks(torch::tensor({d.size(), sum}, torch::kLong)).any().item<bool>())
     throw InputError(detail::concat("ranks loaded different datasets (", d.name, ": ", d.size(),
                                     " images here); every rank must read the same files"));
@@ -157,25 +159,35 @@ dist::Communicator open_communicator(const TrainConfig& config, const torch::Dev
 }
 
 struct Datasets {
-  data::Dataset train, test;
-  data::Dataset labeled_train;  // loaded only when pretraining on another split
-  // The kNN memory bank needs labels: the labeled train split when pretraining on another one.
-  const data::Dataset& bank() const { return labeled_train.images.defined() ? labeled_train : train; }
+  data::Dataset train;     // what pretraining reads (an image folder: decoded on demand by its workers)
+  data::Dataset test;      // the evaluation split, in memory (an image folder's: --knn-test-size decoded)
+  data::Dataset knn_bank;  // labeled train images, in memory (an image folder's: --knn-bank-size decoded)
 };
+
+// The labeled images kNN compares against: the train split (loaded again when pretraining on
+// another one), in memory.
+data::Dataset load_bank(const TrainConfig& config, const data::Dataset& train, const data::FolderLoadOptions& folder) {
+  const data::Dataset labeled =
+      config.train_split == "train" ? train : data::load_dataset(config.dataset, config.data_dir, "train", folder);
+  return data::in_memory(labeled, config.knn_bank_size);
+}
 
 // The datasets, with every input that bad options can break (HCL_FAULT, the batch size, the resume
 // checkpoint) checked on every rank; a problem anywhere throws InputError on every rank alike.
-// Nothing has been written yet. Collective.
-Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config) {
+// Nothing has been written yet (an image folder's cached index is only read). Collective.
+Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config, int local_ranks) {
   Datasets d;
   const int world = comm.world_size();
   const int64_t global_batch = config.batch_size * world;
+  const data::FolderLoadOptions folder = config.folder_options(local_ranks);
+  const char* eval_split = data::dataset_info(config.dataset).eval_split;
   agree_on_inputs(comm, [&] {
     fault_plan();  // a malformed HCL_FAULT is bad input too
-    d.train = data::load_dataset(config.dataset, config.data_dir, config.train_split);
-    d.test = data::load_dataset(config.dataset, config.data_dir, "test");
-    if (config.train_split != "train") d.labeled_train = data::load_dataset(config.dataset, config.data_dir, "train");
-    data::check_splits(d.bank(), d.test, config.data_dir);
+    d.train = data::load_dataset(config.dataset, config.data_dir, config.train_split, folder);
+    d.test = data::in_memory(data::load_dataset(config.dataset, config.data_dir, eval_split, folder),
+                             config.knn_test_size);
+    d.knn_bank = load_bank(config, d.train, folder);
+    data::check_splits(d.knn_bank, d.test, config.data_dir);
     HCL_REQUIRE(world <= d.train.size(), "the job has ", world, " ranks but the dataset has only ",
                 d.train.size(), " images (every rank needs at least ", config.batch_size, ")");
     HCL_REQUIRE(global_batch <= d.train.size(), "--batch-size: the global batch (", config.batch_size,
@@ -195,7 +207,22 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config) {
 void log_datasets(const TrainConfig& config, const Datasets& d) {
   HCL_LOG(info) << "data: " << name_of(config.dataset) << " " << config.train_split << " " << d.train.size()
                 << " images of " << d.train.channels() << "x" << d.train.height() << "x" << d.train.width()
-                << ", test " << d.test.size();
+                << ", test " << d.test.size() << ", kNN bank " << d.knn_bank.size();
+  if (const data::ImageFolder* f = d.train.folder.get())
+    HCL_LOG(info) << "data: image folder " << f->index().root << "/" << f->index().split << " ("
+                  << f->index().classes.size() << " classes; index " << (f->index().from_cache ? "from the cache" : "scanned")
+                  << (f->index().other_files > 0 ? ", " + std::to_string(f->index().other_files) +
+                                                      " files not named .jpg/.jpeg/.png left out, such as " +
+                                                      f->index().other_example
+                                                : "")
+                  << "), decoded by " << f->options().workers() << " worker thread(s) per rank"
+                  << (f->options().skip_bad_images() ? ", bad images skipped" : "");
+}
+
+// The train split's index, kept in the run's folder so that the next run or a resume need not scan
+// a large folder again (rank 0; after the output folder is prepared).
+void save_index_cache(const TrainConfig& config, const Datasets& d, int rank) {
+  if (rank == 0 && d.train.folder) data::write_index_cache(d.train.folder->index(), config.folder_options(1).index_cache);
 }
 
 StepOptions step_options(const TrainConfig& config, const torch::Device& device) {
@@ -301,7 +328,7 @@ TrainPosition trim_metrics(const TrainConfig& config, const TrainPosition& posit
 data::TwoViewAugmenter make_augmenter(const TrainConfig& config, const data::Dataset& train) {
   const auto [mean, stddev] = data::dataset_normalization(config.dataset, train.channels());
   return data::TwoViewAugmenter(data::AugmentOptions()
-                                    .output_size(train.height())
+                                    .output_size(config.crop_size > 0 ? config.crop_size : train.height())
                                     .scale_min(config.crop_scale_min)
                                     .blur_p(config.blur_p)
                                     .mean(mean)
@@ -411,6 +438,9 @@ TrainSummary Trainer::run() {
     HCL_LOG(info) << "CUDA graph: " << graph.replays << " steps replayed, " << graph.captures << " capture(s) in "
                   << graph.capture_seconds << " s";
   save("end of training", /*background=*/false);
+  if (const data::ImageFolder* f = datasets_.train.folder.get(); f != nullptr && f->skipped_images() > 0)
+    HCL_LOG(warning) << f->skipped_images() << " bad image(s) of " << f->index().root
+                     << " were skipped and replaced on this rank (--skip-bad-images; each is named above)";
   summary.knn_top1_after = evaluate("after training");
   summary.steps = position_.global_step - first_step;
   return summary;
@@ -532,7 +562,7 @@ void Trainer::end_epoch(int64_t first_step) {
 double Trainer::evaluate(const char* when) {
   const ProgressReporter::Pause pause(reporter_, PauseKind::Knn);
   const auto start = clock_type::now();
-  const KnnResult r = knn_evaluate(step_.model(), step_.comm(), augmenter_, datasets_.bank(), datasets_.test,
+  const KnnResult r = knn_evaluate(step_.model(), step_.comm(), augmenter_, datasets_.knn_bank, datasets_.test,
                                    knn_, device_);
   step_.model()->train();
   const double epochs_done = static_cast<double>(position_.global_step) / steps_per_epoch_;
@@ -653,8 +683,9 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
                           const std::function<void()>& prepare_output) {
   const torch::Device device = prepare_device(config, topology);
   dist::Communicator comm = open_communicator(config, device);
-  const Datasets datasets = load_datasets(comm, config);
+  const Datasets datasets = load_datasets(comm, config, topology.local_size);
   prepare_output();  // every rank's input is good: now the output folder
+  save_index_cache(config, datasets, comm.rank());
   log_datasets(config, datasets);
   const int world = comm.world_size();
   const auto build = [&](const model::NormFactory& norm) {

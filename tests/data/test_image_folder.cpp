@@ -61,7 +61,7 @@ TEST(ImageIndex, FolderLayoutListsClassesAndFilesInOrder) {
   TempFolder root;
   write_folder(root.str(), 16);
   write_bytes(root / "train/dog/.DS_Store", "x");  // hidden: ignored
-  const ImageIndex index = index_image_folder(root.str(), "train", "", false);
+  const ImageIndex index = index_image_folder(root.str(), "train", "");
   EXPECT_EQ(index.classes, (std::vector<std::string>{"cat", "dog", "eel"}));
   ASSERT_EQ(index.size(), 12);
   EXPECT_EQ(index.files[0], "train/cat/img0.JPEG");
@@ -73,23 +73,23 @@ TEST(ImageIndex, ListLayoutMapsClassesThroughTheTrainFolders) {
   TempFolder root;
   write_folder(root.str(), 16);
   write_bytes(root / "val.txt", "# path class\ntrain/eel/img1.png eel\ntrain/cat/img0.JPEG\tcat\n\ntrain/dog/img2.png\n");
-  const ImageIndex index = index_image_folder(root.str(), "val", "", false);
+  const ImageIndex index = index_image_folder(root.str(), "val", "");
   EXPECT_EQ(index.classes, (std::vector<std::string>{"cat", "dog", "eel"}));
   EXPECT_EQ(index.files, (std::vector<std::string>{"train/eel/img1.png", "train/cat/img0.JPEG", "train/dog/img2.png"}));
   EXPECT_EQ(index.labels, (std::vector<int64_t>{2, 0, -1}));
   write_bytes(root / "bad.txt", "train/cat/img0.JPEG lion\n");
-  EXPECT_ERROR(index_image_folder(root.str(), "bad", "", false), "bad.txt:1: class 'lion' is not a folder of");
+  EXPECT_ERROR(index_image_folder(root.str(), "bad", ""), "bad.txt:1: class 'lion' is not a folder of");
   write_bytes(root / "gone.txt", "train/cat/img0.JPEG cat\ntrain/cat/img9.JPEG cat\n");
-  EXPECT_ERROR(index_image_folder(root.str(), "gone", "", false), "gone.txt:2: no such file");
+  EXPECT_ERROR(index_image_folder(root.str(), "gone", ""), "gone.txt:2: no such file");
 }
 
 TEST(ImageIndex, CacheIsReusedUntilTheFolderChanges) {
   TempFolder root, cache;
   write_folder(root.str(), 16);
-  const ImageIndex first = index_image_folder(root.str(), "train", cache.str(), false);
+  const ImageIndex first = index_image_folder(root.str(), "train", cache.str());
   EXPECT_FALSE(first.from_cache);
   write_index_cache(first, cache.str());
-  const ImageIndex again = index_image_folder(root.str(), "train", cache.str(), false);
+  const ImageIndex again = index_image_folder(root.str(), "train", cache.str());
   EXPECT_TRUE(again.from_cache);
   EXPECT_EQ(again.files, first.files);
   EXPECT_EQ(again.labels, first.labels);
@@ -97,7 +97,7 @@ TEST(ImageIndex, CacheIsReusedUntilTheFolderChanges) {
   EXPECT_EQ(again.fingerprint(), first.fingerprint());
   // A file added to a class folder changes that folder's stamp: the index is built again.
   write_bytes(root / "train/dog/img9.png", encode(smooth_image(16, 16, 99), FileKind::Png));
-  const ImageIndex changed = index_image_folder(root.str(), "train", cache.str(), false);
+  const ImageIndex changed = index_image_folder(root.str(), "train", cache.str());
   EXPECT_FALSE(changed.from_cache);
   EXPECT_EQ(changed.size(), 13);
   EXPECT_NE(changed.fingerprint(), first.fingerprint());
@@ -106,19 +106,20 @@ TEST(ImageIndex, CacheIsReusedUntilTheFolderChanges) {
 TEST(ImageIndex, BadFoldersAreErrorsNamingThem) {
   TempFolder root;
   write_folder(root.str(), 16);
-  EXPECT_ERROR(index_image_folder(root / "nowhere", "train", "", false), "nowhere: no such folder");
-  EXPECT_ERROR(index_image_folder(root.str(), "val", "", false), "split 'val' not found");
-  write_bytes(root / "train/dog/notes.txt", "not an image");
-  EXPECT_ERROR(index_image_folder(root.str(), "train", "", false), "train/dog/notes.txt: not an image file");
-  const ImageIndex skipping = index_image_folder(root.str(), "train", "", true);
-  EXPECT_EQ(skipping.size(), 12);
-  EXPECT_EQ(skipping.skipped_files, 1);
-  fs::remove(root / "train/dog/notes.txt");
+  EXPECT_ERROR(index_image_folder(root / "nowhere", "train", ""), "nowhere: no such folder");
+  EXPECT_ERROR(index_image_folder(root.str(), "val", ""), "split 'val' not found");
+  write_bytes(root / "train/dog/dog_boxes.txt", "annotations");  // as Tiny ImageNet has: left out, counted
+  const ImageIndex others = index_image_folder(root.str(), "train", "");
+  EXPECT_EQ(others.size(), 12);
+  EXPECT_EQ(others.other_files, 1);
+  EXPECT_EQ(others.other_example, "train/dog/dog_boxes.txt");
+  write_bytes(root / "list.txt", "train/dog/dog_boxes.txt dog\n");
+  EXPECT_ERROR(index_image_folder(root.str(), "list", ""), "list.txt:1: 'train/dog/dog_boxes.txt' is not an image file");
   fs::create_directories(root / "train/fox");
-  EXPECT_ERROR(index_image_folder(root.str(), "train", "", false), "train/fox: empty class folder");
+  EXPECT_ERROR(index_image_folder(root.str(), "train", ""), "train/fox: empty class folder");
   fs::remove_all(root / "train");
   fs::create_directories(root / "train");
-  EXPECT_ERROR(index_image_folder(root.str(), "train", "", false), "train: no class folders");
+  EXPECT_ERROR(index_image_folder(root.str(), "train", ""), "train: no class folders");
 }
 
 Dataset load(const std::string& root, int64_t crop, int workers, bool skip = false) {
