@@ -1,10 +1,13 @@
 // ImageFolder: per-image decode tasks on the worker pool, crops cut at decode time.
 #include "data/image_folder.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -33,10 +36,24 @@ CropBox rescale(const CropBox& box, const ImageSize& header, const RgbImage& ima
 }  // namespace
 
 std::string read_whole_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  HCL_REQUIRE(in.good(), "cannot read '", path, "': ", std::strerror(errno));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  HCL_REQUIRE(!in.bad(), "cannot read '", path, "': ", std::strerror(errno));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  HCL_REQUIRE(fd >= 0, "cannot read '", path, "': ", std::strerror(errno));
+  struct stat st {};
+  std::string bytes;
+  bool ok = ::fstat(fd, &st) == 0;
+  if (ok) bytes.resize(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  bool shrank = false;
+  while (ok && !shrank && done < bytes.size()) {  // one read for a file of a few hundred KiB
+    const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n >= 0;
+    shrank = n == 0;
+    if (n > 0) done += static_cast<size_t>(n);
+  }
+  const int error = errno;
+  ::close(fd);
+  HCL_REQUIRE(ok && !shrank, "cannot read '", path, "': ", shrank ? "the file shrank while it was read" : std::strerror(error));
   return bytes;
 }
 

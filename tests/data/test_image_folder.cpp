@@ -204,6 +204,23 @@ TEST(ImageFolder, GlobalBatchIsTheSameForAnyRanksAndWorkers) {
   }
 }
 
+// A pipeline that starts at a later step (a resume) hands out the views of the uninterrupted run.
+TEST(ImageFolder, ResumedPipelineMakesTheUninterruptedViews) {
+  TempFolder root;
+  write_folder(root.str(), 20);
+  const TwoViewAugmenter augmenter(AugmentOptions().output_size(16), 9);
+  const Dataset d = load(root.str(), 16, 2);
+  DistributedSampler sampler(d.size(), 5, 0, 1, 4), resumed_sampler(d.size(), 5, 0, 1, 4);
+  ViewPipeline pipeline(d, sampler, augmenter, torch::kCPU);
+  std::vector<torch::Tensor> run;
+  ASSERT_EQ(sampler.steps_per_epoch(), 2);
+  for (int64_t epoch = 0; epoch < 3; ++epoch)
+    for (int64_t step = 0; step < 2; ++step) run.push_back(pipeline.views(epoch, step));
+  ViewPipeline resumed(d, resumed_sampler, augmenter, torch::kCPU);
+  for (int64_t k = 3; k < static_cast<int64_t>(run.size()); ++k)  // from epoch 1's second step on
+    EXPECT_TRUE(torch::equal(resumed.views(k / 2, k % 2), run[k])) << k;
+}
+
 TEST(ImageFolder, BadImagesAreErrorsNamingThemOrSkippedWhenAsked) {
   TempFolder root;
   write_folder(root.str(), 16);
