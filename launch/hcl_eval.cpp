@@ -24,6 +24,7 @@
 #include "dist/version.h"
 #include "train/export.h"
 #include "train/linear_eval.h"
+#include "train/node_datasets.h"
 #include "train/trainer.h"
 
 namespace po = boost::program_options;
@@ -107,8 +108,9 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::info, ""});
   if (const std::string w = hcl::dist::singleton_warning(mpi.topology()); !w.empty()) HCL_LOG(warning) << w;
   if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
-  // A checkpoint of hcl-train or a file of hcl-export (with its JSON beside it), the device and
-  // the datasets: loaded on every rank and agreed on before the first collective.
+  // A checkpoint of hcl-train or a file of hcl-export (with its JSON beside it) and the device:
+  // loaded on every rank and agreed on before the first collective. Then the datasets it names,
+  // once per node in shared memory (collective over the node, so after that agreement).
   std::optional<hcl::train::TrainedModel> trained;
   torch::Device device = torch::kCPU;
   hcl::data::Dataset train, test;
@@ -116,9 +118,13 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
     trained.emplace(hcl::train::load_trained_model(checkpoint));
     if (!data_dir.empty()) trained->config.data_dir = data_dir;
     device = hcl::resolve_device(device_choice, mpi.topology().local_rank);
-    train = hcl::data::load_dataset(trained->config.dataset, trained->config.data_dir, "train");
-    test = hcl::data::load_dataset(trained->config.dataset, trained->config.data_dir, "test");
-    hcl::data::check_splits(train, test, trained->config.data_dir);
+  });
+  const hcl::dist::NodeComm node = hcl::dist::NodeComm::of_this_node(MPI_COMM_WORLD);
+  hcl::dist::agree_on_start([&] {
+    const hcl::train::TrainConfig& c = trained->config;
+    train = hcl::train::load_dataset_once_per_node(node, c.dataset, c.data_dir, "train");
+    test = hcl::train::load_dataset_once_per_node(node, c.dataset, c.data_dir, "test");
+    hcl::data::check_splits(train, test, c.data_dir);
   });
   hcl::train::TrainConfig& config = trained->config;
   hcl::model::ContrastiveModel& net = trained->model;

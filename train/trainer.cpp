@@ -26,6 +26,7 @@
 #include "train/checkpoint_writer.h"
 #include "train/fault_injection.h"
 #include "train/knn.h"
+#include "train/node_datasets.h"
 #include "train/optim.h"
 #include "train/progress.h"
 #include "train/train_step.h"
@@ -170,11 +171,17 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config) {
   Datasets d;
   const int world = comm.world_size();
   const int64_t global_batch = config.batch_size * world;
+  // One copy per node in shared memory, read by all its ranks: the loads are collective over the
+  // node, so they come first (nothing before them may throw on one rank only).
+  const dist::NodeComm node = dist::NodeComm::of_this_node(MPI_COMM_WORLD);
+  const auto load = [&](const std::string& split) {
+    return load_dataset_once_per_node(node, config.dataset, config.data_dir, split);
+  };
   agree_on_inputs(comm, [&] {
+    d.train = load(config.train_split);
+    d.test = load("test");
+    if (config.train_split != "train") d.labeled_train = load("train");
     fault_plan();  // a malformed HCL_FAULT is bad input too
-    d.train = data::load_dataset(config.dataset, config.data_dir, config.train_split);
-    d.test = data::load_dataset(config.dataset, config.data_dir, "test");
-    if (config.train_split != "train") d.labeled_train = data::load_dataset(config.dataset, config.data_dir, "train");
     data::check_splits(d.bank(), d.test, config.data_dir);
     HCL_REQUIRE(world <= d.train.size(), "the job has ", world, " ranks but the dataset has only ",
                 d.train.size(), " images (every rank needs at least ", config.batch_size, ")");

@@ -6,14 +6,13 @@
 
 #include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <type_traits>
 
 #include "core/check.h"
 #include "dist/node_shared_buffer.h"
 #include "tests/support/mpi_world.h"
+#include "tests/support/proc_maps.h"
 
 namespace {
 
@@ -22,21 +21,6 @@ using hcl::dist::NodeSharedBuffer;
 
 static_assert(!std::is_copy_constructible_v<NodeSharedBuffer> && std::is_nothrow_move_constructible_v<NodeSharedBuffer>);
 static_assert(!std::is_copy_constructible_v<NodeComm> && std::is_nothrow_move_constructible_v<NodeComm>);
-
-// The Pss (KiB) of this process's mapping that starts at `address`, from /proc/self/smaps; -1 if none.
-int64_t mapping_pss_kib(const void* address) {
-  std::ifstream smaps("/proc/self/smaps");
-  std::ostringstream start;
-  start << std::hex << reinterpret_cast<uintptr_t>(address) << "-";
-  bool inside = false;
-  for (std::string line; std::getline(smaps, line);) {
-    if (line.substr(0, line.find(' ')).find('-') != std::string::npos)  // a mapping's header line
-      inside = line.rfind(start.str(), 0) == 0;
-    else if (inside && line.rfind("Pss:", 0) == 0)
-      return std::stoll(line.substr(4));
-  }
-  return -1;
-}
 
 uint8_t pattern(size_t i) { return static_cast<uint8_t>((i * 131 + 7) % 251); }
 
@@ -80,7 +64,7 @@ TEST(NodeSharedBuffer, PagesAreSharedNotCopied) {
   EXPECT_EQ(sum, bytes / 4096);
   node.barrier();
   const double expected_kib = static_cast<double>(bytes) / 1024.0 / node.size();
-  const auto pss = static_cast<double>(mapping_pss_kib(buffer.data()));
+  const auto pss = static_cast<double>(hcl::test::mapping_pss_kib(buffer.data()));
   EXPECT_NEAR(pss, expected_kib, expected_kib * 0.02) << node.size() << " ranks map " << bytes << " bytes";
   node.barrier();  // nobody unmaps before every rank has measured
 }
