@@ -59,6 +59,7 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   std::string checkpoint, data_dir, out;
   hcl::DeviceChoice device_choice = hcl::DeviceChoice::Auto;
   int64_t epochs = 100, batch_size = 512, threads = 0, seed = 0;
+  bool node_shared_data = true;
   double lr = 1e-3, weight_decay = 1e-6;
   po::options_description desc("hcl-eval options");
   desc.add_options()("help,h", "print this help and exit")(
@@ -72,6 +73,8 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
       "device", hcl::enum_option(&device_choice, "device"),
       hcl::help_with_choices<hcl::DeviceChoice>("").c_str())(
       "threads", po::value(&threads)->default_value(threads), "CPU threads per rank (0: default)")(
+      "node-shared-data", po::value(&node_shared_data)->default_value(true, "true")->implicit_value(true, "true"),
+      "hold the datasets once per node in shared memory, read by all its ranks (false: one copy per rank)")(
       "seed", po::value(&seed)->default_value(seed), "seed of the classifier")(
       "out", po::value(&out), "result JSON file (default: linear_eval.json beside the checkpoint)");
   // Parsed on every rank and agreed on before any collective (dist::agree_on_start): a problem on
@@ -122,8 +125,12 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const hcl::dist::NodeComm node = hcl::dist::NodeComm::of_this_node(MPI_COMM_WORLD);
   hcl::dist::agree_on_start([&] {
     const hcl::train::TrainConfig& c = trained->config;
-    train = hcl::train::load_dataset_once_per_node(node, c.dataset, c.data_dir, "train");
-    test = hcl::train::load_dataset_once_per_node(node, c.dataset, c.data_dir, "test");
+    const auto load = [&](const std::string& split) {
+      return node_shared_data ? hcl::train::load_dataset_once_per_node(node, c.dataset, c.data_dir, split)
+                              : hcl::data::load_dataset(c.dataset, c.data_dir, split);
+    };
+    train = load("train");
+    test = load("test");
     hcl::data::check_splits(train, test, c.data_dir);
   });
   hcl::train::TrainConfig& config = trained->config;

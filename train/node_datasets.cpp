@@ -67,8 +67,12 @@ data::Dataset load_once_per_node(const dist::NodeComm& node, const std::function
   node.broadcast(&shape, sizeof shape);
   node.broadcast(d.name);
   const int64_t bytes = shape.label_bytes() + shape.image_bytes();
-  auto shared = std::make_shared<dist::NodeSharedBuffer>(
-      dist::NodeSharedBuffer::allocate(node, static_cast<size_t>(bytes)));
+  std::shared_ptr<dist::NodeSharedBuffer> shared;
+  try {
+    shared = std::make_shared<dist::NodeSharedBuffer>(dist::NodeSharedBuffer::allocate(node, static_cast<size_t>(bytes)));
+  } catch (const Error& e) {  // the same on every rank of the node
+    throw Error(detail::concat("dataset ", d.name, ": ", e.what(), "; or hold one copy per rank with --node-shared-data false"));
+  }
   if (node.is_leader()) {
     copy_into(d, shape, shared->data());
     d.images = torch::Tensor();  // the private copy goes now, not at the end of loading

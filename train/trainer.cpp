@@ -175,7 +175,8 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config) {
   // node, so they come first (nothing before them may throw on one rank only).
   const dist::NodeComm node = dist::NodeComm::of_this_node(MPI_COMM_WORLD);
   const auto load = [&](const std::string& split) {
-    return load_dataset_once_per_node(node, config.dataset, config.data_dir, split);
+    return config.node_shared_data ? load_dataset_once_per_node(node, config.dataset, config.data_dir, split)
+                                   : data::load_dataset(config.dataset, config.data_dir, split);
   };
   agree_on_inputs(comm, [&] {
     d.train = load(config.train_split);
