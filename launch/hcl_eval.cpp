@@ -24,6 +24,7 @@
 #include "dist/version.h"
 #include "train/export.h"
 #include "train/linear_eval.h"
+#include "train/node_datasets.h"
 #include "train/trainer.h"
 
 namespace po = boost::program_options;
@@ -58,6 +59,7 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   std::string checkpoint, data_dir, out;
   hcl::DeviceChoice device_choice = hcl::DeviceChoice::Auto;
   int64_t epochs = 100, batch_size = 512, threads = 0, seed = 0;
+  bool node_shared_data = true;
   double lr = 1e-3, weight_decay = 1e-6;
   po::options_description desc("hcl-eval options");
   desc.add_options()("help,h", "print this help and exit")(
@@ -71,6 +73,8 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
       "device", hcl::enum_option(&device_choice, "device"),
       hcl::help_with_choices<hcl::DeviceChoice>("").c_str())(
       "threads", po::value(&threads)->default_value(threads), "CPU threads per rank (0: default)")(
+      "node-shared-data", po::value(&node_shared_data)->default_value(true, "true")->implicit_value(true, "true"),
+      "hold the datasets once per node in shared memory, read by all its ranks (false: one copy per rank)")(
       "seed", po::value(&seed)->default_value(seed), "seed of the classifier")(
       "out", po::value(&out), "result JSON file (default: linear_eval.json beside the checkpoint)");
   // Parsed on every rank and agreed on before any collective (dist::agree_on_start): a problem on
@@ -107,8 +111,9 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::info, ""});
   if (const std::string w = hcl::dist::singleton_warning(mpi.topology()); !w.empty()) HCL_LOG(warning) << w;
   if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
-  // A checkpoint of hcl-train or a file of hcl-export (with its JSON beside it), the device and
-  // the datasets: loaded on every rank and agreed on before the first collective.
+  // A checkpoint of hcl-train or a file of hcl-export (with its JSON beside it) and the device:
+  // loaded on every rank and agreed on before the first collective. Then the datasets it names,
+  // once per node in shared memory (collective over the node, so after that agreement).
   std::optional<hcl::train::TrainedModel> trained;
   torch::Device device = torch::kCPU;
   hcl::data::Dataset train, test;
@@ -116,12 +121,21 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
     trained.emplace(hcl::train::load_trained_model(checkpoint));
     if (!data_dir.empty()) trained->config.data_dir = data_dir;
     device = hcl::resolve_device(device_choice, mpi.topology().local_rank);
-    // Image folders: every image's centred crop decoded into memory by the workers.
-    const hcl::data::FolderLoadOptions folder = trained->config.folder_options(mpi.topology().local_size);
+  });
+  const hcl::dist::NodeComm node = hcl::dist::NodeComm::of_this_node(MPI_COMM_WORLD);
+  hcl::dist::agree_on_start([&] {
     const hcl::train::TrainConfig& c = trained->config;
-    train = hcl::data::in_memory(hcl::data::load_dataset(c.dataset, c.data_dir, "train", folder));
-    test = hcl::data::in_memory(hcl::data::load_dataset(c.dataset, c.data_dir, hcl::data::dataset_info(c.dataset).eval_split, folder));
-    hcl::data::check_splits(train, test, trained->config.data_dir);
+    // In-memory formats once per node; image folders: every image's centred crop decoded into
+    // memory by the workers.
+    const hcl::data::FolderLoadOptions folder = c.folder_options(mpi.topology().local_size);
+    const bool shared = node_shared_data && c.dataset != hcl::data::DatasetKind::ImageFolder;
+    const auto load = [&](const std::string& split) {
+      return shared ? hcl::train::load_dataset_once_per_node(node, c.dataset, c.data_dir, split)
+                    : hcl::data::in_memory(hcl::data::load_dataset(c.dataset, c.data_dir, split, folder));
+    };
+    train = load("train");
+    test = load(hcl::data::dataset_info(c.dataset).eval_split);
+    hcl::data::check_splits(train, test, c.data_dir);
   });
   hcl::train::TrainConfig& config = trained->config;
   hcl::model::ContrastiveModel& net = trained->model;

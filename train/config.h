@@ -66,6 +66,7 @@ struct TrainConfig {
   bool finite_check = true;
   int64_t max_skipped_steps = 10;
   int64_t threads = 0;
+  bool node_shared_data = true;
   int64_t seed = 0;
   // monitoring and output
   int64_t log_interval = 10;
@@ -132,6 +133,9 @@ struct TrainConfig {
     visit("max-skipped-steps", c.max_skipped_steps,
           "stop after this many consecutive skipped steps (known one step late: the run stops one step after)");
     visit("threads", c.threads, "CPU threads per rank (0: LibTorch's default)");
+    visit("node-shared-data", c.node_shared_data,
+          "hold in-memory datasets once per node in shared memory (/dev/shm), read by all its ranks (false: one copy "
+          "per rank)");
     visit("seed", c.seed, "seed of initialisation, sampling and augmentation");
     visit("log-interval", c.log_interval, "steps between progress lines and metrics records");
     visit("eval-interval", c.eval_interval,

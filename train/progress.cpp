@@ -12,6 +12,7 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "core/process_memory.h"
 
 namespace hcl::train {
 namespace {
@@ -31,14 +32,6 @@ std::string format_duration(double seconds) {
   return out.str();
 }
 
-// Resident memory of this process (MiB), from /proc/self/statm; 0 where that is unavailable.
-double resident_mib() {
-  std::ifstream statm("/proc/self/statm");
-  int64_t size = 0, resident = 0;
-  if (!(statm >> size >> resident)) return 0;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
-}
-
 }  // namespace
 
 std::string ProgressRecord::line() const {
@@ -51,7 +44,7 @@ std::string ProgressRecord::line() const {
       << images_per_s << " img/s | ms/step data " << ms.data << " fwd " << ms.forward << " obj "
       << ms.objective << " bwd " << ms.backward << " sync " << ms.sync << " opt " << ms.optimizer;
   if (ms.graph > 0) out << " graph " << ms.graph;
-  out << " host " << ms.host << " | rss " << std::setprecision(0) << rss_mib << " MiB | ETA " << format_duration(eta_s);
+  out << " host " << ms.host << " | rss " << std::setprecision(0) << rss_mib << " MiB pss " << pss_mib << " MiB | ETA " << format_duration(eta_s);
   return out.str();
 }
 
@@ -65,7 +58,7 @@ nlohmann::json ProgressRecord::json() const {
           {"step_ms", {{"data", ms.data}, {"forward", ms.forward}, {"objective", ms.objective},
                        {"backward", ms.backward}, {"sync", ms.sync}, {"optimizer", ms.optimizer},
                        {"graph", ms.graph}, {"host", ms.host}}},
-          {"rss_mib", rss_mib}, {"eta_s", eta_s}, {"elapsed_s", elapsed_s}};
+          {"rss_mib", rss_mib}, {"pss_mib", pss_mib}, {"eta_s", eta_s}, {"elapsed_s", elapsed_s}};
 }
 
 std::string EpochRecord::line() const {
@@ -139,13 +132,13 @@ PhaseTimes ms_per_step(const WindowTiming& w) {
 }  // namespace
 
 ProgressRecord ProgressReporter::report(const StepReport& step) {
-  // Loss and statistics averaged over ranks (one all-reduce); resident memory the largest.
+  // Loss and statistics averaged over ranks (one all-reduce); RSS and PSS the largest over ranks.
   const loss::ObjectiveStats& s = step.stats;
   torch::Tensor values = torch::stack({step.loss.to(torch::kFloat), s.positive_similarity, s.negative_similarity,
                                        s.floor_fraction, s.effective_negatives}).to(torch::kDouble);
   comm_.all_reduce(values, dist::ReduceOp::Avg);
-  torch::Tensor rss = torch::tensor({resident_mib()}, torch::kDouble);
-  comm_.all_reduce(rss, dist::ReduceOp::Max);
+  torch::Tensor memory = torch::tensor({resident_mib(), proportional_mib()}, torch::kDouble);
+  comm_.all_reduce(memory, dist::ReduceOp::Max);
   const auto v = values.cpu();
 
   ProgressRecord r;
@@ -165,7 +158,8 @@ ProgressRecord ProgressReporter::report(const StepReport& step) {
   r.images_per_s = static_cast<double>(global_batch_) / window.seconds_per_step();
   r.global_batch = global_batch_;
   r.ms_per_step = ms_per_step(window);
-  r.rss_mib = rss.item<double>();
+  r.rss_mib = memory[0].item<double>();
+  r.pss_mib = memory[1].item<double>();
   r.eta_s = window.seconds_per_step() * static_cast<double>(total_steps_ - r.step);
   r.elapsed_s = seconds_since(run_start_);
 

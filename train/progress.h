@@ -30,7 +30,8 @@ struct PhaseTimes {
 };
 
 // One progress interval: the loss and statistics averaged over ranks, everything else rank 0's
-// (resident memory: the largest over ranks).
+// (memory: the largest over ranks). rss_mib counts every page a rank maps, node-shared datasets in
+// full; pss_mib divides shared pages among the processes mapping them (see core/process_memory.h).
 struct ProgressRecord {
   int64_t epoch = 0, step = 0, total_steps = 0;  // step: global steps done
   double loss = 0, lr = 0, beta = 0;
@@ -43,9 +44,9 @@ struct ProgressRecord {
   // CPU the host clock), and the host's time per step. Host time near the wall time per step while
   // the phases sum to much less means the step is bound by the host, not the GPU.
   PhaseTimes ms_per_step;
-  double rss_mib = 0, eta_s = 0, elapsed_s = 0;
+  double rss_mib = 0, pss_mib = 0, eta_s = 0, elapsed_s = 0;
 
-  // "epoch 0 step 120/120 loss 5.1309 lr 0.001000 ... | rss 527 MiB | ETA 0m00s"
+  // "epoch 0 step 120/120 loss 5.1309 lr 0.001000 ... | rss 527 MiB pss 410 MiB | ETA 0m00s"
   std::string line() const;
   // The metrics.jsonl record ("type": "train").
   nlohmann::json json() const;

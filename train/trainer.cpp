@@ -27,6 +27,7 @@
 #include "train/checkpoint_writer.h"
 #include "train/fault_injection.h"
 #include "train/knn.h"
+#include "train/node_datasets.h"
 #include "train/optim.h"
 #include "train/progress.h"
 #include "train/train_step.h"
@@ -164,14 +165,6 @@ struct Datasets {
   data::Dataset knn_bank;  // labeled train images, in memory (an image folder's: --knn-bank-size decoded)
 };
 
-// The labeled images kNN compares against: the train split (loaded again when pretraining on
-// another one), in memory.
-data::Dataset load_bank(const TrainConfig& config, const data::Dataset& train, const data::FolderLoadOptions& folder) {
-  const data::Dataset labeled =
-      config.train_split == "train" ? train : data::load_dataset(config.dataset, config.data_dir, "train", folder);
-  return data::in_memory(labeled, config.knn_bank_size);
-}
-
 // The datasets, with every input that bad options can break (HCL_FAULT, the batch size, the resume
 // checkpoint) checked on every rank; a problem anywhere throws InputError on every rank alike.
 // Nothing has been written yet (an image folder's cached index is only read). Collective.
@@ -181,12 +174,21 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config, int 
   const int64_t global_batch = config.batch_size * world;
   const data::FolderLoadOptions folder = config.folder_options(local_ranks);
   const char* eval_split = data::dataset_info(config.dataset).eval_split;
+  // In-memory formats: one copy per node in shared memory, read by all its ranks; the loads are
+  // collective over the node, so they come first (nothing before them may throw on one rank only).
+  // An image folder holds only its index in memory: each rank reads its own.
+  const dist::NodeComm node = dist::NodeComm::of_this_node(MPI_COMM_WORLD);
+  const bool shared = config.node_shared_data && config.dataset != data::DatasetKind::ImageFolder;
+  const auto load = [&](const std::string& split) {
+    return shared ? load_dataset_once_per_node(node, config.dataset, config.data_dir, split)
+                  : data::load_dataset(config.dataset, config.data_dir, split, folder);
+  };
   agree_on_inputs(comm, [&] {
+    d.train = load(config.train_split);
+    // kNN reads labeled images in memory (an image folder's: the centred crops, decoded now).
+    d.test = data::in_memory(load(eval_split), config.knn_test_size);
+    d.knn_bank = data::in_memory(config.train_split == "train" ? d.train : load("train"), config.knn_bank_size);
     fault_plan();  // a malformed HCL_FAULT is bad input too
-    d.train = data::load_dataset(config.dataset, config.data_dir, config.train_split, folder);
-    d.test = data::in_memory(data::load_dataset(config.dataset, config.data_dir, eval_split, folder),
-                             config.knn_test_size);
-    d.knn_bank = load_bank(config, d.train, folder);
     data::check_splits(d.knn_bank, d.test, config.data_dir);
     HCL_REQUIRE(world <= d.train.size(), "the job has ", world, " ranks but the dataset has only ",
                 d.train.size(), " images (every rank needs at least ", config.batch_size, ")");

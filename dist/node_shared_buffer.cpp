@@ -1,0 +1,181 @@
+// NodeComm (the ranks of one node) and NodeSharedBuffer (POSIX shared memory mapped by all of them).
+#include "dist/node_shared_buffer.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <utility>
+
+#include "dist/mpi_check.h"
+
+namespace hcl::dist {
+
+// ---- NodeComm ----
+
+NodeComm::NodeComm(MPI_Comm comm) : comm_(comm) {
+  HCL_CHECK_MPI(MPI_Comm_rank(comm_, &rank_));
+  HCL_CHECK_MPI(MPI_Comm_size(comm_, &size_));
+}
+
+NodeComm NodeComm::of_this_node(MPI_Comm parent) {
+  int rank = 0;
+  HCL_CHECK_MPI(MPI_Comm_rank(parent, &rank));
+  MPI_Comm comm = MPI_COMM_NULL;
+  HCL_CHECK_MPI(MPI_Comm_split_type(parent, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &comm));
+  return NodeComm(comm);
+}
+
+NodeComm NodeComm::by_color(MPI_Comm parent, int color) {
+  int rank = 0;
+  HCL_CHECK_MPI(MPI_Comm_rank(parent, &rank));
+  MPI_Comm comm = MPI_COMM_NULL;
+  HCL_CHECK_MPI(MPI_Comm_split(parent, color, rank, &comm));
+  return NodeComm(comm);
+}
+
+NodeComm::~NodeComm() {
+  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);  // nothing to report from a destructor
+}
+
+NodeComm::NodeComm(NodeComm&& other) noexcept
+    : comm_(std::exchange(other.comm_, MPI_COMM_NULL)), rank_(other.rank_), size_(other.size_) {}
+
+NodeComm& NodeComm::operator=(NodeComm&& other) noexcept {
+  if (this != &other) {
+    if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+    comm_ = std::exchange(other.comm_, MPI_COMM_NULL);
+    rank_ = other.rank_;
+    size_ = other.size_;
+  }
+  return *this;
+}
+
+void NodeComm::agree(const std::string& problem) const {
+  int first = problem.empty() ? size_ : rank_;
+  HCL_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, comm_));
+  if (first == size_) return;
+  std::string text = problem;
+  int length = static_cast<int>(text.size());
+  HCL_CHECK_MPI(MPI_Bcast(&length, 1, MPI_INT, first, comm_));
+  text.resize(static_cast<size_t>(length));
+  HCL_CHECK_MPI(MPI_Bcast(text.data(), length, MPI_CHAR, first, comm_));
+  throw Error(text);
+}
+
+void NodeComm::broadcast(void* data, size_t bytes) const {
+  HCL_ASSERT(bytes <= static_cast<size_t>(INT32_MAX), "broadcast of ", bytes, " bytes");
+  HCL_CHECK_MPI(MPI_Bcast(data, static_cast<int>(bytes), MPI_BYTE, 0, comm_));
+}
+
+void NodeComm::broadcast(std::string& text) const {
+  uint64_t length = text.size();
+  broadcast(&length, sizeof length);
+  text.resize(length);
+  broadcast(text.data(), length);
+}
+
+void NodeComm::barrier() const { HCL_CHECK_MPI(MPI_Barrier(comm_)); }
+
+// ---- NodeSharedBuffer ----
+namespace {
+
+constexpr const char* kShmDir = "/dev/shm";
+
+std::string mib(double bytes) { return detail::concat(static_cast<int64_t>(bytes / (1 << 20)), " MiB"); }
+
+// "/dev/shm: size 64 MiB, free 12 MiB", or "" where /dev/shm cannot be queried.
+std::string shm_limits() {
+  struct statvfs s {};
+  if (statvfs(kShmDir, &s) != 0) return "";
+  const double unit = static_cast<double>(s.f_frsize);
+  return detail::concat(" (", kShmDir, ": size ", mib(unit * static_cast<double>(s.f_blocks)), ", free ",
+                        mib(unit * static_cast<double>(s.f_bavail)), ")");
+}
+
+std::string unique_name() {
+  static std::atomic<uint64_t> counter{0};
+  std::random_device random;
+  return detail::concat("/hcl-", getpid(), "-", counter++, "-", std::hex, random());
+}
+
+// Maps the named memory of `bytes` bytes read-write; "" or the problem.
+std::string map_named(const std::string& name, size_t bytes, bool create, void** data) {
+  const int fd = shm_open(name.c_str(), create ? O_CREAT | O_EXCL | O_RDWR : O_RDWR, 0600);
+  if (fd < 0)
+    return detail::concat("node-shared memory: shm_open(", name, ") failed: ", std::strerror(errno), shm_limits());
+  std::string problem;
+  if (create) {
+    // Reserves every page now: on a full tmpfs, ENOSPC here rather than SIGBUS at a later write.
+    if (const int rc = posix_fallocate(fd, 0, static_cast<off_t>(bytes)); rc != 0)
+      problem = detail::concat("node-shared memory: cannot reserve ", bytes, " bytes (", mib(static_cast<double>(bytes)),
+                               ") in ", kShmDir, ": ", std::strerror(rc), shm_limits(),
+                               "; enlarge /dev/shm (docker run --shm-size=...)");
+  }
+  if (problem.empty()) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+      problem = detail::concat("node-shared memory: mmap of ", bytes, " bytes (", mib(static_cast<double>(bytes)),
+                               ") failed: ", std::strerror(errno));
+    else
+      *data = p;
+  }
+  close(fd);
+  if (create && !problem.empty()) shm_unlink(name.c_str());
+  return problem;
+}
+
+}  // namespace
+
+NodeSharedBuffer NodeSharedBuffer::allocate(const NodeComm& node, size_t bytes) {
+  // Same size everywhere: the largest of (bytes, -bytes) gives the largest and the smallest.
+  int64_t range[2] = {static_cast<int64_t>(bytes), -static_cast<int64_t>(bytes)};
+  HCL_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, range, 2, MPI_INT64_T, MPI_MAX, node.get()));
+  if (range[0] != -range[1])
+    throw Error(detail::concat("node-shared memory: the ranks of a node asked for different sizes (from ",
+                               -range[1], " to ", range[0], " bytes); every rank must ask for the same"));
+  if (bytes == 0) return {};
+
+  std::string name = node.is_leader() ? unique_name() : "";
+  void* data = nullptr;
+  node.agree(node.is_leader() ? map_named(name, bytes, true, &data) : "");
+  node.broadcast(name);
+  const std::string problem = node.is_leader() ? "" : map_named(name, bytes, false, &data);
+  // Every rank has tried to map it: the name can go (the pages stay while mapped).
+  try {
+    node.agree(problem);
+  } catch (...) {
+    if (node.is_leader()) shm_unlink(name.c_str());
+    if (data != nullptr) munmap(data, bytes);
+    throw;
+  }
+  if (node.is_leader()) shm_unlink(name.c_str());
+  return NodeSharedBuffer(data, bytes);
+}
+
+NodeSharedBuffer::~NodeSharedBuffer() { release(); }
+
+NodeSharedBuffer::NodeSharedBuffer(NodeSharedBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+NodeSharedBuffer& NodeSharedBuffer::operator=(NodeSharedBuffer&& other) noexcept {
+  if (this != &other) {
+    release();
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+void NodeSharedBuffer::release() {
+  if (data_ != nullptr) munmap(data_, size_);
+  data_ = nullptr;
+  size_ = 0;
+}
+
+}  // namespace hcl::dist
