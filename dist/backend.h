@@ -25,6 +25,9 @@ class Backend {
   virtual void all_gather(const torch::Tensor& input, torch::Tensor& output) = 0;
   virtual void reduce_scatter(const torch::Tensor& input, torch::Tensor& output, ReduceOp op) = 0;
   virtual void broadcast(torch::Tensor& tensor, int root) = 0;
+  // Point-to-point: sends `send` to rank `to` while receiving `recv` (same byte count) from rank
+  // `from`; both may be this rank's ring neighbours at once (no deadlock: one paired exchange).
+  virtual void sendrecv(const torch::Tensor& send, int to, torch::Tensor& recv, int from) = 0;
   virtual void barrier() = 0;
   // Collectives recorded into a CUDA graph are not watched one by one (their events belong to the
   // graph); the caller watches each replay instead: the work enqueued so far on the current stream

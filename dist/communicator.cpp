@@ -236,6 +236,31 @@ void Communicator::broadcast(torch::Tensor& tensor, int root, const CollectiveOp
   tensor.copy_(contiguous);
 }
 
+void Communicator::sendrecv(const torch::Tensor& send, int to, torch::Tensor& recv, int from,
+                            const CollectiveOptions& call) {
+  const CollectiveWatchdog::Scope in_flight(*watchdog_, "sendrecv");
+  Backend& backend = backend_for(send, "sendrecv");
+  const int world = topology_.world_size;
+  HCL_REQUIRE(to >= 0 && to < world && from >= 0 && from < world, "sendrecv: peers ", to, " (to) and ",
+              from, " (from) must be ranks in [0, ", world, ")");
+  check_output("sendrecv", send, recv, send.sizes().vec());
+  check_same_everywhere("sendrecv", send, -2, call);
+  if (to == topology_.rank && from == topology_.rank) {
+    recv.copy_(send);
+    return;
+  }
+  backend.sendrecv(send.contiguous(), to, recv, from);
+}
+
+torch::Tensor Communicator::ring_shift(const torch::Tensor& tensor, int shift, const CollectiveOptions& call) {
+  HCL_REQUIRE(tensor.defined(), "ring_shift: undefined tensor");
+  const int world = topology_.world_size;
+  const int step = ((shift % world) + world) % world;
+  torch::Tensor received = torch::empty(tensor.sizes(), tensor.options());
+  sendrecv(tensor, (topology_.rank + step) % world, received, (topology_.rank - step + world) % world, call);
+  return received;
+}
+
 void Communicator::barrier() {
   const CollectiveWatchdog::Scope in_flight(*watchdog_, "barrier");
   mpi_->barrier();

@@ -77,6 +77,15 @@ class Communicator {
   void broadcast(torch::Tensor& tensor, int root = 0, const CollectiveOptions& call = {});
   void barrier();
 
+  // Point-to-point exchange: sends `send` to rank `to` and receives into the preallocated contiguous
+  // `recv` (same shape, dtype and device as `send`) from rank `from`. For ring shifts, where every
+  // rank calls it at once (so the shape check, itself collective, applies: each rank passes the
+  // same shape); `to` and `from` may be this rank (a copy).
+  void sendrecv(const torch::Tensor& send, int to, torch::Tensor& recv, int from, const CollectiveOptions& call = {});
+  // The ring shift built on it: every rank sends `tensor` to rank + shift and returns what rank -
+  // shift sent (shift modulo the world size; 1: to the next rank). Collective.
+  torch::Tensor ring_shift(const torch::Tensor& tensor, int shift = 1, const CollectiveOptions& call = {});
+
   // Per element of `values` (any dtype, on this rank's device): true where some rank holds a
   // different value. Every rank gets the same answer. Collective.
   torch::Tensor differs_across_ranks(const torch::Tensor& values);

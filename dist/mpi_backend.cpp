@@ -42,6 +42,8 @@ int checked_count(int64_t count, const char* op) {
   return static_cast<int>(count);
 }
 
+constexpr int kSendrecvTag = 23;
+
 class MpiBackend final : public Backend {
  public:
   explicit MpiBackend(MPI_Comm comm) : comm_(comm) {
@@ -97,6 +99,13 @@ class MpiBackend final : public Backend {
       const int count = static_cast<int>(std::min(chunk, bytes - offset));
       HCL_CHECK_MPI(MPI_Bcast(base + offset, count, MPI_BYTE, root, comm_));
     }
+  }
+
+  void sendrecv(const torch::Tensor& send, int to, torch::Tensor& recv, int from) override {
+    // Plain bytes, as all_gather: every dtype travels as is.
+    const int bytes = checked_count(send.numel() * send.element_size(), "sendrecv");
+    HCL_CHECK_MPI(MPI_Sendrecv(send.data_ptr(), bytes, MPI_BYTE, to, kSendrecvTag, recv.data_ptr(), bytes,
+                               MPI_BYTE, from, kSendrecvTag, comm_, MPI_STATUS_IGNORE));
   }
 
   void barrier() override { HCL_CHECK_MPI(MPI_Barrier(comm_)); }

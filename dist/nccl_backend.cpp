@@ -102,6 +102,17 @@ class NcclBackend final : public Backend {
     track(stream, "broadcast");
   }
 
+  // One NCCL group, so the send and the receive progress together (no deadlock in a ring).
+  void sendrecv(const torch::Tensor& send, int to, torch::Tensor& recv, int from) override {
+    cudaStream_t stream = current_stream();
+    const ncclDataType_t type = nccl_type(send.scalar_type());
+    HCL_CHECK_NCCL(ncclGroupStart());
+    HCL_CHECK_NCCL(ncclSend(send.data_ptr(), send.numel(), type, to, comm_, stream));
+    HCL_CHECK_NCCL(ncclRecv(recv.data_ptr(), recv.numel(), type, from, comm_, stream));
+    HCL_CHECK_NCCL(ncclGroupEnd());
+    track(stream, "sendrecv");
+  }
+
   void barrier() override {
     torch::Tensor one = torch::ones({1}, torch::TensorOptions().device(torch::kCUDA, device_));
     all_reduce(one, ReduceOp::Sum);

@@ -67,10 +67,102 @@ int64_t rows_per_tile(int64_t n, const torch::Device& device) {
   return std::max<int64_t>(1, budget / std::max<int64_t>(1, n));
 }
 
+// Adds the columns of `candidates` into the per-anchor sums: lse (K x A) gets, per coefficient c_k,
+// log sum_j exp(c_k s_ij) over the non-excluded columns; log_sq (A, or undefined) that of
+// exp(2 c_w s_ij) for w = weight_index. Coefficients 0 are skipped (they only count columns).
+void accumulate_sums(const torch::Tensor& anchors, const torch::Tensor& candidates,
+                     const std::vector<Segment>& excluded, const std::vector<double>& coefficients,
+                     double inv_temperature, int64_t chunk, int64_t weight_index, torch::Tensor& lse,
+                     torch::Tensor& log_sq) {
+  const int64_t rows = anchors.size(0), columns = candidates.size(0);
+  for (int64_t j0 = 0; j0 < columns; j0 += chunk) {
+    const int64_t n = std::min(chunk, columns - j0);
+    const int64_t tile = rows_per_tile(n, anchors.device());
+    for (int64_t i0 = 0; i0 < rows; i0 += tile) {
+      const int64_t r = std::min(tile, rows - i0);
+      torch::Tensor d = masked_scores(anchors, candidates, excluded, i0, r, j0, n, inv_temperature);
+      // Shift by the row maximum over the chunk's negatives (0 where the chunk has none).
+      torch::Tensor shift = std::get<0>(d.max(1, true));
+      shift.masked_fill_(shift.isinf(), 0.0);
+      d.sub_(shift);
+      const torch::Tensor shift_row = shift.squeeze(1);
+      // Smallest coefficient first, so that exp(2c D) can be the square of exp(c D) (beta = 1).
+      std::map<double, torch::Tensor> exps;
+      for (int64_t k : ascending(coefficients)) {
+        const double c = coefficients[k];
+        if (c == 0.0) continue;  // filled by count_constant_sums
+        const auto half = exps.find(c / 2);
+        const torch::Tensor e = half != exps.end() ? half->second.square()
+                                : c == 1.0         ? d.exp()
+                                                   : d.mul(c).exp_();
+        exps.emplace(c, e);
+        const torch::Tensor chunk_lse = e.sum(1).log_().add_(shift_row, c);
+        if (k == weight_index) {
+          torch::Tensor sq = log_sq.narrow(0, i0, r);
+          sq.copy_(torch::logaddexp(sq, e.square().sum(1).log_().add_(shift_row, 2 * c)));
+        }
+        torch::Tensor target = lse[k].narrow(0, i0, r);
+        target.copy_(torch::logaddexp(target, chunk_lse));
+      }
+    }
+  }
+}
+
+// For c = 0 the sum counts the negatives: log N for every anchor.
+void count_constant_sums(const std::vector<double>& coefficients, int64_t negatives, torch::Tensor& lse) {
+  for (size_t k = 0; k < coefficients.size(); ++k)
+    if (coefficients[k] == 0.0) lse[static_cast<int64_t>(k)].fill_(std::log(static_cast<double>(negatives)));
+}
+
+// Backward of accumulate_sums for the final lse: d/ds_ij of sum_k g_ik lse_ik = sum_k g_ik c_k
+// softmax_k(i, j); then s = a . b / t. Adds into grad_anchors and grad_candidates.
+void accumulate_sum_gradients(const torch::Tensor& anchors, const torch::Tensor& candidates,
+                              const std::vector<Segment>& excluded, const std::vector<double>& coefficients,
+                              double inv_temperature, int64_t chunk, const torch::Tensor& lse,
+                              const torch::Tensor& grad_lse, torch::Tensor& grad_anchors,
+                              torch::Tensor& grad_candidates) {
+  const int64_t rows = anchors.size(0), columns = candidates.size(0);
+  const bool paired = coefficients.size() == 2 && coefficients[1] > 0 && coefficients[0] == 2 * coefficients[1];
+  for (int64_t j0 = 0; j0 < columns; j0 += chunk) {
+    const int64_t n = std::min(chunk, columns - j0);
+    const torch::Tensor chunk_candidates = candidates.narrow(0, j0, n);
+    torch::Tensor chunk_grad = grad_candidates.narrow(0, j0, n);
+    const int64_t tile = rows_per_tile(n, anchors.device());
+    for (int64_t i0 = 0; i0 < rows; i0 += tile) {
+      const int64_t r = std::min(tile, rows - i0);
+      const torch::Tensor tile_anchors = anchors.narrow(0, i0, r);
+      const torch::Tensor scores = masked_scores(anchors, candidates, excluded, i0, r, j0, n, inv_temperature);
+      torch::Tensor p;
+      if (paired) {
+        // c0 = 2 c1 (beta = 1): with E = exp(c1 s - L1), exp(c0 s - L0) = E^2 exp(2 L1 - L0),
+        // where 0 <= 2 L1 - L0 <= log N; one exponential instead of two.
+        const torch::Tensor l0 = lse[0].narrow(0, i0, r), l1 = lse[1].narrow(0, i0, r);
+        const double c1 = coefficients[1];
+        const torch::Tensor e = scores.mul(c1).sub_(l1.unsqueeze(1)).exp_();
+        const torch::Tensor w0 = (grad_lse[0].narrow(0, i0, r) * (2 * c1) * (2 * l1 - l0).exp()).unsqueeze(1);
+        const torch::Tensor w1 = (grad_lse[1].narrow(0, i0, r) * c1).unsqueeze(1);
+        p = e.mul(w0).add_(w1).mul_(e);
+      } else {
+        for (size_t k = 0; k < coefficients.size(); ++k) {
+          const double c = coefficients[k];
+          if (c == 0.0) continue;  // a constant in s: no gradient
+          const torch::Tensor tile_lse = lse[k].narrow(0, i0, r).unsqueeze(1);
+          torch::Tensor term = (c == 1.0 ? scores - tile_lse : scores.mul(c).sub_(tile_lse))
+                                   .exp_()
+                                   .mul_((grad_lse[k].narrow(0, i0, r) * c).unsqueeze(1));
+          p = p.defined() ? p.add_(term) : term;
+        }
+      }
+      if (!p.defined()) continue;
+      grad_anchors.narrow(0, i0, r).addmm_(p, chunk_candidates, 1.0, inv_temperature);
+      chunk_grad.addmm_(p.t(), tile_anchors, 1.0, inv_temperature);
+    }
+  }
+}
+
 // Per anchor and coefficient c_k: log sum_{j negative} exp(c_k s_ij). Output 0 is K x A
 // (differentiable); output 1 is A: log sum_j exp(2 c_w s_ij) for the coefficient index w given
-// (for the weight statistics; not differentiable; empty when w < 0). For c = 0 the sum counts the
-// negatives: N for every anchor.
+// (for the weight statistics; not differentiable; empty when w < 0).
 class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
@@ -80,44 +172,12 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
                                                 double inv_temperature, int64_t chunk,
                                                 int64_t weight_index) {
     const int64_t rows = anchors.size(0), columns = candidates.size(0);
-    const int64_t k_count = static_cast<int64_t>(coefficients.size());
     const std::vector<Segment> excluded = excluded_segments({batch, offset, first}, rows);
-    torch::Tensor lse = torch::full({k_count, rows}, -kInf, anchors.options());
+    torch::Tensor lse = torch::full({static_cast<int64_t>(coefficients.size()), rows}, -kInf, anchors.options());
     torch::Tensor log_sq = weight_index >= 0 ? torch::full({rows}, -kInf, anchors.options())
                                              : torch::Tensor();
-    for (int64_t j0 = 0; j0 < columns; j0 += chunk) {
-      const int64_t n = std::min(chunk, columns - j0);
-      const int64_t tile = rows_per_tile(n, anchors.device());
-      for (int64_t i0 = 0; i0 < rows; i0 += tile) {
-        const int64_t r = std::min(tile, rows - i0);
-        torch::Tensor d = masked_scores(anchors, candidates, excluded, i0, r, j0, n, inv_temperature);
-        // Shift by the row maximum over the chunk's negatives (0 where the chunk has none).
-        torch::Tensor shift = std::get<0>(d.max(1, true));
-        shift.masked_fill_(shift.isinf(), 0.0);
-        d.sub_(shift);
-        const torch::Tensor shift_row = shift.squeeze(1);
-        // Smallest coefficient first, so that exp(2c D) can be the square of exp(c D) (beta = 1).
-        std::map<double, torch::Tensor> exps;
-        for (int64_t k : ascending(coefficients)) {
-          const double c = coefficients[k];
-          if (c == 0.0) continue;  // filled after the loop
-          const auto half = exps.find(c / 2);
-          const torch::Tensor e = half != exps.end() ? half->second.square()
-                                  : c == 1.0         ? d.exp()
-                                                     : d.mul(c).exp_();
-          exps.emplace(c, e);
-          const torch::Tensor chunk_lse = e.sum(1).log_().add_(shift_row, c);
-          if (k == weight_index) {
-            torch::Tensor sq = log_sq.narrow(0, i0, r);
-            sq.copy_(torch::logaddexp(sq, e.square().sum(1).log_().add_(shift_row, 2 * c)));
-          }
-          torch::Tensor target = lse[k].narrow(0, i0, r);
-          target.copy_(torch::logaddexp(target, chunk_lse));
-        }
-      }
-    }
-    for (int64_t k = 0; k < k_count; ++k)
-      if (coefficients[k] == 0.0) lse[k].fill_(std::log(static_cast<double>(columns - 2)));
+    accumulate_sums(anchors, candidates, excluded, coefficients, inv_temperature, chunk, weight_index, lse, log_sq);
+    count_constant_sums(coefficients, columns - 2, lse);
     ctx->save_for_backward({anchors, candidates, lse});
     ctx->saved_data["layout"] = std::vector<int64_t>{batch, offset, first};
     ctx->saved_data["coefficients"] = coefficients;
@@ -128,60 +188,18 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
     return {lse, log_sq};
   }
 
-  // d/ds_ij of sum_k g_ik lse_ik = sum_k g_ik c_k softmax_k(i, j); then s = a . b / t.
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor& anchors = saved[0];
     const torch::Tensor& candidates = saved[1];
-    const torch::Tensor& lse = saved[2];
     const std::vector<int64_t> layout = ctx->saved_data["layout"].toIntVector();
-    const auto coefficients = ctx->saved_data["coefficients"].toDoubleVector();
-    const double inv_temperature = ctx->saved_data["inv_temperature"].toDouble();
-    const int64_t chunk = ctx->saved_data["chunk"].toInt();
-    const torch::Tensor& grad_lse = grads[0];
-
-    const int64_t rows = anchors.size(0), columns = candidates.size(0);
-    const std::vector<Segment> excluded = excluded_segments({layout[0], layout[1], layout[2]}, rows);
-    const bool paired = coefficients.size() == 2 && coefficients[1] > 0 &&
-                        coefficients[0] == 2 * coefficients[1];
+    const std::vector<Segment> excluded = excluded_segments({layout[0], layout[1], layout[2]}, anchors.size(0));
     torch::Tensor grad_anchors = torch::zeros_like(anchors);
     torch::Tensor grad_candidates = torch::zeros_like(candidates);
-    for (int64_t j0 = 0; j0 < columns; j0 += chunk) {
-      const int64_t n = std::min(chunk, columns - j0);
-      const torch::Tensor chunk_candidates = candidates.narrow(0, j0, n);
-      torch::Tensor chunk_grad = grad_candidates.narrow(0, j0, n);
-      const int64_t tile = rows_per_tile(n, anchors.device());
-      for (int64_t i0 = 0; i0 < rows; i0 += tile) {
-        const int64_t r = std::min(tile, rows - i0);
-        const torch::Tensor tile_anchors = anchors.narrow(0, i0, r);
-        const torch::Tensor scores = masked_scores(anchors, candidates, excluded, i0, r, j0, n, inv_temperature);
-        torch::Tensor p;
-        if (paired) {
-          // c0 = 2 c1 (beta = 1): with E = exp(c1 s - L1), exp(c0 s - L0) = E^2 exp(2 L1 - L0),
-          // where 0 <= 2 L1 - L0 <= log N; one exponential instead of two.
-          const torch::Tensor l0 = lse[0].narrow(0, i0, r), l1 = lse[1].narrow(0, i0, r);
-          const double c1 = coefficients[1];
-          const torch::Tensor e = scores.mul(c1).sub_(l1.unsqueeze(1)).exp_();
-          const torch::Tensor w0 = (grad_lse[0].narrow(0, i0, r) * (2 * c1) * (2 * l1 - l0).exp()).unsqueeze(1);
-          const torch::Tensor w1 = (grad_lse[1].narrow(0, i0, r) * c1).unsqueeze(1);
-          p = e.mul(w0).add_(w1).mul_(e);
-        } else {
-          for (size_t k = 0; k < coefficients.size(); ++k) {
-            const double c = coefficients[k];
-            if (c == 0.0) continue;  // a constant in s: no gradient
-            const torch::Tensor tile_lse = lse[k].narrow(0, i0, r).unsqueeze(1);
-            torch::Tensor term = (c == 1.0 ? scores - tile_lse : scores.mul(c).sub_(tile_lse))
-                                     .exp_()
-                                     .mul_((grad_lse[k].narrow(0, i0, r) * c).unsqueeze(1));
-            p = p.defined() ? p.add_(term) : term;
-          }
-        }
-        if (!p.defined()) continue;
-        grad_anchors.narrow(0, i0, r).addmm_(p, chunk_candidates, 1.0, inv_temperature);
-        chunk_grad.addmm_(p.t(), tile_anchors, 1.0, inv_temperature);
-      }
-    }
+    accumulate_sum_gradients(anchors, candidates, excluded, ctx->saved_data["coefficients"].toDoubleVector(),
+                             ctx->saved_data["inv_temperature"].toDouble(), ctx->saved_data["chunk"].toInt(),
+                             saved[2], grads[0], grad_anchors, grad_candidates);
     return {grad_anchors,    grad_candidates, torch::Tensor(), torch::Tensor(), torch::Tensor(),
             torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
@@ -242,37 +260,60 @@ void ObjectiveOptions::validate() const {
   HCL_REQUIRE(column_chunk() >= 0, "column chunk must be >= 0 (0: unchunked), got ", column_chunk());
 }
 
-ObjectiveResult contrastive_objective(const torch::Tensor& anchors_in,
-                                      const torch::Tensor& candidates_in, const ViewLayout& layout,
-                                      const ObjectiveOptions& options) {
-  options.validate();
-  check_inputs(anchors_in, candidates_in, layout, options);
-  compat::NoCudaAutocast full_precision;  // scores / t amplify bf16 rounding
+NegativeSums negative_sums(const ObjectiveOptions& options) {
+  const bool hard = options.estimator() == Estimator::Hard;
+  const double beta = options.beta();
+  NegativeSums sums;
+  sums.coefficients = hard ? std::vector<double>{1.0 + beta, beta} : std::vector<double>{1.0};
+  // The statistics' weight spread needs sum_j exp(2 beta s_ij) (hard estimator with beta > 0).
+  sums.weight_index = options.with_stats() && hard && beta > 0 ? 1 : -1;
+  sums.inv_temperature = 1.0 / options.temperature();
+  sums.chunk = options.column_chunk();
+  return sums;
+}
 
-  // bfloat16 / float16 inputs are computed in float32 (their gradients come back in their dtype).
-  const auto compute_type = anchors_in.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
-  const torch::Tensor anchors = anchors_in.to(compute_type);
-  const torch::Tensor candidates = candidates_in.to(compute_type);
+namespace {
+int64_t chunk_for(const NegativeSums& sums, int64_t columns) {
+  return sums.chunk > 0 ? std::min(sums.chunk, columns) : std::max<int64_t>(columns, 1);
+}
+std::vector<Segment> own_segments(const ViewLayout* own, int64_t anchors) {
+  return own ? excluded_segments(*own, anchors) : std::vector<Segment>{};
+}
+}  // namespace
 
-  const int64_t m = candidates.size(0);
-  const double n_neg = static_cast<double>(m - 2);
+NegativeAccumulator start_negative_sums(const NegativeSums& sums, int64_t anchors,
+                                        const torch::TensorOptions& options) {
+  NegativeAccumulator into;
+  into.lse = torch::full({static_cast<int64_t>(sums.coefficients.size()), anchors}, -kInf, options);
+  if (sums.weight_index >= 0) into.log_square_sum = torch::full({anchors}, -kInf, options);
+  return into;
+}
+
+void add_negative_block(const NegativeSums& sums, const torch::Tensor& anchors, const torch::Tensor& block,
+                        const ViewLayout* own, NegativeAccumulator& into) {
+  accumulate_sums(anchors, block, own_segments(own, anchors.size(0)), sums.coefficients, sums.inv_temperature,
+                  chunk_for(sums, block.size(0)), sums.weight_index, into.lse, into.log_square_sum);
+}
+
+void finish_negative_sums(const NegativeSums& sums, int64_t negatives, NegativeAccumulator& into) {
+  count_constant_sums(sums.coefficients, negatives, into.lse);
+}
+
+void add_negative_block_gradient(const NegativeSums& sums, const torch::Tensor& anchors, const torch::Tensor& block,
+                                 const ViewLayout* own, const torch::Tensor& lse, const torch::Tensor& grad_lse,
+                                 torch::Tensor& grad_anchors, torch::Tensor& grad_block) {
+  accumulate_sum_gradients(anchors, block, own_segments(own, anchors.size(0)), sums.coefficients,
+                           sums.inv_temperature, chunk_for(sums, block.size(0)), lse, grad_lse, grad_anchors,
+                           grad_block);
+}
+
+ObjectiveResult objective_from_sums(const AnchorSums& in, const ObjectiveOptions& options) {
+  const torch::Tensor& lse = in.lse;
+  const torch::Tensor& positive_score = in.positive_score;
+  const double n_neg = static_cast<double>(in.negatives);
   const double log_n = std::log(n_neg);
   const double inv_t = 1.0 / options.temperature();
   const bool hard = options.estimator() == Estimator::Hard;
-  const double beta = options.beta();
-  const int64_t chunk = options.column_chunk() > 0 ? std::min(options.column_chunk(), m) : m;
-
-  const std::vector<double> coefficients =
-      hard ? std::vector<double>{1.0 + beta, beta} : std::vector<double>{1.0};
-  // The statistics' weight spread needs sum_j exp(2 beta s_ij) (hard estimator with beta > 0).
-  const int64_t weight_index = options.with_stats() && hard && beta > 0 ? 1 : -1;
-  const auto lse_outputs = NegativeLogSumExp::apply(anchors, candidates, layout.batch, layout.offset, layout.first,
-                                                    coefficients, inv_t, chunk, weight_index);
-  const torch::Tensor& lse = lse_outputs[0];
-
-  const torch::Tensor positive_score =
-      (anchors * positives_of(candidates, excluded_segments(layout, anchors.size(0)))).sum(1).mul(inv_t);
-
   torch::Tensor log_ng;      // log of the negative term Ng_i
   torch::Tensor unfloored;   // hard: the estimator before the floor
   const double log_floor = log_n - inv_t;  // log(N e^(-1/t))
@@ -299,24 +340,54 @@ ObjectiveResult contrastive_objective(const torch::Tensor& anchors_in,
   if (!options.with_stats()) return result;
 
   torch::NoGradGuard no_grad;
-  const double t = options.temperature();
+  const auto float_options = lse.options().dtype(torch::kFloat);
   auto& s = result.stats;
-  s.positive_similarity = positive_score.mean().mul(t).to(torch::kFloat);
-  // sum over negatives of z_i . z_j = z_i . (sum of all columns) - z_i . z_self - z_i . z_pos.
-  const torch::Tensor column_sum = candidates.sum(0);
-  const torch::Tensor self_dot = (anchors * candidates.narrow(0, layout.offset + layout.first, anchors.size(0))).sum(1);
-  const torch::Tensor negative_sum = anchors.mv(column_sum) - self_dot - positive_score.mul(t);
-  s.negative_similarity = negative_sum.mean().div(n_neg).to(torch::kFloat);
-  s.floor_fraction = hard ? unfloored.lt(log_floor).to(torch::kFloat).mean()
-                          : torch::zeros({}, anchors.options().dtype(torch::kFloat));
-  if (weight_index >= 0) {
+  s.positive_similarity = positive_score.mean().mul(options.temperature()).to(torch::kFloat);
+  s.negative_similarity = in.negative_dot_sum.mean().div(n_neg).to(torch::kFloat);
+  s.floor_fraction = hard ? unfloored.lt(log_floor).to(torch::kFloat).mean() : torch::zeros({}, float_options);
+  if (in.log_square_sum.defined() && in.log_square_sum.numel() > 0) {
     // sum_j w_j^2 for w = softmax(beta s) is exp(lse(2 beta s) - 2 lse(beta s)).
-    const torch::Tensor log_sum_sq = lse_outputs[1] - 2 * lse[1];
+    const torch::Tensor log_sum_sq = in.log_square_sum - 2 * lse[1];
     s.effective_negatives = (-log_sum_sq).exp().div(n_neg).mean().to(torch::kFloat);
   } else {
-    s.effective_negatives = torch::ones({}, anchors.options().dtype(torch::kFloat));
+    s.effective_negatives = torch::ones({}, float_options);
   }
   return result;
+}
+
+ObjectiveResult contrastive_objective(const torch::Tensor& anchors_in,
+                                      const torch::Tensor& candidates_in, const ViewLayout& layout,
+                                      const ObjectiveOptions& options) {
+  options.validate();
+  check_inputs(anchors_in, candidates_in, layout, options);
+  compat::NoCudaAutocast full_precision;  // scores / t amplify bf16 rounding
+
+  // bfloat16 / float16 inputs are computed in float32 (their gradients come back in their dtype).
+  const auto compute_type = anchors_in.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+  const torch::Tensor anchors = anchors_in.to(compute_type);
+  const torch::Tensor candidates = candidates_in.to(compute_type);
+
+  const int64_t m = candidates.size(0);
+  const NegativeSums plan = negative_sums(options);
+  const auto lse_outputs =
+      NegativeLogSumExp::apply(anchors, candidates, layout.batch, layout.offset, layout.first, plan.coefficients,
+                               plan.inv_temperature, chunk_for(plan, m), plan.weight_index);
+  AnchorSums sums;
+  sums.lse = lse_outputs[0];
+  sums.log_square_sum = lse_outputs[1];
+  sums.positive_score = (anchors * positives_of(candidates, excluded_segments(layout, anchors.size(0))))
+                            .sum(1)
+                            .mul(plan.inv_temperature);
+  sums.negatives = m - 2;
+  if (options.with_stats()) {
+    torch::NoGradGuard no_grad;
+    // sum over negatives of z_i . z_j = z_i . (sum of all columns) - z_i . z_self - z_i . z_pos.
+    const torch::Tensor self_dot =
+        (anchors * candidates.narrow(0, layout.offset + layout.first, anchors.size(0))).sum(1);
+    sums.negative_dot_sum =
+        anchors.mv(candidates.sum(0)) - self_dot - sums.positive_score.mul(options.temperature());
+  }
+  return objective_from_sums(sums, options);
 }
 
 ObjectiveResult contrastive_objective(const torch::Tensor& z1, const torch::Tensor& z2,

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 #include "core/named_enum.h"
 
@@ -78,6 +79,45 @@ struct ViewLayout {
 // or bfloat16/float16, which are computed in float32).
 ObjectiveResult contrastive_objective(const torch::Tensor& anchors, const torch::Tensor& candidates,
                                       const ViewLayout& layout, const ObjectiveOptions& options);
+
+// Block form, for callers whose candidate columns arrive in blocks (the ring form of the global
+// batch, train/ring_objective.h). Every statistic is a sum over columns, so the blocks add up in log
+// space to the sharded form's values (to rounding), and the per-anchor algebra runs once at the end.
+// Embeddings are float32 or float64 here (the caller converts half precision).
+struct NegativeSums {
+  std::vector<double> coefficients;  // c_k: lse row k is log sum over negatives of exp(c_k s_ij)
+  int64_t weight_index = -1;         // the c_w whose exp(2 c_w s) the statistics need (-1: none)
+  double inv_temperature = 2.0;
+  int64_t chunk = 0;                 // columns per chunk within a block (0: the whole block)
+};
+NegativeSums negative_sums(const ObjectiveOptions& options);
+
+// Per-anchor accumulators: lse (K x A) and log_square_sum (A; undefined without statistics).
+struct NegativeAccumulator {
+  torch::Tensor lse, log_square_sum;
+};
+NegativeAccumulator start_negative_sums(const NegativeSums& sums, int64_t anchors, const torch::TensorOptions& options);
+// Adds the columns of `block`. `own`: where the anchors' own 2B views sit in the block (their own
+// and positive columns are skipped); nullptr for a block of other images.
+void add_negative_block(const NegativeSums& sums, const torch::Tensor& anchors, const torch::Tensor& block,
+                        const ViewLayout* own, NegativeAccumulator& into);
+// After the last block: the rows of coefficient 0 count the `negatives`.
+void finish_negative_sums(const NegativeSums& sums, int64_t negatives, NegativeAccumulator& into);
+// Backward of add_negative_block, given the final lse and its gradient: adds into grad_anchors (A x d)
+// and grad_block (the block's rows).
+void add_negative_block_gradient(const NegativeSums& sums, const torch::Tensor& anchors, const torch::Tensor& block,
+                                 const ViewLayout* own, const torch::Tensor& lse, const torch::Tensor& grad_lse,
+                                 torch::Tensor& grad_anchors, torch::Tensor& grad_block);
+
+// The per-anchor algebra once the sums are complete (both forms end here).
+struct AnchorSums {
+  torch::Tensor lse;               // K x A, differentiable
+  torch::Tensor log_square_sum;    // A (statistics; may be undefined)
+  torch::Tensor positive_score;    // A: s_i,p(i), differentiable
+  torch::Tensor negative_dot_sum;  // A: sum over the negatives of z_i . z_j (statistics only)
+  int64_t negatives = 0;           // N
+};
+ObjectiveResult objective_from_sums(const AnchorSums& sums, const ObjectiveOptions& options);
 
 // Two views of B images: the 2B rows [z1; z2] are both anchors and candidates (the reference's call).
 ObjectiveResult contrastive_objective(const torch::Tensor& z1, const torch::Tensor& z2,

@@ -16,6 +16,7 @@
 #include "loss/beta_schedule.h"
 #include "loss/objective.h"
 #include "model/encoder.h"
+#include "train/global_objective.h"
 #include "train/optim.h"
 #include "train/step.h"
 
@@ -45,6 +46,7 @@ struct TrainConfig {
   double beta = 1.0;
   loss::BetaScheduleKind beta_schedule = loss::BetaScheduleKind::Constant;
   int64_t column_chunk = 0;
+  ObjectiveComm objective_comm = ObjectiveComm::AllGather;
   // optimisation
   int64_t batch_size = 256;
   int64_t accumulate = 1;
@@ -112,6 +114,7 @@ struct TrainConfig {
     visit("beta", c.beta, "hardness beta >= 0");
     visit("beta-schedule", c.beta_schedule, "");
     visit("column-chunk", c.column_chunk, "objective column chunk to bound memory (0: none)");
+    visit("objective-comm", c.objective_comm, "how the objective meets the other ranks' views");
     visit("batch-size", c.batch_size, "images per rank per step (global batch: x ranks)");
     visit("accumulate", c.accumulate, "micro-batches per step (divides batch-size)");
     visit("epochs", c.epochs, "epochs of pretraining");

@@ -1,14 +1,17 @@
-// Gather the views of every rank (none at one rank), then the sharded objective on this rank's anchors.
+// Gather the views of every rank (none at one rank), then the sharded objective on this rank's
+// anchors; or the ring form.
 #include "train/global_objective.h"
 
 #include "core/check.h"
 #include "dist/gather.h"
+#include "train/ring_objective.h"
 
 namespace hcl::train {
 
 loss::ObjectiveResult global_objective(dist::Communicator& comm, const torch::Tensor& z1,
                                        const torch::Tensor& z2,
-                                       const loss::ObjectiveOptions& options) {
+                                       const loss::ObjectiveOptions& options, ObjectiveComm form) {
+  if (form == ObjectiveComm::Ring) return ring_objective(comm, z1, z2, options);
   HCL_ASSERT(z1.defined() && z2.defined() && z1.dim() == 2 && z1.sizes() == z2.sizes(),
              "global objective: the two views must be B x d tensors of the same shape");
   const int64_t batch = z1.size(0);

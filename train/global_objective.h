@@ -9,14 +9,28 @@
 
 #include <torch/torch.h>
 
+#include "core/named_enum.h"
 #include "dist/communicator.h"
 #include "loss/objective.h"
 
 namespace hcl::train {
 
+// How the ranks' views meet: one all-gather (the default; autograd through the gather), or the
+// ring of train/ring_objective.h (the same loss and gradients, per-rank memory independent of W).
+enum class ObjectiveComm { AllGather, Ring };
+
 // Collective. z1, z2: B x d on every rank (the same B everywhere).
 loss::ObjectiveResult global_objective(dist::Communicator& comm, const torch::Tensor& z1,
                                        const torch::Tensor& z2,
-                                       const loss::ObjectiveOptions& options);
+                                       const loss::ObjectiveOptions& options,
+                                       ObjectiveComm form = ObjectiveComm::AllGather);
 
 }  // namespace hcl::train
+
+template <>
+struct hcl::EnumNames<hcl::train::ObjectiveComm> {
+  static constexpr NamedValue<train::ObjectiveComm> table[] = {
+      {train::ObjectiveComm::AllGather, "allgather", "gather all views; default"},
+      {train::ObjectiveComm::Ring, "ring", "blocks round a ring; memory independent of the ranks"},
+  };
+};

@@ -203,7 +203,7 @@ TrainStep::MicroBatch TrainStep::forward_backward(const torch::Tensor& view1, co
     z2 = both.narrow(0, view1.size(0), view2.size(0));
   }
   phase_done(Phase::Forward);
-  loss::ObjectiveResult result = global_objective(comm_, z1, z2, objective);
+  loss::ObjectiveResult result = global_objective(comm_, z1, z2, objective, options_.objective_comm());
   phase_done(Phase::Objective);
   (loss_scale == 1.0 ? result.loss : result.loss * loss_scale).backward();
   phase_done(Phase::Backward);

@@ -17,6 +17,7 @@
 #include "dist/data_parallel.h"
 #include "loss/objective.h"
 #include "model/contrastive_model.h"
+#include "train/global_objective.h"
 #include "train/optim.h"
 #include "train/phase_timer.h"
 #include "train/step.h"
@@ -38,6 +39,8 @@ struct StepOptions {
   TORCH_ARG(bool, guard_on_device) = true;
   // Norm layers: SyncBatchNorm over the gradient communicator (W x B equals 1 x WB) or per-rank BN.
   TORCH_ARG(bool, sync_bn) = true;
+  // How the global objective meets the other ranks' views (train/global_objective.h).
+  TORCH_ARG(ObjectiveComm, objective_comm) = ObjectiveComm::AllGather;
   TORCH_ARG(int64_t, bucket_bytes) = 25 << 20;
   // Reduce buckets from autograd hooks while backward runs (CUDA), or all after backward (CPU).
   TORCH_ARG(bool, overlap) = false;

@@ -235,6 +235,7 @@ StepOptions step_options(const TrainConfig& config, const torch::Device& device)
       .finite_check(config.finite_check)
       .max_skipped_steps(config.max_skipped_steps)
       .sync_bn(config.sync_bn)
+      .objective_comm(config.objective_comm)
       .bucket_bytes(config.bucket_mb << 20)
       .overlap(device.is_cuda())  // CPU: buckets after backward
       .cuda_graph(config.cuda_graph);
@@ -261,6 +262,11 @@ void log_model(const TrainConfig& config, TrainStep& step) {
                                                                 " gradient bucket(s)")
                 << ", "
                 << (step.optimizer().fused() ? "fused" : "foreach") << " optimizer kernels";
+  HCL_LOG(info) << "objective: " << name_of(config.estimator) << " estimator, the other ranks' views by "
+                << (config.objective_comm == ObjectiveComm::Ring
+                        ? "ring (--objective-comm ring: " + std::to_string(step.comm().world_size() - 1) +
+                              " block shifts each way, memory independent of the ranks)"
+                        : std::string("all-gather (--objective-comm allgather)"));
   if (step.graph_refusal().empty())
     HCL_LOG(info) << "CUDA graph: on (steps replayed from one graph after " << step.options().graph_warmup_steps()
                   << " eager steps)";

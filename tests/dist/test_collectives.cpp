@@ -103,6 +103,60 @@ TEST(Collectives, BroadcastCopiesTheRootsTensor) {
   }
 }
 
+// Every shift of the ring: rank r receives rank (r - shift) mod W's tensor, every dtype as is.
+TEST(Collectives, RingShiftReceivesFromTheRankBehind) {
+  Communicator comm;
+  const int w = world_size(), r = world_rank();
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(::testing::Message() << c.dtype << " " << torch::IntArrayRef(c.shape));
+    for (int shift : {1, -1, 2, w}) {
+      const torch::Tensor got = comm.ring_shift(rank_tensor(r, c.shape, c.dtype), shift);
+      const int from = ((r - shift) % w + w) % w;
+      EXPECT_TRUE(torch::equal(got, rank_tensor(from, c.shape, c.dtype))) << "shift " << shift;
+    }
+  }
+}
+
+// sendrecv with explicit peers: the mirror exchange r <-> W-1-r, and a non-contiguous send.
+TEST(Collectives, SendrecvExchangesWithTheGivenPeers) {
+  Communicator comm;
+  const int w = world_size(), r = world_rank();
+  const int peer = w - 1 - r;
+  const torch::Tensor send = rank_tensor(r, {3, 4}, torch::kDouble).t();  // not contiguous
+  torch::Tensor recv = torch::empty({4, 3}, torch::kDouble);
+  comm.sendrecv(send, peer, recv, peer);
+  EXPECT_TRUE(torch::equal(recv, rank_tensor(peer, {3, 4}, torch::kDouble).t()));
+}
+
+TEST(Collectives, SendrecvRejectsBadPeersAndBuffers) {
+  Communicator comm;
+  const int w = world_size(), r = world_rank();
+  const torch::Tensor send = torch::ones({2, 3});
+  torch::Tensor recv = torch::empty({2, 3});
+  EXPECT_THROW(comm.sendrecv(send, w, recv, r), Error);
+  EXPECT_THROW(comm.sendrecv(send, r, recv, -1), Error);
+  torch::Tensor wrong_shape = torch::empty({3, 2});
+  try {
+    comm.sendrecv(send, r, wrong_shape, r);
+    FAIL() << "no exception";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sendrecv: output must be"), std::string::npos) << e.what();
+  }
+  torch::Tensor wrong_dtype = torch::empty({2, 3}, torch::kDouble);
+  EXPECT_THROW(comm.sendrecv(send, r, wrong_dtype, r), Error);
+}
+
+TEST(Collectives, RingShiftOfUnevenShapesIsRejectedOnEveryRank) {
+  if (world_size() == 1) GTEST_SKIP() << "needs two or more ranks";
+  Communicator comm;
+  try {
+    comm.ring_shift(torch::ones({world_rank() + 1, 2}));
+    FAIL() << "no exception";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sendrecv: ranks disagree"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Collectives, BarrierReturnsOnEveryRank) {
   Communicator comm;
   comm.barrier();
@@ -174,6 +228,8 @@ TEST(Collectives, NcclOnCudaTensors) {
     torch::Tensor b = rank_tensor(r, {4}, dtype).to(gpu);
     comm.broadcast(b, 0);
     EXPECT_TRUE(torch::equal(b.cpu(), rank_tensor(0, {4}, dtype)));
+    const torch::Tensor shifted = comm.ring_shift(rank_tensor(r, {3, 2}, dtype).to(gpu)).cpu();
+    EXPECT_TRUE(torch::equal(shifted, rank_tensor((r + w - 1) % w, {3, 2}, dtype)));
   }
   torch::Tensor avg = torch::ones({8}, torch::TensorOptions().device(gpu));
   comm.all_reduce(avg, ReduceOp::Avg);

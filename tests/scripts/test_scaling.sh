@@ -32,6 +32,18 @@ python3 "$root/scripts/scaling" --build "$HCL_BUILD_DIR" --mode strong --ranks 1
 python3 "$root/scripts/scaling_model" --out "$work/model" > "$work/model.txt" || fail "projection"
 for f in projection.txt projection.json projection.png; do [ -s "$work/model/$f" ] || fail "no $f"; done
 grep -q "^resnet50   512  1024" "$work/model.txt" || fail "projection misses ResNet-50 at 1024 ranks"
+# Both forms of the objective are projected; the ring's objective compute equals the all-gather's.
+python3 - "$work/model/projection.json" <<'PY' || fail "projection of both objective forms"
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+key = lambda r: (r["arch"], r["images_per_rank"], r["ranks"])
+forms = {f: {key(r): r for r in rows if r["form"] == f} for f in ("allgather", "ring")}
+assert forms["allgather"].keys() == forms["ring"].keys() and ("resnet18", 512, 1024) in forms["ring"]
+for k, ring in forms["ring"].items():
+    gather = forms["allgather"][k]
+    assert abs(ring["objective_ms"] - gather["objective_ms"]) < 1e-9, k
+    assert (ring["gather_ms"] == 0) == (k[2] == 1) and ring["gather_ms"] >= 0, (k, ring)
+PY
 python3 "$root/scripts/scaling_model" --profile "$root/configs/scaling/cpu_here.json" --check "$work/weak/scaling.json" \
   --out "$work/model" > "$work/check.txt" || { cat "$work/check.txt"; fail "model check"; }
 grep -qE "^  2 " "$work/check.txt" || { cat "$work/check.txt"; fail "model check has no W = 2 row"; }

@@ -29,6 +29,7 @@ struct Config {
   bool sync_bn = true;
   bool overlap = true;
   int64_t accumulate = 1;
+  ObjectiveComm objective_comm = ObjectiveComm::AllGather;
   int64_t poisoned_step = -1;  // W ranks: NaN in the last rank's first image at this step
   int64_t dropped_step = -1;   // one process: this step is not taken at all
 };
@@ -78,6 +79,7 @@ Trace train(MPI_Comm ranks, const Config& s, int world) {
                      .accumulate(s.accumulate)
                      .view_forward(s.mode)
                      .sync_bn(s.sync_bn)
+                     .objective_comm(s.objective_comm)
                      .bucket_bytes(4096)
                      .overlap(s.overlap),
                  OptimizerOptions()
@@ -140,7 +142,7 @@ std::string describe(const Config& s) {
   return ::testing::PrintToString(s.optimizer) + " momentum " + std::to_string(s.momentum) + " " +
          std::string(name_of(s.objective.estimator())) + " beta " + std::to_string(s.objective.beta()) + " " +
          name_of(s.mode) + (s.overlap ? " overlap" : " after-backward") + " " + c10::toString(s.dtype) +
-         " accumulate " + std::to_string(s.accumulate);
+         " accumulate " + std::to_string(s.accumulate) + " " + name_of(s.objective_comm);
 }
 
 const std::vector<loss::ObjectiveOptions> kObjectives = {
@@ -151,10 +153,12 @@ const std::vector<loss::ObjectiveOptions> kObjectives = {
 
 // Every objective with one optimizer; the view-forward mode and the bucket mode alternate so that
 // each combination is covered across the tests.
-void check_objectives(const std::string& optimizer, double momentum, bool shift) {
+void check_objectives(const std::string& optimizer, double momentum, bool shift,
+                      ObjectiveComm form = ObjectiveComm::AllGather) {
   for (size_t i = 0; i < kObjectives.size(); ++i) {
     const bool odd = (i + (shift ? 1 : 0)) % 2 == 1;
     Config s{optimizer, momentum, kObjectives[i]};
+    s.objective_comm = form;
     s.mode = odd ? ViewForward::Joint : ViewForward::PerView;
     s.overlap = !odd;
     SCOPED_TRACE(describe(s));
@@ -165,6 +169,18 @@ void check_objectives(const std::string& optimizer, double momentum, bool shift)
 TEST(Equivalence, SgdWithoutMomentumFloat64) { check_objectives("sgd", 0.0, false); }
 TEST(Equivalence, SgdWithMomentumFloat64) { check_objectives("sgd", 0.9, true); }
 TEST(Equivalence, AdamFloat64) { check_objectives("adam", 0.0, false); }
+
+// The ring form of the objective (train/ring_objective.h) trains exactly like the all-gather form.
+TEST(Equivalence, RingSgdWithoutMomentumFloat64) { check_objectives("sgd", 0.0, false, ObjectiveComm::Ring); }
+TEST(Equivalence, RingAdamFloat64) { check_objectives("adam", 0.0, true, ObjectiveComm::Ring); }
+
+TEST(Equivalence, RingFloat32AndTwoMicroBatches) {
+  Config s{"adam", 0.9, loss::ObjectiveOptions(kObjectives[0]).column_chunk(3), torch::kFloat};
+  s.objective_comm = ObjectiveComm::Ring;
+  s.accumulate = 2;
+  SCOPED_TRACE(describe(s));
+  expect_equivalent(s);
+}
 
 TEST(Equivalence, LarsFloat64) {
   Config s{"lars", 0.9, kObjectives[0]};

@@ -1,5 +1,6 @@
-// Multi-rank tests of the global-batch objective: the golden cases split across ranks, and random
-// batches against the single-process objective on the concatenated batch, for every estimator.
+// Multi-rank tests of the global-batch objective, in both forms (all-gather and ring): the golden
+// cases split across ranks, and random batches against the single-process objective on the
+// concatenated batch, for every estimator, chunked and unchunked.
 #include <gtest/gtest.h>
 
 #include "core/check.h"
@@ -20,18 +21,25 @@ struct GlobalResult {
 
 // Runs the global objective on this rank's rows [r*b, (r+1)*b) of the full views.
 GlobalResult run_global(dist::Communicator& comm, const torch::Tensor& z1_all,
-                        const torch::Tensor& z2_all, const loss::ObjectiveOptions& o) {
+                        const torch::Tensor& z2_all, const loss::ObjectiveOptions& o, ObjectiveComm form) {
   const int w = comm.world_size();
   const int64_t b = z1_all.size(0) / w;
   torch::Tensor z1 = z1_all.narrow(0, comm.rank() * b, b).clone().requires_grad_(true);
   torch::Tensor z2 = z2_all.narrow(0, comm.rank() * b, b).clone().requires_grad_(true);
-  const loss::ObjectiveResult r = global_objective(comm, z1, z2, o);
+  const loss::ObjectiveResult r = global_objective(comm, z1, z2, o, form);
   r.loss.backward();
   torch::Tensor loss = r.loss.detach().reshape({1}).clone();
   comm.all_reduce(loss, dist::ReduceOp::Avg);
   // This rank's gradient is W times its share of the global mean's gradient (see the header).
   return {loss.item<double>(), comm.all_gather(z1.grad() / w), comm.all_gather(z2.grad() / w)};
 }
+
+const std::pair<torch::ScalarType, ObjectiveComm> kDtypesAndForms[] = {
+    {torch::kDouble, ObjectiveComm::AllGather},
+    {torch::kFloat, ObjectiveComm::AllGather},
+    {torch::kDouble, ObjectiveComm::Ring},
+    {torch::kFloat, ObjectiveComm::Ring},
+};
 
 TEST(GlobalObjective, GoldenCasesSplitAcrossRanks) {
   dist::Communicator comm;
@@ -46,16 +54,17 @@ TEST(GlobalObjective, GoldenCasesSplitAcrossRanks) {
                        .beta(c.beta)
                        .tau_plus(c.tau_plus)
                        .estimator(parse<loss::Estimator>("estimator", c.estimator));
-    for (auto dtype : {torch::kDouble, torch::kFloat}) {
+    for (auto [dtype, form] : kDtypesAndForms) {
+      SCOPED_TRACE(::testing::Message() << dtype << " " << name_of(form));
       const double rtol = dtype == torch::kDouble ? 1e-9 : 2e-5;
       const double atol = dtype == torch::kDouble ? 1e-15 : 1e-6;
-      const GlobalResult g = run_global(comm, c.out_1.to(dtype), c.out_2.to(dtype), o);
+      const GlobalResult g = run_global(comm, c.out_1.to(dtype), c.out_2.to(dtype), o, form);
       EXPECT_TRUE(close(torch::tensor(g.loss, torch::kDouble), torch::tensor(c.loss, torch::kDouble), rtol));
       EXPECT_TRUE(close(g.grad_1, c.grad_out_1, rtol, atol));
       EXPECT_TRUE(close(g.grad_2, c.grad_out_2, rtol, atol));
       // The same with column chunks.
       const GlobalResult chunked = run_global(comm, c.out_1.to(dtype), c.out_2.to(dtype),
-                                              loss::ObjectiveOptions(o).column_chunk(3));
+                                              loss::ObjectiveOptions(o).column_chunk(3), form);
       EXPECT_TRUE(close(torch::tensor(chunked.loss, torch::kDouble), torch::tensor(c.loss, torch::kDouble), rtol));
       EXPECT_TRUE(close(chunked.grad_1, c.grad_out_1, rtol, atol));
     }
@@ -78,20 +87,73 @@ TEST(GlobalObjective, EqualsOneProcessOnTheConcatenatedBatch) {
                         loss::ObjectiveOptions().beta(0.0).tau_plus(0.0),
                         loss::ObjectiveOptions().beta(3.0).tau_plus(0.3).temperature(0.2),
                         loss::ObjectiveOptions().estimator(loss::Estimator::Easy)}) {
-    SCOPED_TRACE(::testing::Message() << name_of(o.estimator()) << " beta " << o.beta());
     torch::Tensor a = z1_all.clone().requires_grad_(true), p = z2_all.clone().requires_grad_(true);
     const loss::ObjectiveResult single = loss::contrastive_objective(a, p, o);
     single.loss.backward();
-    const GlobalResult g = run_global(comm, z1_all, z2_all, o);
-    EXPECT_TRUE(close(torch::tensor(g.loss, torch::kDouble), single.loss.detach(), 1e-12));
-    EXPECT_TRUE(close(g.grad_1, a.grad(), 1e-10, 1e-16));
-    EXPECT_TRUE(close(g.grad_2, p.grad(), 1e-10, 1e-16));
+    for (ObjectiveComm form : {ObjectiveComm::AllGather, ObjectiveComm::Ring}) {
+      for (int64_t chunk : {0, 4}) {
+        SCOPED_TRACE(::testing::Message() << name_of(o.estimator()) << " beta " << o.beta() << " "
+                                          << name_of(form) << " chunk " << chunk);
+        const GlobalResult g = run_global(comm, z1_all, z2_all, loss::ObjectiveOptions(o).column_chunk(chunk), form);
+        EXPECT_TRUE(close(torch::tensor(g.loss, torch::kDouble), single.loss.detach(), 1e-12));
+        EXPECT_TRUE(close(g.grad_1, a.grad(), 1e-10, 1e-16));
+        EXPECT_TRUE(close(g.grad_2, p.grad(), 1e-10, 1e-16));
+      }
+    }
   }
+}
+
+// The statistics the trainer logs are the same in both forms (they are sums over the same columns).
+TEST(GlobalObjective, RingStatisticsEqualTheAllGatherForm) {
+  dist::Communicator comm;
+  const int64_t b = 6, d = 8;
+  torch::manual_seed(100 + comm.rank());  // different views on every rank
+  const torch::Tensor z1 = torch::nn::functional::normalize(torch::randn({b, d}, torch::kDouble));
+  const torch::Tensor z2 = torch::nn::functional::normalize(torch::randn({b, d}, torch::kDouble));
+  for (const auto& o : {loss::ObjectiveOptions(), loss::ObjectiveOptions().beta(0.0),
+                        loss::ObjectiveOptions().estimator(loss::Estimator::Easy)}) {
+    SCOPED_TRACE(::testing::Message() << name_of(o.estimator()) << " beta " << o.beta());
+    const loss::ObjectiveStats all = global_objective(comm, z1, z2, o, ObjectiveComm::AllGather).stats;
+    const loss::ObjectiveStats ring = global_objective(comm, z1, z2, o, ObjectiveComm::Ring).stats;
+    for (const auto& [x, y] : {std::pair{all.positive_similarity, ring.positive_similarity},
+                               std::pair{all.negative_similarity, ring.negative_similarity},
+                               std::pair{all.floor_fraction, ring.floor_fraction},
+                               std::pair{all.effective_negatives, ring.effective_negatives}})
+      EXPECT_NEAR(x.item<double>(), y.item<double>(), 1e-6);
+  }
+}
+
+// bfloat16 views go round the ring in float32 and their gradients come back in bfloat16, as in the
+// all-gather form.
+TEST(GlobalObjective, RingOfHalfPrecisionViewsMatchesTheAllGatherForm) {
+  dist::Communicator comm;
+  torch::manual_seed(200 + comm.rank());
+  const torch::Tensor z1 = torch::nn::functional::normalize(torch::randn({4, 8})).to(torch::kBFloat16);
+  const torch::Tensor z2 = torch::nn::functional::normalize(torch::randn({4, 8})).to(torch::kBFloat16);
+  torch::Tensor grads[2][2];
+  double losses[2];
+  for (ObjectiveComm form : {ObjectiveComm::AllGather, ObjectiveComm::Ring}) {
+    const int f = form == ObjectiveComm::Ring;
+    torch::Tensor a = z1.clone().requires_grad_(true), p = z2.clone().requires_grad_(true);
+    const loss::ObjectiveResult r = global_objective(comm, a, p, {}, form);
+    r.loss.backward();
+    losses[f] = r.loss.item<double>();
+    grads[f][0] = a.grad();
+    grads[f][1] = p.grad();
+  }
+  EXPECT_NEAR(losses[0], losses[1], 1e-5);
+  EXPECT_EQ(grads[1][0].scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::allclose(grads[0][0].to(torch::kFloat), grads[1][0].to(torch::kFloat), 1e-2, 1e-3));
+  EXPECT_TRUE(torch::allclose(grads[0][1].to(torch::kFloat), grads[1][1].to(torch::kFloat), 1e-2, 1e-3));
 }
 
 TEST(GlobalObjective, RejectsMismatchedViews) {
   dist::Communicator comm;
   EXPECT_THROW(global_objective(comm, torch::ones({4, 3}), torch::ones({3, 3}), {}), Error);
+  EXPECT_THROW(global_objective(comm, torch::ones({4, 3}), torch::ones({3, 3}), {}, ObjectiveComm::Ring), Error);
+  torch::Tensor nan = torch::ones({4, 3});
+  nan[0][0] = std::nan("");
+  EXPECT_THROW(global_objective(comm, nan, torch::ones({4, 3}), {}, ObjectiveComm::Ring), Error);
 }
 
 }  // namespace
