@@ -43,7 +43,7 @@ exp > "$work/first.txt" 2>&1 || { cat "$work/first.txt"; fail "first invocation"
 for f in results.json results.md accuracy_vs_beta.png knn_over_training.png; do
   [ -s "$work/out/$f" ] || { cat "$work/first.txt"; fail "no $f"; }
 done
-[ "$(grep -c ': training' "$work/first.txt")" -eq 4 ] || { cat "$work/first.txt"; fail "expected 4 runs trained"; }
+[ "$(grep -cE '^\[[0-9]/4\] .*: training$' "$work/first.txt")" -eq 4 ] || { cat "$work/first.txt"; fail "expected 4 runs trained"; }
 python3 - "$work/out/results.json" <<'PY' || fail "results.json"
 import json, sys
 r = json.load(open(sys.argv[1]))
