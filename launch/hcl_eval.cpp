@@ -1,11 +1,14 @@
-// hcl-eval: linear evaluation of a checkpoint written by hcl-train or a file written by hcl-export.
-//   [mpirun -np W] hcl-eval --checkpoint runs/demo/checkpoint.pt [--epochs 100] [--out result.json]
+// hcl-eval: linear probe (and kNN vote) of a checkpoint written by hcl-train or a file written by
+// hcl-export, or the linear probe on raw pixels (the baseline).
+//   [mpirun -np W] hcl-eval --checkpoint runs/demo/checkpoint.pt [--protocol augmented] [--out result.json]
+//   [mpirun -np W] hcl-eval --protocol pixels --dataset fashion-mnist --out pixels.json
 // Prints the result as one JSON object and writes it to --out. Exit codes: 0 done, 2 bad options or
 // input files, 1 a failure during the run (a classifier whose loss diverged, a failed write).
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <cmath>
 #include <filesystem>
@@ -20,9 +23,11 @@
 #include "core/paths.h"
 #include "core/run_guarded.h"
 #include "data/dataset.h"
+#include "data/sampler.h"
 #include "dist/runtime.h"
 #include "dist/version.h"
 #include "train/export.h"
+#include "train/knn.h"
 #include "train/linear_eval.h"
 #include "train/node_datasets.h"
 #include "train/trainer.h"
@@ -53,30 +58,165 @@ void write_checked(const std::string& path, const std::string& text) {
   }
 }
 
+// hcl-eval's options.
+struct EvalArgs {
+  std::string checkpoint, data_dir, out;
+  hcl::data::DatasetKind dataset = hcl::data::DatasetKind::FashionMnist;
+  hcl::DeviceChoice device = hcl::DeviceChoice::Auto;
+  hcl::train::ProbeInput protocol = hcl::train::ProbeInput::Features;
+  int64_t epochs = 100, batch_size = 512, threads = 0, seed = 0, knn_k = 0, train_size = 0;
+  double lr = 1e-3, weight_decay = 1e-6, crop_scale_min = 0.08, knn_temperature = 0.5;
+  bool node_shared_data = true;
+};
+
+po::options_description describe(EvalArgs& a) {
+  po::options_description desc("hcl-eval options");
+  desc.add_options()("help,h", "print this help and exit")(
+      "version", "print the versions of hcl, LibTorch, MPI and NCCL and exit")(
+      "checkpoint", po::value(&a.checkpoint), "checkpoint of hcl-train or file of hcl-export (not with --protocol pixels)")(
+      "protocol", hcl::enum_option(&a.protocol, "protocol"),
+      hcl::help_with_choices<hcl::train::ProbeInput>("what the linear classifier reads").c_str())(
+      "dataset", hcl::enum_option(&a.dataset, "dataset"),
+      "dataset of --protocol pixels without --checkpoint (otherwise the one the run used)")(
+      "data-dir", po::value(&a.data_dir), "dataset folder (default: the one the run used, or the dataset's own)")(
+      "epochs", po::value(&a.epochs)->default_value(a.epochs), "epochs of the linear classifier")(
+      "train-size", po::value(&a.train_size)->default_value(a.train_size),
+      "train images the classifier and the kNN bank use: a fixed random subset (0: all; say so with the result)")(
+      "batch-size", po::value(&a.batch_size)->default_value(a.batch_size), "batch size")(
+      "lr", po::value(&a.lr)->default_value(a.lr, "0.001"), "Adam learning rate")(
+      "weight-decay", po::value(&a.weight_decay)->default_value(a.weight_decay, "1e-06"), "Adam weight decay")(
+      "crop-scale-min", po::value(&a.crop_scale_min)->default_value(a.crop_scale_min, "0.08"),
+      "--protocol augmented: smallest random crop, as a fraction of the image")(
+      "knn-k", po::value(&a.knn_k)->default_value(a.knn_k),
+      "also the kNN weighted vote with this many neighbours (the papers: 200), the train images as memory bank and the "
+      "whole test split scored (0: none; not with --protocol pixels)")(
+      "knn-temperature", po::value(&a.knn_temperature)->default_value(a.knn_temperature, "0.5"),
+      "temperature of the kNN weights exp(sim / t)")(
+      "device", hcl::enum_option(&a.device, "device"), hcl::help_with_choices<hcl::DeviceChoice>("").c_str())(
+      "threads", po::value(&a.threads)->default_value(a.threads), "CPU threads per rank (0: default)")(
+      "node-shared-data", po::value(&a.node_shared_data)->default_value(true, "true")->implicit_value(true, "true"),
+      "hold in-memory datasets once per node in shared memory, read by all its ranks (false: one copy per rank)")(
+      "seed", po::value(&a.seed)->default_value(a.seed), "seed of the classifier and of its augmentation")(
+      "out", po::value(&a.out), "result JSON file (default: linear_eval.json beside the checkpoint)");
+  return desc;
+}
+
+void validate(EvalArgs& a) {
+  using hcl::train::ProbeInput;
+  HCL_REQUIRE(a.epochs >= 1, "--epochs: must be >= 1, got ", a.epochs);
+  HCL_REQUIRE(a.batch_size >= 1, "--batch-size: must be >= 1, got ", a.batch_size);
+  HCL_REQUIRE(std::isfinite(a.lr) && a.lr > 0, "--lr: must be a finite number > 0, got ", a.lr);
+  HCL_REQUIRE(std::isfinite(a.weight_decay) && a.weight_decay >= 0, "--weight-decay: must be a finite number >= 0, got ",
+              a.weight_decay);
+  HCL_REQUIRE(std::isfinite(a.crop_scale_min) && a.crop_scale_min > 0 && a.crop_scale_min <= 1,
+              "--crop-scale-min: must be in (0, 1], got ", a.crop_scale_min);
+  HCL_REQUIRE(a.knn_k >= 0, "--knn-k: must be >= 0, got ", a.knn_k);
+  HCL_REQUIRE(a.train_size >= 0, "--train-size: must be >= 0, got ", a.train_size);
+  HCL_REQUIRE(std::isfinite(a.knn_temperature) && a.knn_temperature > 0, "--knn-temperature: must be a finite number > 0, got ",
+              a.knn_temperature);
+  hcl::require_usable_path("--checkpoint", a.checkpoint);  // all three are written into the result
+  hcl::require_usable_path("--data-dir", a.data_dir);
+  hcl::require_usable_path("--out", a.out);
+  const bool pixels = a.protocol == ProbeInput::Pixels;
+  if (pixels) a.knn_k = 0;  // no encoder: no features to vote with
+  HCL_REQUIRE(pixels || !a.checkpoint.empty(), "--checkpoint: required (only --protocol pixels runs without one)");
+  HCL_REQUIRE(!pixels || !a.checkpoint.empty() || !a.out.empty(), "--out: required with --protocol pixels and no --checkpoint");
+  if (a.checkpoint.empty()) return;
+  HCL_REQUIRE(std::filesystem::is_regular_file(a.checkpoint), "--checkpoint: no such file '", a.checkpoint, "'");
+  if (a.out.empty()) a.out = (std::filesystem::path(a.checkpoint).parent_path() / "linear_eval.json").string();
+  std::error_code ec;
+  HCL_REQUIRE(!std::filesystem::equivalent(a.out, a.checkpoint, ec), "--out: '", a.out,
+              "' is the --checkpoint being evaluated; choose another file");
+}
+
+void validate_out_folder(const std::string& out) {
+  const std::filesystem::path folder = std::filesystem::absolute(out).parent_path();
+  HCL_REQUIRE(std::filesystem::is_directory(folder), "--out: folder '", folder.string(), "' does not exist");
+  HCL_REQUIRE(::access(folder.c_str(), W_OK) == 0, "--out: folder '", folder.string(), "' is not writable");
+}
+
+// The probe's description as the name table gives it.
+std::string protocol_note(hcl::train::ProbeInput protocol) {
+  for (const auto& entry : hcl::EnumNames<hcl::train::ProbeInput>::table)
+    if (entry.value == protocol) return entry.note;
+  return "";
+}
+
+// The first `size` images of a fixed permutation of `d` (all of them when size is 0 or larger).
+hcl::data::Dataset subset(const hcl::data::Dataset& d, int64_t size) {
+  if (size == 0 || size >= d.size()) return d;
+  const std::vector<int64_t> order = hcl::data::permutation(d.size(), hcl::data::mix64(0x7261696eULL));
+  const torch::Tensor index = torch::tensor(std::vector<int64_t>(order.begin(), order.begin() + size), torch::kLong);
+  hcl::data::Dataset part = d;
+  part.images = d.images.index_select(0, index).contiguous();
+  part.labels = d.labels.index_select(0, index);
+  return part;
+}
+
+// What the evaluation reads: the trained model (none for pixels without a checkpoint), its
+// configuration and the datasets.
+struct EvalInputs {
+  hcl::train::TrainConfig config;
+  hcl::model::ContrastiveModel model{nullptr};
+  hcl::data::Dataset train, test;
+  torch::Device device = torch::kCPU;
+};
+
+// The model, its configuration and the device (the datasets come after: loading them is
+// collective over the node).
+void load_model(const EvalArgs& a, int local_rank, EvalInputs& in) {
+  if (!a.checkpoint.empty()) {
+    hcl::train::TrainedModel trained = hcl::train::load_trained_model(a.checkpoint);
+    in.config = trained.config;
+    in.model = trained.model;
+  } else {
+    in.config.dataset = a.dataset;
+    in.config.data_dir = "";
+  }
+  if (!a.data_dir.empty()) in.config.data_dir = a.data_dir;
+  in.device = hcl::resolve_device(a.device, local_rank);
+}
+
+// The train and evaluation splits in memory: the in-memory formats once per node (collective over
+// `node`), an image folder's centred crops decoded by its workers (only --train-size of the train
+// split when set).
+void load_datasets(const EvalArgs& a, const hcl::dist::NodeComm& node, int local_ranks, EvalInputs& in) {
+  const hcl::train::TrainConfig& c = in.config;
+  const hcl::data::FolderLoadOptions folder = c.folder_options(local_ranks);
+  const bool shared = a.node_shared_data && c.dataset != hcl::data::DatasetKind::ImageFolder;
+  const auto load = [&](const std::string& split, int64_t limit) {
+    return shared ? hcl::train::load_dataset_once_per_node(node, c.dataset, c.data_dir, split)
+                  : hcl::data::in_memory(hcl::data::load_dataset(c.dataset, c.data_dir, split, folder), limit);
+  };
+  in.train = subset(load("train", a.train_size), a.train_size);
+  in.test = load(hcl::data::dataset_info(c.dataset).eval_split, 0);
+  hcl::data::check_splits(in.train, in.test, c.data_dir);
+}
+
+// The kNN weighted vote, the train images (all, or --train-size of them) as memory bank and the whole
+// test split scored, as JSON (null when --knn-k is 0).
+nlohmann::json knn_on_full_splits(const EvalArgs& a, EvalInputs& in, hcl::dist::Communicator& comm) {
+  if (a.knn_k == 0) return nullptr;
+  const auto [mean, stddev] = hcl::data::dataset_normalization(in.config.dataset, in.train.channels());
+  const hcl::data::TwoViewAugmenter transform(
+      hcl::data::AugmentOptions().output_size(in.train.height()).mean(mean).stddev(stddev), 0);
+  const auto start = std::chrono::steady_clock::now();
+  const hcl::train::KnnResult r = hcl::train::knn_evaluate(
+      in.model, comm, transform, in.train, in.test,
+      hcl::train::KnnOptions().k(a.knn_k).temperature(a.knn_temperature), in.device);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  HCL_LOG(info) << "kNN-" << a.knn_k << " weighted vote: top-1 " << 100 * r.top1 << "% (bank " << r.bank << ", test "
+                << r.test << ", " << seconds << " s)";
+  return {{"protocol", "weighted vote of the k nearest train features (cosine, weights exp(sim / t)), whole test split"},
+          {"k", a.knn_k}, {"temperature", a.knn_temperature}, {"top1", r.top1}, {"top5", r.top5},
+          {"bank", r.bank}, {"test", r.test}, {"seconds", seconds}};
+}
+
 // The evaluation on every rank; errors become exit codes in run_guarded (core/run_guarded.h).
 int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const bool rank0 = mpi.rank() == 0;
-  std::string checkpoint, data_dir, out;
-  hcl::DeviceChoice device_choice = hcl::DeviceChoice::Auto;
-  int64_t epochs = 100, batch_size = 512, threads = 0, seed = 0;
-  bool node_shared_data = true;
-  double lr = 1e-3, weight_decay = 1e-6;
-  po::options_description desc("hcl-eval options");
-  desc.add_options()("help,h", "print this help and exit")(
-      "version", "print the versions of hcl, LibTorch, MPI and NCCL and exit")("checkpoint", po::value(&checkpoint)->required(),
-                                                           "checkpoint of hcl-train")(
-      "data-dir", po::value(&data_dir), "dataset folder (default: the one the run used)")(
-      "epochs", po::value(&epochs)->default_value(epochs), "epochs of the linear classifier")(
-      "batch-size", po::value(&batch_size)->default_value(batch_size), "batch size")(
-      "lr", po::value(&lr)->default_value(lr, "0.001"), "Adam learning rate")(
-      "weight-decay", po::value(&weight_decay)->default_value(weight_decay, "1e-06"), "Adam weight decay")(
-      "device", hcl::enum_option(&device_choice, "device"),
-      hcl::help_with_choices<hcl::DeviceChoice>("").c_str())(
-      "threads", po::value(&threads)->default_value(threads), "CPU threads per rank (0: default)")(
-      "node-shared-data", po::value(&node_shared_data)->default_value(true, "true")->implicit_value(true, "true"),
-      "hold the datasets once per node in shared memory, read by all its ranks (false: one copy per rank)")(
-      "seed", po::value(&seed)->default_value(seed), "seed of the classifier")(
-      "out", po::value(&out), "result JSON file (default: linear_eval.json beside the checkpoint)");
+  EvalArgs a;
+  const po::options_description desc = describe(a);
   // Parsed on every rank and agreed on before any collective (dist::agree_on_start): a problem on
   // some ranks only ends every rank with exit 2 and one message naming the rank.
   bool help = false;
@@ -88,76 +228,60 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
       return;
     }
     po::notify(vm);
-    HCL_REQUIRE(epochs >= 1, "--epochs: must be >= 1, got ", epochs);
-    HCL_REQUIRE(batch_size >= 1, "--batch-size: must be >= 1, got ", batch_size);
-    HCL_REQUIRE(std::isfinite(lr) && lr > 0, "--lr: must be a finite number > 0, got ", lr);
-    HCL_REQUIRE(std::isfinite(weight_decay) && weight_decay >= 0, "--weight-decay: must be a finite number >= 0, got ", weight_decay);
-    hcl::require_usable_path("--checkpoint", checkpoint);  // all three are written into the result
-    hcl::require_usable_path("--data-dir", data_dir);
-    hcl::require_usable_path("--out", out);
-    HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
-    if (out.empty()) out = (std::filesystem::path(checkpoint).parent_path() / "linear_eval.json").string();
-    std::error_code ec;
-    HCL_REQUIRE(!std::filesystem::equivalent(out, checkpoint, ec), "--out: '", out,
-                "' is the --checkpoint being evaluated; choose another file");
-    const std::filesystem::path folder = std::filesystem::absolute(out).parent_path();
-    HCL_REQUIRE(std::filesystem::is_directory(folder), "--out: folder '", folder.string(), "' does not exist");
-    HCL_REQUIRE(::access(folder.c_str(), W_OK) == 0, "--out: folder '", folder.string(), "' is not writable");
+    validate(a);
+    validate_out_folder(a.out);
   });
   if (help) {
-    if (rank0) std::cout << "usage: [mpirun -np W] hcl-eval --checkpoint FILE [options]\n\n" << desc;
+    if (rank0)
+      std::cout << "usage: [mpirun -np W] hcl-eval --checkpoint FILE [options]\n"
+                << "       [mpirun -np W] hcl-eval --protocol pixels --dataset NAME --out FILE [options]\n\n"
+                << desc;
     return 0;
   }
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::info, ""});
   if (const std::string w = hcl::dist::singleton_warning(mpi.topology()); !w.empty()) HCL_LOG(warning) << w;
-  if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
-  // A checkpoint of hcl-train or a file of hcl-export (with its JSON beside it) and the device:
-  // loaded on every rank and agreed on before the first collective. Then the datasets it names,
-  // once per node in shared memory (collective over the node, so after that agreement).
-  std::optional<hcl::train::TrainedModel> trained;
-  torch::Device device = torch::kCPU;
-  hcl::data::Dataset train, test;
-  hcl::dist::agree_on_start([&] {
-    trained.emplace(hcl::train::load_trained_model(checkpoint));
-    if (!data_dir.empty()) trained->config.data_dir = data_dir;
-    device = hcl::resolve_device(device_choice, mpi.topology().local_rank);
-  });
+  if (a.threads > 0) torch::set_num_threads(static_cast<int>(a.threads));
+  // Loaded on every rank and agreed on before the first collective; then the datasets.
+  EvalInputs in;
+  hcl::dist::agree_on_start([&] { load_model(a, mpi.topology().local_rank, in); });
   const hcl::dist::NodeComm node = hcl::dist::NodeComm::of_this_node(MPI_COMM_WORLD);
-  hcl::dist::agree_on_start([&] {
-    const hcl::train::TrainConfig& c = trained->config;
-    // In-memory formats once per node; image folders: every image's centred crop decoded into
-    // memory by the workers.
-    const hcl::data::FolderLoadOptions folder = c.folder_options(mpi.topology().local_size);
-    const bool shared = node_shared_data && c.dataset != hcl::data::DatasetKind::ImageFolder;
-    const auto load = [&](const std::string& split) {
-      return shared ? hcl::train::load_dataset_once_per_node(node, c.dataset, c.data_dir, split)
-                    : hcl::data::in_memory(hcl::data::load_dataset(c.dataset, c.data_dir, split, folder));
-    };
-    train = load("train");
-    test = load(hcl::data::dataset_info(c.dataset).eval_split);
-    hcl::data::check_splits(train, test, c.data_dir);
-  });
-  hcl::train::TrainConfig& config = trained->config;
-  hcl::model::ContrastiveModel& net = trained->model;
-  net->to(device);
-  HCL_LOG(info) << "linear evaluation of " << checkpoint << " (" << hcl::name_of(config.arch) << ", "
-                << hcl::name_of(config.dataset) << ") on " << device;
+  hcl::dist::agree_on_start([&] { load_datasets(a, node, mpi.topology().local_size, in); });
+  if (!in.model.is_empty()) in.model->to(in.device);
+  HCL_LOG(info) << "linear evaluation (" << hcl::name_of(a.protocol) << ") of "
+                << (a.checkpoint.empty() ? std::string("raw pixels") : a.checkpoint) << " ("
+                << hcl::name_of(in.config.arch) << ", " << hcl::name_of(in.config.dataset) << ") on " << in.device;
   hcl::dist::Communicator comm;
-  const auto r = hcl::train::linear_evaluation(
-      net, comm, train, test, config.dataset,
-      hcl::train::LinearEvalOptions().epochs(epochs).batch_size(batch_size).lr(lr).weight_decay(weight_decay).seed(seed),
-      device);
-  const nlohmann::json result = {{"checkpoint", checkpoint},
-                                 {"dataset", hcl::name_of(config.dataset)},
-                                 {"arch", hcl::name_of(config.arch)},
-                                 {"epochs", epochs},
+  const auto r = hcl::train::linear_evaluation(in.model, comm, in.train, in.test, in.config.dataset,
+                                               hcl::train::LinearEvalOptions()
+                                                   .input(a.protocol)
+                                                   .epochs(a.epochs)
+                                                   .batch_size(a.batch_size)
+                                                   .lr(a.lr)
+                                                   .weight_decay(a.weight_decay)
+                                                   .crop_scale_min(a.crop_scale_min)
+                                                   .seed(a.seed),
+                                               in.device);
+  const bool pixels = a.protocol == hcl::train::ProbeInput::Pixels;
+  const nlohmann::json result = {{"checkpoint", a.checkpoint},
+                                 {"dataset", hcl::name_of(in.config.dataset)},
+                                 {"arch", pixels ? "pixels" : hcl::name_of(in.config.arch)},
+                                 {"protocol", hcl::name_of(a.protocol)},
+                                 {"protocol_note", protocol_note(a.protocol)},
+                                 {"epochs", a.epochs},
+                                 {"optimizer", "adam"},
+                                 {"lr", a.lr},
+                                 {"weight_decay", a.weight_decay},
+                                 {"batch_size", a.batch_size},
+                                 {"input_dim", r.input_dim},
                                  {"top1", r.top1},
                                  {"top5", r.top5},
                                  {"train_top1", r.train_top1},
                                  {"train_images", r.train_images},
-                                 {"test_images", r.test_images}};
+                                 {"train_subset", a.train_size > 0 && r.train_images == a.train_size},
+                                 {"test_images", r.test_images},
+                                 {"knn", knn_on_full_splits(a, in, comm)}};
   if (rank0) {
-    write_checked(out, result.dump(2) + "\n");
+    write_checked(a.out, result.dump(2) + "\n");
     std::cout << result.dump() << std::endl;
   }
   return 0;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hcl's plots: one module that draws line plots with gnuplot (PNG), used by scripts/plot_metrics
 (the curves of metrics.jsonl), scripts/scaling (efficiency against ranks) and scripts/scaling_model
-(the projected efficiency). Each caller describes its plot as data (title, axes, series of points);
+(the projected efficiency) and scripts/experiment (accuracy against beta, with error bars). Each caller describes its plot as data (title, axes, series of points);
 the gnuplot script is written here only, with the data in temporary files, never pasted into code.
 
 As a program:  python3 scripts/hcl_plot.py metrics PLOT_DIR RUN_DIR [RUN_DIR...]
@@ -63,6 +63,42 @@ def line_plot(path, series, title, xlabel, ylabel, *, logscale_x=None, yrange=No
         if yrange:
             lines.append(f"set yrange [{yrange[0]}:{yrange[1]}]")
         lines.append("plot " + ", ".join(curves))
+        subprocess.run(["gnuplot"], input="\n".join(lines) + "\n", text=True, check=True)
+    return True
+
+
+def errorbar_plot(path, series, title, xlabel, ylabel, *, reference=None, reference_title="reference",
+                  size=(900, 540)):
+    """Writes the PNG `path`: one curve with error bars per (label, [(x, y, error), ...]) in `series`
+    (empty series are left out); reference: a constant drawn as a dashed grey line titled
+    reference_title. Returns False (and draws nothing) when no series has a point; raises
+    GnuplotMissing without gnuplot."""
+    if not have_gnuplot():
+        raise GnuplotMissing("gnuplot is missing (scripts/setup installs gnuplot-nox)")
+    series = [(label, points) for label, points in series if points]
+    if not series:
+        return False
+    xs = [x for _, points in series for x, _, _ in points]
+    pad = max(0.1, 0.1 * (max(xs) - min(xs)))
+    with tempfile.TemporaryDirectory() as tmp:
+        curves = []
+        if reference is not None:
+            curves.append(f"{reference!r} title {_quote(reference_title)} dashtype 2 linecolor rgb 'gray'")
+        for i, (label, points) in enumerate(series):
+            data = os.path.join(tmp, f"series{i}.dat")
+            with open(data, "w") as f:
+                for x, y, err in points:
+                    f.write(f"{x!r} {y!r} {err!r}\n")
+            curves.append(f"{_quote(data)} using 1:2:3 with yerrorlines pointtype 7 title {_quote(label)}")
+        lines = [f"set terminal pngcairo size {size[0]},{size[1]} font ',11'",
+                 f"set output {_quote(path)}",
+                 f"set title {_quote(title)}",
+                 f"set xlabel {_quote(xlabel)}",
+                 f"set ylabel {_quote(ylabel)}",
+                 f"set xrange [{min(xs) - pad!r}:{max(xs) + pad!r}]",
+                 "set grid",
+                 "set key outside right",
+                 "plot " + ", ".join(curves)]
         subprocess.run(["gnuplot"], input="\n".join(lines) + "\n", text=True, check=True)
     return True
 

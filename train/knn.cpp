@@ -18,14 +18,28 @@ torch::Tensor subset(int64_t n, int64_t limit, uint64_t key) {
   return torch::tensor(std::vector<int64_t>(p.begin(), p.begin() + limit), torch::kLong);
 }
 
-// Rank r's share [r * ceil(n/W), ...) of n items, and the padded share size.
-std::pair<int64_t, int64_t> share(int64_t n, int rank, int world) {
+}  // namespace
+
+std::pair<int64_t, int64_t> rank_share(int64_t n, int rank, int world) {
   const int64_t per = (n + world - 1) / world;
   const int64_t begin = std::min(n, per * rank);
   return {begin, std::min(n, begin + per) - begin};
 }
 
-}  // namespace
+torch::Tensor gather_shares(dist::Communicator& comm, const torch::Tensor& mine, int64_t n, int64_t dim) {
+  const int w = comm.world_size();
+  const int64_t per = (n + w - 1) / w, count = rank_share(n, comm.rank(), w).second;
+  // Shares padded to equal size for the gather, then trimmed.
+  torch::Tensor padded = torch::zeros({per, dim}, torch::TensorOptions().dtype(torch::kFloat).device(mine.device()));
+  if (count > 0) padded.narrow(0, 0, count).copy_(mine);
+  const torch::Tensor gathered = comm.all_gather(padded);
+  std::vector<torch::Tensor> rows;
+  for (int q = 0; q < w; ++q) {
+    const int64_t q_count = rank_share(n, q, w).second;
+    if (q_count > 0) rows.push_back(gathered.narrow(0, q * per, q_count));
+  }
+  return rows.empty() ? torch::empty({0, dim}, padded.options()) : torch::cat(rows, 0);
+}
 
 torch::Tensor embed(model::ContrastiveModel& model, const data::TwoViewAugmenter& transform,
                     const torch::Tensor& images, int64_t batch, const torch::Device& device,
@@ -70,21 +84,10 @@ std::pair<int64_t, int64_t> knn_votes(const torch::Tensor& queries, const torch:
 torch::Tensor embed_distributed(model::ContrastiveModel& model, dist::Communicator& comm,
                                 const data::TwoViewAugmenter& transform, const torch::Tensor& images,
                                 int64_t batch, const torch::Device& device, bool normalize, bool bf16) {
-  const int w = comm.world_size();
-  const int64_t n = images.size(0), per = (n + w - 1) / w;
-  const auto [begin, count] = share(n, comm.rank(), w);
+  const int64_t n = images.size(0);
+  const auto [begin, count] = rank_share(n, comm.rank(), comm.world_size());
   const torch::Tensor mine = embed(model, transform, images.narrow(0, begin, count), batch, device, normalize, bf16);
-  // Shares padded to equal size for the gather, then trimmed.
-  const int64_t dim = model->encoder->feature_dim();
-  torch::Tensor padded = torch::zeros({per, dim}, torch::TensorOptions().dtype(torch::kFloat).device(device));
-  if (count > 0) padded.narrow(0, 0, count).copy_(mine);
-  const torch::Tensor gathered = comm.all_gather(padded);
-  std::vector<torch::Tensor> rows;
-  for (int q = 0; q < w; ++q) {
-    const int64_t q_count = share(n, q, w).second;
-    if (q_count > 0) rows.push_back(gathered.narrow(0, q * per, q_count));
-  }
-  return torch::cat(rows, 0);
+  return gather_shares(comm, mine, n, model->encoder->feature_dim());
 }
 
 namespace {
@@ -110,7 +113,7 @@ KnnResult knn_evaluate(model::ContrastiveModel& model, dist::Communicator& comm,
   const torch::Tensor bank_labels = train.labels.index_select(0, bank_index).to(device);
 
   // This rank's test images; the counts accumulate on the device.
-  const auto [test_begin, test_count] = share(test_index.size(0), r, w);
+  const auto [test_begin, test_count] = rank_share(test_index.size(0), r, w);
   const torch::Tensor my_test = test_index.narrow(0, test_begin, test_count);
   torch::Tensor counts = torch::zeros({2}, torch::TensorOptions().dtype(torch::kLong).device(device));
   for (int64_t i = 0; i < test_count; i += o.batch()) {

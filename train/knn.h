@@ -35,6 +35,14 @@ torch::Tensor embed(model::ContrastiveModel& model, const data::TwoViewAugmenter
                     const torch::Tensor& images, int64_t batch, const torch::Device& device,
                     bool normalize = true, bool bf16 = false);
 
+// The rows [begin, begin + count) of n items that rank `rank` of `world` handles: equal shares of
+// ceil(n / world) rows, the last ones shorter or empty.
+std::pair<int64_t, int64_t> rank_share(int64_t n, int rank, int world);
+
+// This rank's share (`mine`: its rank_share(n) rows of float32 features) all-gathered with every
+// other rank's, in order: n rows on every rank. Collective.
+torch::Tensor gather_shares(dist::Communicator& comm, const torch::Tensor& mine, int64_t n, int64_t dim);
+
 // Encoder features of all of `images`, each rank embedding an equal share, then all-gathered so
 // every rank holds them all (in order). `normalize`: L2-normalised rows. Collective; eval mode.
 torch::Tensor embed_distributed(model::ContrastiveModel& model, dist::Communicator& comm,

@@ -38,6 +38,24 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["test_images"] == 10000 and r["train_images"] == 60000, r
 assert 0.5 < r["top1"] <= r["top5"] <= 1, r  # ten classes: chance is 0.1
+assert r["protocol"] == "features" and r["knn"] is None and r["epochs"] == 3, r
 print(f"linear evaluation: top-1 {r['top1']:.3f}, top-5 {r['top5']:.3f}")
 PY
-echo "3 passed, 0 failed"
+# The other protocols: crop + flip views with the kNN vote, and raw pixels (no checkpoint) on a subset
+# (enough classifier steps to leave chance, 0.1: 2 epochs of 4 batches stayed at 0.125 here).
+$MPIRUN -np 2 -x OMP_NUM_THREADS=1 "$HCL_EVAL" --checkpoint "$work/run/checkpoint.pt" --device cpu --threads 1 \
+  --protocol augmented --train-size 2000 --epochs 5 --batch-size 100 --lr 0.01 --knn-k 200 --out "$work/augmented.json" > "$work/eval.log" 2>&1 ||
+  { cat "$work/eval.log"; fail "hcl-eval --protocol augmented failed"; }
+$MPIRUN -np 2 -x OMP_NUM_THREADS=1 "$HCL_EVAL" --protocol pixels --dataset fashion-mnist --device cpu --threads 1 \
+  --train-size 5000 --epochs 3 --out "$work/pixels.json" > "$work/eval.log" 2>&1 || { cat "$work/eval.log"; fail "hcl-eval --protocol pixels failed"; }
+python3 - "$work/augmented.json" "$work/pixels.json" <<'PY' || exit 1
+import json, sys
+a, p = (json.load(open(f)) for f in sys.argv[1:])
+assert a["protocol"] == "augmented" and a["train_images"] == 2000 and a["train_subset"], a
+assert 0.3 < a["top1"] <= 1 and a["knn"]["k"] == 200 and a["knn"]["bank"] == 2000 and a["knn"]["test"] == 10000, a
+assert 0.3 < a["knn"]["top1"] <= 1, a
+assert p["protocol"] == "pixels" and p["arch"] == "pixels" and p["input_dim"] == 784 and p["checkpoint"] == "", p
+assert 0.6 < p["top1"] <= 1 and p["knn"] is None, p  # a linear model on Fashion-MNIST pixels: about 0.8
+print(f"augmented: top-1 {a['top1']:.3f}, kNN {a['knn']['top1']:.3f}; pixels: top-1 {p['top1']:.3f}")
+PY
+echo "4 passed, 0 failed"

@@ -1,6 +1,7 @@
 // Linear evaluation (train/linear_eval.h): on images whose class is visible in the frozen features
 // the linear classifier reaches a high accuracy, while the same images with labels that carry no
-// information stay near chance; the same result at every rank count; bad inputs are errors.
+// information stay near chance; the same result at every rank count; the augmented-view and
+// raw-pixel protocols; bad inputs are errors.
 #include <gtest/gtest.h>
 
 #include "core/check.h"
@@ -58,6 +59,45 @@ TEST(LinearEval, SameResultOnOneProcessAndOnEveryRank) {
       linear_evaluation(net, alone, train, test, data::DatasetKind::Synthetic, o, torch::kCPU);
   EXPECT_NEAR(all.top1, one.top1, 1.0 / 30 + 1e-9);  // at most one test image may round differently
   EXPECT_NEAR(all.train_top1, one.train_top1, 1.0 / 90 + 1e-9);
+}
+
+TEST(LinearEval, RawPixelsNeedNoEncoder) {
+  const data::Dataset train = data::make_synthetic(300, 3, 32, 3, 1);
+  const data::Dataset test = data::make_synthetic(120, 3, 32, 3, 2);
+  model::ContrastiveModel none{nullptr};
+  dist::Communicator comm;
+  const LinearEvalResult r = linear_evaluation(none, comm, train, test, data::DatasetKind::Synthetic,
+                                               LinearEvalOptions(kOptions).input(ProbeInput::Pixels), torch::kCPU);
+  EXPECT_EQ(r.input_dim, 3 * 32 * 32);
+  EXPECT_GE(r.top1, 0.9);
+  // The encoder protocols need an encoder.
+  EXPECT_THROW(linear_evaluation(none, comm, train, test, data::DatasetKind::Synthetic, kOptions, torch::kCPU), Error);
+}
+
+TEST(LinearEval, AugmentedViewsLearnTheClassesAndAgreeAcrossRanks) {
+  // Smaller than the tests above: every epoch embeds the train images again.
+  const data::Dataset train = data::make_synthetic(160, 3, 32, 3, 1);
+  const data::Dataset test = data::make_synthetic(120, 3, 32, 3, 2);
+  model::ContrastiveModel net = small_model();
+  dist::Communicator comm;
+  const LinearEvalOptions augmented =
+      LinearEvalOptions(kOptions).input(ProbeInput::Augmented).epochs(20).batch_size(32);
+  const LinearEvalResult r =
+      linear_evaluation(net, comm, train, test, data::DatasetKind::Synthetic, augmented, torch::kCPU);
+  EXPECT_EQ(r.input_dim, net->encoder->feature_dim());
+  EXPECT_GE(r.top1, 0.8);  // crops and flips keep the class's brightness shift (chance: 1/3)
+  // Each rank embeds a share of every batch: the classifier is the one process would train.
+  dist::Communicator alone(MPI_COMM_SELF);
+  const LinearEvalOptions short_run = LinearEvalOptions(augmented).epochs(2);
+  const LinearEvalResult all =
+      linear_evaluation(net, comm, train, test, data::DatasetKind::Synthetic, short_run, torch::kCPU);
+  const LinearEvalResult one =
+      linear_evaluation(net, alone, train, test, data::DatasetKind::Synthetic, short_run, torch::kCPU);
+  EXPECT_NEAR(all.top1, one.top1, 1.0 / 120 + 1e-9);
+  EXPECT_NEAR(all.train_top1, one.train_top1, 1.0 / 160 + 1e-9);
+  EXPECT_THROW(linear_evaluation(net, comm, train, test, data::DatasetKind::Synthetic,
+                                 LinearEvalOptions(augmented).crop_scale_min(0), torch::kCPU),
+               Error);
 }
 
 TEST(LinearEval, BadInputsAreErrors) {

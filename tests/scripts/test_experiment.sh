@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# scripts/experiment end to end on a tiny grid (synthetic data, 2 configurations x 2 seeds, a few
+# steps, a 2-epoch probe): it writes results.json, the table and both plots with sane numbers; a
+# second invocation skips every finished run; --dry-run prints the commands and a time estimate;
+# a bad grid file is exit 2 with one line.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+work="$(mktemp -d "${TMPDIR:-/tmp}/hcl-experiment-test.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+cat > "$work/tiny.conf" <<'CONF'
+[experiment]
+name = tiny
+seeds = 0, 1
+ranks = 1
+threads = 1
+probe = features
+probe-epochs = 2
+baseline = pixels
+
+[train]
+dataset = synthetic
+arch = small
+batch-size = 16
+max-steps = 3
+log-interval = 1
+knn-bank-size = 256
+knn-test-size = 128
+device = cpu
+
+[method simclr]
+estimator = easy
+
+[method hard]
+estimator = hard
+beta = 1
+tau-plus = 0.1
+CONF
+exp() { python3 "$root/scripts/experiment" --build "$HCL_BUILD_DIR" --out "$work/out" "$work/tiny.conf" "$@"; }
+
+exp > "$work/first.txt" 2>&1 || { cat "$work/first.txt"; fail "first invocation"; }
+for f in results.json results.md accuracy_vs_beta.png knn_over_training.png; do
+  [ -s "$work/out/$f" ] || { cat "$work/first.txt"; fail "no $f"; }
+done
+[ "$(grep -cE '^\[[0-9]/4\] .*: training$' "$work/first.txt")" -eq 4 ] || { cat "$work/first.txt"; fail "expected 4 runs trained"; }
+python3 - "$work/out/results.json" <<'PY' || fail "results.json"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert len(r["runs"]) == 4, len(r["runs"])
+assert [s["label"] for s in r["summary"]] == ["simclr", "hard"], r["summary"]
+for run in r["runs"]:
+    assert 0 <= run["linear_top1"] <= 1 and 0 <= run["knn_top1"] <= 1, run
+    assert run["steps"] == 3 and run["global_batch"] == 16 and run["images_per_s"] > 0, run
+    assert run["final_loss"] > 0 and run["train_wall_s"] > 0 and run["probe_epochs"] == 2, run
+    assert [s for s, _ in run["knn_curve"]] == [0, 3], run["knn_curve"]
+for s in r["summary"]:
+    assert s["seeds"] == [0, 1] and s["linear_top1_std"] >= 0, s
+seeds = {run["seed"]: run["final_loss"] for run in r["runs"] if run["label"] == "hard"}
+assert seeds[0] != seeds[1], "two seeds trained the same run"
+assert 0 < r["baseline"]["linear_top1"] <= 1, r["baseline"]
+PY
+grep -q '^| hard | 2 | ' "$work/out/results.md" || fail "no hard row in the table"
+grep -q '^| raw pixels (no training) | 1 | ' "$work/out/results.md" || fail "no baseline row in the table"
+
+# Resumable: nothing runs again, the runs' files are untouched.
+before="$(stat -c %Y "$work/out/hard/seed1/metrics.jsonl" "$work/out/baseline/linear_eval.json")"
+exp > "$work/second.txt" 2>&1 || { cat "$work/second.txt"; fail "second invocation"; }
+[ "$(grep -c 'finished, skipped' "$work/second.txt")" -eq 4 ] || { cat "$work/second.txt"; fail "expected 4 skipped runs"; }
+grep -q '^0 run(s) done now' "$work/second.txt" || fail "the second invocation ran something"
+[ "$before" = "$(stat -c %Y "$work/out/hard/seed1/metrics.jsonl" "$work/out/baseline/linear_eval.json")" ] ||
+  fail "finished runs were rewritten"
+
+# Dry run: the commands and the estimate from the measured images/s.
+exp --dry-run > "$work/dry.txt" || fail "dry run"
+[ "$(grep -c 'hcl-train .*--resume auto' "$work/dry.txt")" -eq 4 ] || { cat "$work/dry.txt"; fail "dry-run train commands"; }
+grep -q 'images/s (measured by finished runs)' "$work/dry.txt" || { cat "$work/dry.txt"; fail "dry-run estimate"; }
+
+# A bad grid: exit 2, one line naming the file.
+printf '[experiment]\nseeds = 0\n[trian]\nx = 1\n' > "$work/bad.conf"
+status=0
+python3 "$root/scripts/experiment" "$work/bad.conf" --out "$work/bad" 2> "$work/err" || status=$?
+[ "$status" -eq 2 ] && grep -q "bad.conf: unknown section" "$work/err" || fail "bad grid file (status $status)"
+echo "experiment script: ok"
