@@ -3,7 +3,7 @@
 # launcher, no data and no other option needed (and before any other option is looked at).
 source "$(dirname "$0")/common.sh"
 passed=0
-for program in "$HCL_TRAIN" "$HCL_EVAL" "$HCL_EXPORT" "$HCL_BENCH_DIR"/hcl-bench-{objective,collectives,data-parallel,augment,train,node-data,decode}; do
+for program in "$HCL_TRAIN" "$HCL_EVAL" "$HCL_EXPORT" "$HCL_BENCH_DIR"/hcl-bench-{objective,collectives,data-parallel,augment,train,node-data,decode,ring-objective}; do
   name="$(basename "$program")"
   status=0
   timeout -k 5 60 "$program" --version --no-such-option > "$work/out" 2> "$work/err" || status=$?
