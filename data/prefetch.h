@@ -37,6 +37,9 @@ class BatchPrefetcher {
 
   // The batch of (epoch, step); starts loading the one after it.
   HostBatch get(int64_t epoch, int64_t step);
+  // Seconds get() has spent waiting for batches so far (the batch made ahead not ready yet, or one
+  // made on the spot).
+  double waited_seconds() const { return waited_s_; }
 
  private:
   HostBatch load(int64_t epoch, int64_t step);
@@ -48,6 +51,7 @@ class BatchPrefetcher {
   const TwoViewAugmenter* augmenter_ = nullptr;
   int64_t pending_epoch_ = -1, pending_step_ = -1;
   std::future<HostBatch> pending_;
+  double waited_s_ = 0;
 };
 
 }  // namespace hcl::data

@@ -30,6 +30,8 @@ class ViewPipeline {
   // step other than the one made ahead (a resume, a jump) is made on the spot. An error in making
   // a batch ahead is raised by the call that asks for that batch.
   torch::Tensor views(int64_t epoch, int64_t step);
+  // Seconds the host has waited for batches to be loaded so far (BatchPrefetcher::waited_seconds).
+  double waited_seconds() const { return prefetcher_.waited_seconds(); }
 
  private:
   struct Position {

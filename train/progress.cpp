@@ -44,7 +44,7 @@ std::string ProgressRecord::line() const {
       << images_per_s << " img/s | ms/step data " << ms.data << " fwd " << ms.forward << " obj "
       << ms.objective << " bwd " << ms.backward << " sync " << ms.sync << " opt " << ms.optimizer;
   if (ms.graph > 0) out << " graph " << ms.graph;
-  out << " host " << ms.host << " | rss " << std::setprecision(0) << rss_mib << " MiB pss " << pss_mib << " MiB | ETA " << format_duration(eta_s);
+  out << " host " << ms.host << " data-wait " << ms.data_wait << " | rss " << std::setprecision(0) << rss_mib << " MiB pss " << pss_mib << " MiB | ETA " << format_duration(eta_s);
   return out.str();
 }
 
@@ -57,7 +57,7 @@ nlohmann::json ProgressRecord::json() const {
           {"global_batch", global_batch},
           {"step_ms", {{"data", ms.data}, {"forward", ms.forward}, {"objective", ms.objective},
                        {"backward", ms.backward}, {"sync", ms.sync}, {"optimizer", ms.optimizer},
-                       {"graph", ms.graph}, {"host", ms.host}}},
+                       {"graph", ms.graph}, {"host", ms.host}, {"data_wait", ms.data_wait}}},
           {"rss_mib", rss_mib}, {"pss_mib", pss_mib}, {"eta_s", eta_s}, {"elapsed_s", elapsed_s}};
 }
 
@@ -137,7 +137,11 @@ ProgressRecord ProgressReporter::report(const StepReport& step) {
   torch::Tensor values = torch::stack({step.loss.to(torch::kFloat), s.positive_similarity, s.negative_similarity,
                                        s.floor_fraction, s.effective_negatives}).to(torch::kDouble);
   comm_.all_reduce(values, dist::ReduceOp::Avg);
-  torch::Tensor memory = torch::tensor({resident_mib(), proportional_mib()}, torch::kDouble);
+  // (The third value, this window's wait for data, travels in the same all-reduce.)
+  const WindowTiming window = timer_.close_window();
+  const double waited_ms = 1000 * (step.data_wait_s - data_wait_s_) / static_cast<double>(std::max<int64_t>(1, window.steps));
+  data_wait_s_ = step.data_wait_s;
+  torch::Tensor memory = torch::tensor({resident_mib(), proportional_mib(), waited_ms}, torch::kDouble);
   comm_.all_reduce(memory, dist::ReduceOp::Max);
   const auto v = values.cpu();
 
@@ -154,10 +158,10 @@ ProgressRecord ProgressReporter::report(const StepReport& step) {
   r.effective_negatives = v[4].item<double>();
   r.grad_norm = step.grad_norm;
   r.skipped_steps = step.skipped_steps;
-  const WindowTiming window = timer_.close_window();
   r.images_per_s = static_cast<double>(global_batch_) / window.seconds_per_step();
   r.global_batch = global_batch_;
   r.ms_per_step = ms_per_step(window);
+  r.ms_per_step.data_wait = memory[2].item<double>();
   r.rss_mib = memory[0].item<double>();
   r.pss_mib = memory[1].item<double>();
   r.eta_s = window.seconds_per_step() * static_cast<double>(total_steps_ - r.step);

@@ -27,6 +27,9 @@ struct PhaseTimes {
   double data = 0, forward = 0, objective = 0, backward = 0, sync = 0, optimizer = 0;
   double graph = 0;  // steps replayed from a CUDA graph: forward to optimizer in one
   double host = 0;  // the host's time inside the step (on CUDA: queueing the work, and waits)
+  // Host time the step waited for its batch to be loaded (decode workers, prefetch thread), on the
+  // rank that waited longest: more than a small part of the step means the data does not keep up.
+  double data_wait = 0;
 };
 
 // One progress interval: the loss and statistics averaged over ranks, everything else rank 0's
@@ -60,6 +63,7 @@ struct StepReport {
   double lr = 0, beta = 0;
   double grad_norm = 0;
   int64_t skipped_steps = 0;
+  double data_wait_s = 0;  // this rank's seconds waiting for batches so far (data::ViewPipeline)
 };
 
 // What the step loop paused for.
@@ -133,6 +137,7 @@ class ProgressReporter {
   std::chrono::steady_clock::time_point run_start_, epoch_start_;
   int64_t steps_run_ = 0;            // steps in the epochs done since start()
   double epoch_paused_[2] = {0, 0};  // seconds by PauseKind, this epoch
+  double data_wait_s_ = 0;           // StepReport::data_wait_s at the last report
   PhaseTimer timer_;
 };
 

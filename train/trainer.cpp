@@ -370,7 +370,7 @@ class Trainer {
   Views next_views(data::ViewPipeline& pipeline);
   loss::ObjectiveOptions objective(double beta, bool with_stats) const;
   void advance_position();
-  double report(const StepResult& result, double lr, double beta);
+  double report(const StepResult& result, double lr, double beta, double data_wait_s);
   void report_skips(const std::vector<SkipRecord>& skips);
   bool is_due(int64_t every) const;
   bool is_due(int64_t every, int64_t min_seconds, double& last);
@@ -426,7 +426,7 @@ TrainSummary Trainer::run() {
     timer.end_step();
     report_skips(result.skips);
     advance_position();
-    if (log_step) summary.final_loss = report(result, lr, beta);
+    if (log_step) summary.final_loss = report(result, lr, beta, pipeline.waited_seconds());
     if (is_due(eval_every_, config_.eval_min_seconds, last_eval_s_)) evaluate("during training");
     if (const int signal = agreed_stop_signal()) {
       save(stop::name(signal), /*background=*/false);
@@ -516,9 +516,9 @@ void Trainer::advance_position() {
 }
 
 // The progress record of the window ending at this step; returns its loss (averaged over ranks).
-double Trainer::report(const StepResult& result, double lr, double beta) {
+double Trainer::report(const StepResult& result, double lr, double beta, double data_wait_s) {
   const StepReport step{position_, result.loss, result.stats, lr, beta, step_.grad_norm().item<double>(),
-                        step_.guard().skipped()};
+                        step_.guard().skipped(), data_wait_s};
   return reporter_.report(step).loss;
 }
 

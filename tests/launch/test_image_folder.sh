@@ -18,6 +18,7 @@ folder_train --max-steps 6 --out "$work/run" > "$work/log" 2>&1 || { cat "$work/
 grep -q "data: image folder $root/train (10 classes; index scanned), decoded by 2 worker thread(s) per rank" "$work/log" \
   || { cat "$work/log"; fail "no image-folder line"; }
 grep -q "test 200, kNN bank 400" "$work/log" || fail "the val list or the bank was not read"
+grep -q "host [0-9.]* data-wait [0-9.]* | rss" "$work/log" || fail "no data-wait in the progress line"
 [ -s "$work/run/image-index/train.index" ] || fail "no cached index in the run's folder"
 python3 - "$work/run/metrics.jsonl" <<'PY' || exit 1
 import json, sys
@@ -25,6 +26,7 @@ records = [json.loads(l) for l in open(sys.argv[1])]
 train = [r for r in records if r["type"] == "train"]
 knn = [r for r in records if r["type"] == "knn"]
 assert len(train) == 3 and all(r["loss"] == r["loss"] for r in train), train
+assert all(r["step_ms"]["data_wait"] >= 0 for r in train), train  # the wait for the decode workers
 assert [r["when"] for r in knn] == ["before training", "after training"], knn
 print(f"image folder: loss {train[0]['loss']:.4f} -> {train[-1]['loss']:.4f}; kNN top-1 {knn[-1]['top1']:.3f}")
 PY
