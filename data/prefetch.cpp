@@ -43,7 +43,7 @@ void BatchPrefetcher::start(int64_t epoch, int64_t step) {
 }
 
 HostBatch BatchPrefetcher::get(int64_t epoch, int64_t step) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto asked = std::chrono::steady_clock::now();
   HostBatch batch;
   if (pending_.valid() && pending_epoch_ == epoch && pending_step_ == step) {
     batch = pending_.get();
@@ -51,7 +51,7 @@ HostBatch BatchPrefetcher::get(int64_t epoch, int64_t step) {
     if (pending_.valid()) pending_.wait();
     batch = load(epoch, step);
   }
-  waited_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  waited_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
   int64_t next_epoch = epoch, next_step = step + 1;
   if (next_step >= sampler_.steps_per_epoch()) next_epoch += 1, next_step = 0;
   start(next_epoch, next_step);
