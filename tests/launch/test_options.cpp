@@ -107,7 +107,7 @@ TEST(Options, UnknownOptionsAndBadValuesNameTheOption) {
             "--estimator: unknown value 'medium' (expected one of hard or easy)");
   EXPECT_EQ(error_of({"--dataset", "imagenet"}),
             "--dataset: unknown value 'imagenet' (expected one of fashion-mnist, mnist, cifar10, cifar100, "
-            "stl10 or synthetic)");
+            "stl10, image-folder or synthetic)");
   EXPECT_NE(error_of({"--precision", "fp16"}).find("--precision: unknown value 'fp16'"), std::string::npos);
   EXPECT_NE(error_of({"--lr", "abc"}).find("--lr"), std::string::npos);
   EXPECT_NE(error_of({"--batch-size", "2.5"}).find("--batch-size"), std::string::npos);
