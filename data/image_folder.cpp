@@ -91,6 +91,25 @@ RgbImage ImageFolder::decode(const Source& s, double min_scale) const {
   return decode_image(s.bytes, index_.path(s.index), min_scale);
 }
 
+void ImageFolder::cut(int64_t i, int count, const std::function<void(const ImageSize&, CropBox*)>& boxes_for,
+                      uint8_t* const* tiles, int64_t plane_stride) const {
+  const int64_t s = options_.crop_size();
+  for (int64_t attempt = 0, at = i;; ++attempt) {
+    const Source src = open(at);
+    CropBox boxes[2];
+    boxes_for(src.size, boxes);  // sized by the image that decodes, keyed by the one asked for
+    try {
+      const RgbImage image = decode(src, min_scale_for(boxes, count, s));
+      for (int b = 0; b < count; ++b) crop_resize(image, rescale(boxes[b], src.size, image), s, tiles[b], plane_stride);
+      return;
+    } catch (const Error& e) {
+      if (!options_.skip_bad_images() || attempt + 1 >= kMaxConsecutiveBad) throw;
+      note_bad(src.index, e);
+      at = (src.index + 1) % index_.size();
+    }
+  }
+}
+
 torch::Tensor ImageFolder::decode_views(const torch::Tensor& indices, int64_t epoch,
                                         const TwoViewAugmenter& augmenter, bool pin) const {
   const int64_t s = options_.crop_size(), n = indices.size(0);
@@ -101,22 +120,10 @@ torch::Tensor ImageFolder::decode_views(const torch::Tensor& indices, int64_t ep
   const int64_t* index = idx.data_ptr<int64_t>();
   uint8_t* base = out.data_ptr<uint8_t>();
   pool_.parallel_for(n, [&](int64_t k) {
-    for (int64_t attempt = 0, at = index[k];; ++attempt) {
-      const Source src = open(at);
-      // The boxes are keyed by the image the sampler asked for, sized by the one that decodes.
-      const CropBox boxes[2] = {augmenter.crop_box(index[k], epoch, 0, src.size.height, src.size.width),
-                                augmenter.crop_box(index[k], epoch, 1, src.size.height, src.size.width)};
-      try {
-        const RgbImage image = decode(src, min_scale_for(boxes, 2, s));
-        for (int v = 0; v < 2; ++v)
-          crop_resize(image, rescale(boxes[v], src.size, image), s, base + (k * 3 * 2 + v) * s * s, 2 * s * s);
-        return;
-      } catch (const Error& e) {
-        if (!options_.skip_bad_images() || attempt + 1 >= kMaxConsecutiveBad) throw;
-        note_bad(src.index, e);
-        at = (src.index + 1) % index_.size();
-      }
-    }
+    uint8_t* const tiles[2] = {base + k * 3 * 2 * s * s, base + (k * 3 * 2 + 1) * s * s};  // view 1 below view 0
+    cut(index[k], 2, [&](const ImageSize& size, CropBox* boxes) {
+      for (int v = 0; v < 2; ++v) boxes[v] = augmenter.crop_box(index[k], epoch, v, size.height, size.width);
+    }, tiles, 2 * s * s);
   });
   return out;
 }
@@ -128,20 +135,11 @@ torch::Tensor ImageFolder::decode_centred(const torch::Tensor& indices) const {
   const int64_t* index = idx.data_ptr<int64_t>();
   uint8_t* base = out.data_ptr<uint8_t>();
   pool_.parallel_for(n, [&](int64_t k) {
-    for (int64_t attempt = 0, at = index[k];; ++attempt) {
-      const Source src = open(at);
-      const double side = static_cast<double>(std::min(src.size.height, src.size.width));
-      const CropBox box{(src.size.width - side) / 2, (src.size.height - side) / 2, side, side};
-      try {
-        const RgbImage image = decode(src, min_scale_for(&box, 1, s));
-        crop_resize(image, rescale(box, src.size, image), s, base + k * 3 * s * s, s * s);
-        return;
-      } catch (const Error& e) {
-        if (!options_.skip_bad_images() || attempt + 1 >= kMaxConsecutiveBad) throw;
-        note_bad(src.index, e);
-        at = (src.index + 1) % index_.size();
-      }
-    }
+    uint8_t* const tile = base + k * 3 * s * s;
+    cut(index[k], 1, [](const ImageSize& size, CropBox* box) {
+      const double side = static_cast<double>(std::min(size.height, size.width));
+      *box = {(size.width - side) / 2, (size.height - side) / 2, side, side};
+    }, &tile, s * s);
   });
   return out;
 }

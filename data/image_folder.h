@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <set>
 
@@ -56,6 +57,11 @@ class ImageFolder {
   };
   Source open(int64_t i) const;
   RgbImage decode(const Source& s, double min_scale) const;
+  // Decodes image i once (or, with skip_bad_images, the first image from i on that decodes) and
+  // cuts `count` (1 or 2) crops of it into `tiles` (planar, crop size squared, `plane_stride`
+  // apart per channel); boxes_for gives the boxes for the decoded file's size.
+  void cut(int64_t i, int count, const std::function<void(const ImageSize&, CropBox*)>& boxes_for,
+           uint8_t* const* tiles, int64_t plane_stride) const;
   void note_bad(int64_t i, const std::exception& e) const;
 
   ImageIndex index_;
