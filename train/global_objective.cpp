@@ -11,7 +11,8 @@ namespace hcl::train {
 loss::ObjectiveResult global_objective(dist::Communicator& comm, const torch::Tensor& z1,
                                        const torch::Tensor& z2,
                                        const loss::ObjectiveOptions& options, ObjectiveComm form) {
-  if (form == ObjectiveComm::Ring) return ring_objective(comm, z1, z2, options);
+  if (form == ObjectiveComm::Ring) return ring_objective(comm, z1, z2, options, RingBackward::Resend);
+  if (form == ObjectiveComm::RingKeep) return ring_objective(comm, z1, z2, options, RingBackward::Keep);
   HCL_ASSERT(z1.defined() && z2.defined() && z1.dim() == 2 && z1.sizes() == z2.sizes(),
              "global objective: the two views must be B x d tensors of the same shape");
   const int64_t batch = z1.size(0);

@@ -16,8 +16,9 @@
 namespace hcl::train {
 
 // How the ranks' views meet: one all-gather (the default; autograd through the gather), or the
-// ring of train/ring_objective.h (the same loss and gradients, per-rank memory independent of W).
-enum class ObjectiveComm { AllGather, Ring };
+// ring of train/ring_objective.h (the same loss and gradients, per-rank memory independent of W),
+// whose backward either sends the blocks round again (Ring) or keeps them from forward (RingKeep).
+enum class ObjectiveComm { AllGather, Ring, RingKeep };
 
 // Collective. z1, z2: B x d on every rank (the same B everywhere).
 loss::ObjectiveResult global_objective(dist::Communicator& comm, const torch::Tensor& z1,
@@ -32,5 +33,6 @@ struct hcl::EnumNames<hcl::train::ObjectiveComm> {
   static constexpr NamedValue<train::ObjectiveComm> table[] = {
       {train::ObjectiveComm::AllGather, "allgather", "gather all views; default"},
       {train::ObjectiveComm::Ring, "ring", "blocks round a ring; memory independent of the ranks"},
+      {train::ObjectiveComm::RingKeep, "ring-keep", "ring; backward sends only gradients, memory grows with the ranks"},
   };
 };

@@ -252,6 +252,19 @@ OptimizerOptions optimizer_options(const TrainConfig& config, int world) {
       .momentum(config.momentum);
 }
 
+// "1 block shift", "3 block shifts".
+std::string count_of(int n, const std::string& what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); }
+
+// The start-up line's account of --objective-comm at W ranks.
+std::string how_views_meet(ObjectiveComm form, int world) {
+  if (form == ObjectiveComm::AllGather) return "all-gather (--objective-comm allgather)";
+  const std::string blocks = count_of(world - 1, "block shift");
+  return form == ObjectiveComm::Ring
+             ? "ring (--objective-comm ring: " + blocks + " each way, memory independent of the ranks)"
+             : "ring (--objective-comm ring-keep: " + blocks + " forward, " + count_of(world - 1, "gradient shift") +
+                   " backward, the blocks kept: memory grows with the ranks)";
+}
+
 void log_model(const TrainConfig& config, TrainStep& step) {
   int64_t parameters = 0;
   for (const auto& p : step.model()->parameters()) parameters += p.numel();
@@ -263,10 +276,7 @@ void log_model(const TrainConfig& config, TrainStep& step) {
                 << ", "
                 << (step.optimizer().fused() ? "fused" : "foreach") << " optimizer kernels";
   HCL_LOG(info) << "objective: " << name_of(config.estimator) << " estimator, the other ranks' views by "
-                << (config.objective_comm == ObjectiveComm::Ring
-                        ? "ring (--objective-comm ring: " + std::to_string(step.comm().world_size() - 1) +
-                              " block shifts each way, memory independent of the ranks)"
-                        : std::string("all-gather (--objective-comm allgather)"));
+                << how_views_meet(config.objective_comm, step.comm().world_size());
   if (step.graph_refusal().empty())
     HCL_LOG(info) << "CUDA graph: on (steps replayed from one graph after " << step.options().graph_warmup_steps()
                   << " eager steps)";

@@ -173,6 +173,7 @@ TEST(Equivalence, AdamFloat64) { check_objectives("adam", 0.0, false); }
 // The ring form of the objective (train/ring_objective.h) trains exactly like the all-gather form.
 TEST(Equivalence, RingSgdWithoutMomentumFloat64) { check_objectives("sgd", 0.0, false, ObjectiveComm::Ring); }
 TEST(Equivalence, RingAdamFloat64) { check_objectives("adam", 0.0, true, ObjectiveComm::Ring); }
+TEST(Equivalence, RingKeepSgdFloat64) { check_objectives("sgd", 0.9, false, ObjectiveComm::RingKeep); }
 
 TEST(Equivalence, RingFloat32AndTwoMicroBatches) {
   Config s{"adam", 0.9, loss::ObjectiveOptions(kObjectives[0]).column_chunk(3), torch::kFloat};

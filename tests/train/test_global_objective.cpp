@@ -39,6 +39,8 @@ const std::pair<torch::ScalarType, ObjectiveComm> kDtypesAndForms[] = {
     {torch::kFloat, ObjectiveComm::AllGather},
     {torch::kDouble, ObjectiveComm::Ring},
     {torch::kFloat, ObjectiveComm::Ring},
+    {torch::kDouble, ObjectiveComm::RingKeep},
+    {torch::kFloat, ObjectiveComm::RingKeep},
 };
 
 TEST(GlobalObjective, GoldenCasesSplitAcrossRanks) {
@@ -90,7 +92,7 @@ TEST(GlobalObjective, EqualsOneProcessOnTheConcatenatedBatch) {
     torch::Tensor a = z1_all.clone().requires_grad_(true), p = z2_all.clone().requires_grad_(true);
     const loss::ObjectiveResult single = loss::contrastive_objective(a, p, o);
     single.loss.backward();
-    for (ObjectiveComm form : {ObjectiveComm::AllGather, ObjectiveComm::Ring}) {
+    for (ObjectiveComm form : {ObjectiveComm::AllGather, ObjectiveComm::Ring, ObjectiveComm::RingKeep}) {
       for (int64_t chunk : {0, 4}) {
         SCOPED_TRACE(::testing::Message() << name_of(o.estimator()) << " beta " << o.beta() << " "
                                           << name_of(form) << " chunk " << chunk);
@@ -114,12 +116,14 @@ TEST(GlobalObjective, RingStatisticsEqualTheAllGatherForm) {
                         loss::ObjectiveOptions().estimator(loss::Estimator::Easy)}) {
     SCOPED_TRACE(::testing::Message() << name_of(o.estimator()) << " beta " << o.beta());
     const loss::ObjectiveStats all = global_objective(comm, z1, z2, o, ObjectiveComm::AllGather).stats;
-    const loss::ObjectiveStats ring = global_objective(comm, z1, z2, o, ObjectiveComm::Ring).stats;
-    for (const auto& [x, y] : {std::pair{all.positive_similarity, ring.positive_similarity},
-                               std::pair{all.negative_similarity, ring.negative_similarity},
-                               std::pair{all.floor_fraction, ring.floor_fraction},
-                               std::pair{all.effective_negatives, ring.effective_negatives}})
-      EXPECT_NEAR(x.item<double>(), y.item<double>(), 1e-6);
+    for (ObjectiveComm form : {ObjectiveComm::Ring, ObjectiveComm::RingKeep}) {
+      const loss::ObjectiveStats ring = global_objective(comm, z1, z2, o, form).stats;
+      for (const auto& [x, y] : {std::pair{all.positive_similarity, ring.positive_similarity},
+                                 std::pair{all.negative_similarity, ring.negative_similarity},
+                                 std::pair{all.floor_fraction, ring.floor_fraction},
+                                 std::pair{all.effective_negatives, ring.effective_negatives}})
+        EXPECT_NEAR(x.item<double>(), y.item<double>(), 1e-6) << name_of(form);
+    }
   }
 }
 
