@@ -75,6 +75,17 @@ void accumulate_sums(const torch::Tensor& anchors, const torch::Tensor& candidat
                      double inv_temperature, int64_t chunk, int64_t weight_index, torch::Tensor& lse,
                      torch::Tensor& log_sq) {
   const int64_t rows = anchors.size(0), columns = candidates.size(0);
+  // Smallest coefficient first, so that exp(2c D) can be the square of exp(c D) (beta = 1). The
+  // last coefficient whose exponential is taken of D itself overwrites D: one tile fewer alive.
+  const std::vector<int64_t> order = ascending(coefficients);
+  int64_t overwrites_scores = -1;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const double c = coefficients[order[i]];
+    const bool from_half =
+        std::any_of(order.begin(), order.begin() + static_cast<int64_t>(i),
+                    [&](int64_t k) { return coefficients[k] != 0.0 && coefficients[k] == c / 2; });
+    if (c != 0.0 && !from_half) overwrites_scores = order[i];
+  }
   for (int64_t j0 = 0; j0 < columns; j0 += chunk) {
     const int64_t n = std::min(chunk, columns - j0);
     const int64_t tile = rows_per_tile(n, anchors.device());
@@ -86,15 +97,15 @@ void accumulate_sums(const torch::Tensor& anchors, const torch::Tensor& candidat
       shift.masked_fill_(shift.isinf(), 0.0);
       d.sub_(shift);
       const torch::Tensor shift_row = shift.squeeze(1);
-      // Smallest coefficient first, so that exp(2c D) can be the square of exp(c D) (beta = 1).
       std::map<double, torch::Tensor> exps;
-      for (int64_t k : ascending(coefficients)) {
+      for (int64_t k : order) {
         const double c = coefficients[k];
         if (c == 0.0) continue;  // filled by count_constant_sums
         const auto half = exps.find(c / 2);
+        const bool last_use = k == overwrites_scores;
         const torch::Tensor e = half != exps.end() ? half->second.square()
-                                : c == 1.0         ? d.exp()
-                                                   : d.mul(c).exp_();
+                                : c == 1.0         ? (last_use ? d.exp_() : d.exp())
+                                                   : (last_use ? d.mul_(c) : d.mul(c)).exp_();
         exps.emplace(c, e);
         const torch::Tensor chunk_lse = e.sum(1).log_().add_(shift_row, c);
         if (k == weight_index) {
@@ -131,14 +142,14 @@ void accumulate_sum_gradients(const torch::Tensor& anchors, const torch::Tensor&
     for (int64_t i0 = 0; i0 < rows; i0 += tile) {
       const int64_t r = std::min(tile, rows - i0);
       const torch::Tensor tile_anchors = anchors.narrow(0, i0, r);
-      const torch::Tensor scores = masked_scores(anchors, candidates, excluded, i0, r, j0, n, inv_temperature);
+      torch::Tensor scores = masked_scores(anchors, candidates, excluded, i0, r, j0, n, inv_temperature);
       torch::Tensor p;
       if (paired) {
         // c0 = 2 c1 (beta = 1): with E = exp(c1 s - L1), exp(c0 s - L0) = E^2 exp(2 L1 - L0),
         // where 0 <= 2 L1 - L0 <= log N; one exponential instead of two.
         const torch::Tensor l0 = lse[0].narrow(0, i0, r), l1 = lse[1].narrow(0, i0, r);
         const double c1 = coefficients[1];
-        const torch::Tensor e = scores.mul(c1).sub_(l1.unsqueeze(1)).exp_();
+        const torch::Tensor e = scores.mul_(c1).sub_(l1.unsqueeze(1)).exp_();  // scores are not needed again
         const torch::Tensor w0 = (grad_lse[0].narrow(0, i0, r) * (2 * c1) * (2 * l1 - l0).exp()).unsqueeze(1);
         const torch::Tensor w1 = (grad_lse[1].narrow(0, i0, r) * c1).unsqueeze(1);
         p = e.mul(w0).add_(w1).mul_(e);
