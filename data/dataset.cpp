@@ -231,7 +231,7 @@ namespace {
 Dataset load_folder(const DatasetInfo& info, const std::string& dir, const std::string& split,
                     const FolderLoadOptions& o) {
   HCL_REQUIRE(!dir.empty(), "dataset ", info.name, ": no data directory given (--data-dir)");
-  ImageIndex index = index_image_folder(dir, split, o.index_cache);
+  ImageIndex index = o.indexer ? o.indexer(dir, split, o.index_cache) : index_image_folder(dir, split, o.index_cache);
   Dataset d;
   d.name = info.name;
   d.num_classes = static_cast<int64_t>(index.classes.size());

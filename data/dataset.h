@@ -9,10 +9,12 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "core/named_enum.h"
+#include "data/image_index.h"
 
 namespace hcl::data {
 
@@ -50,11 +52,18 @@ struct Dataset {
 };
 
 // How image folders are read (the in-memory formats ignore it).
+// (root, split, cache folder) -> the split's index, as data::index_image_folder.
+using FolderIndexer = std::function<ImageIndex(const std::string& root, const std::string& split,
+                                               const std::string& cache_dir)>;
+
 struct FolderLoadOptions {
   int64_t crop_size = 224;       // views and evaluation images, in pixels
   int workers = 1;               // decode threads
   bool skip_bad_images = false;  // replace images that cannot be read or decoded (logged, counted)
   std::string index_cache;       // folder of cached indexes to use ("": none; see write_index_cache)
+  // Makes a split's index; empty: data::index_image_folder. The trainer passes one that indexes on
+  // rank 0 only and shares the result (train/node_datasets.h).
+  FolderIndexer indexer;
 };
 
 // split: one of dataset_info(kind).splits ("train" or "test"; for stl10 also "unlabeled" and

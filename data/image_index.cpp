@@ -153,19 +153,12 @@ std::string cache_file(const std::string& cache_dir, const std::string& split) {
 }
 
 void write_cache(const ImageIndex& index, const std::string& path) {
-  std::ostringstream out;
-  out << kCacheMagic << "\nroot\t" << index.root << "\nsplit\t" << index.split << "\nother\t"
-      << index.other_files << "\t" << index.other_example << "\nstamps\t" << index.stamps.size() << "\n";
-  for (const IndexStamp& s : index.stamps) out << s.size << "\t" << s.mtime_ns << "\t" << s.path << "\n";
-  out << "classes\t" << index.classes.size() << "\n";
-  for (const std::string& c : index.classes) out << c << "\n";
-  out << "files\t" << index.files.size() << "\n";
-  for (size_t i = 0; i < index.files.size(); ++i) out << index.labels[i] << "\t" << index.files[i] << "\n";
+  const std::string text = serialize_index(index);
   // Written whole, then renamed: a reader never sees half an index (ranks may write it at once).
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << out.str();
+    f << text;
     f.close();
     if (!f) {
       std::error_code ignored;
@@ -180,11 +173,9 @@ void write_cache(const ImageIndex& index, const std::string& path) {
   if (ec) fs::remove(tmp, ec);
 }
 
-// The cached index if it is for this root and split and nothing it listed has changed.
-bool read_cache(const std::string& path, const std::string& root, const std::string& split, ImageIndex& index) {
-  std::ifstream in(path);
-  if (!in.good()) return false;
-  std::string line, key, value;
+// The text of serialize_index back into `index`; false where it is not such a text.
+bool parse_text(std::istream& in, ImageIndex& index) {
+  std::string line, value;
   auto field = [&](const char* want) {
     if (!std::getline(in, line)) return false;
     const size_t tab = line.find('\t');
@@ -193,7 +184,11 @@ bool read_cache(const std::string& path, const std::string& root, const std::str
     return true;
   };
   if (!std::getline(in, line) || line != kCacheMagic) return false;
-  if (!field("root") || value != root || !field("split") || value != split || !field("other")) return false;
+  if (!field("root")) return false;
+  index.root = value;
+  if (!field("split")) return false;
+  index.split = value;
+  if (!field("other")) return false;
   const size_t tab = value.find('\t');
   if (tab == std::string::npos) return false;
   index.other_files = std::stoll(value.substr(0, tab));
@@ -202,8 +197,6 @@ bool read_cache(const std::string& path, const std::string& root, const std::str
   for (int64_t n = std::stoll(value); n > 0; --n) {
     IndexStamp s;
     if (!(in >> s.size >> s.mtime_ns) || in.get() != '\t' || !std::getline(in, s.path)) return false;
-    struct stat st {};
-    if (::stat(s.path.c_str(), &st) != 0 || !(stamp_of(s.path) == s)) return false;
     index.stamps.push_back(s);
   }
   if (!field("classes")) return false;
@@ -216,8 +209,17 @@ bool read_cache(const std::string& path, const std::string& root, const std::str
   index.labels.resize(n);
   for (size_t i = 0; i < n; ++i)
     if (!(in >> index.labels[i]) || in.get() != '\t' || !std::getline(in, index.files[i])) return false;
-  index.root = root;
-  index.split = split;
+  return true;
+}
+
+// The cached index if it is for this root and split and nothing it listed has changed.
+bool read_cache(const std::string& path, const std::string& root, const std::string& split, ImageIndex& index) {
+  std::ifstream in(path);
+  if (!in.good() || !parse_text(in, index) || index.root != root || index.split != split) return false;
+  for (const IndexStamp& s : index.stamps) {
+    struct stat st {};
+    if (::stat(s.path.c_str(), &st) != 0 || !(stamp_of(s.path) == s)) return false;
+  }
   index.from_cache = true;
   return true;
 }
@@ -231,6 +233,30 @@ uint64_t ImageIndex::fingerprint() const {
     h = mix64(h ^ static_cast<uint64_t>(labels[i]));
   }
   return h;
+}
+
+std::string serialize_index(const ImageIndex& index) {
+  std::ostringstream out;
+  out << kCacheMagic << "\nroot\t" << index.root << "\nsplit\t" << index.split << "\nother\t"
+      << index.other_files << "\t" << index.other_example << "\nstamps\t" << index.stamps.size() << "\n";
+  for (const IndexStamp& s : index.stamps) out << s.size << "\t" << s.mtime_ns << "\t" << s.path << "\n";
+  out << "classes\t" << index.classes.size() << "\n";
+  for (const std::string& c : index.classes) out << c << "\n";
+  out << "files\t" << index.files.size() << "\n";
+  for (size_t i = 0; i < index.files.size(); ++i) out << index.labels[i] << "\t" << index.files[i] << "\n";
+  return out.str();
+}
+
+ImageIndex parse_index(const std::string& text) {
+  std::istringstream in(text);
+  ImageIndex index;
+  bool ok = false;
+  try {
+    ok = parse_text(in, index);
+  } catch (const std::exception&) {  // a number that does not parse
+  }
+  HCL_REQUIRE(ok, "image index: not the text of an image index (", text.size(), " bytes)");
+  return index;
 }
 
 ImageIndex index_image_folder(const std::string& root_dir, const std::string& split, const std::string& cache_dir) {

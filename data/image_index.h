@@ -47,6 +47,11 @@ struct ImageIndex {
 // an unknown class. A valid index cached in `cache_dir` ("": none) is used instead of a scan.
 ImageIndex index_image_folder(const std::string& root, const std::string& split, const std::string& cache_dir);
 
+// The index as text (the cache file's format) and back, for sharing one rank's index with the
+// others. parse_index throws hcl::Error on a text that is not one; the result's from_cache is false.
+std::string serialize_index(const ImageIndex& index);
+ImageIndex parse_index(const std::string& text);
+
 // Writes the index to `cache_dir` (created if needed) whole, then renamed into place, so that ranks
 // writing at once never leave half a file; a failure is logged as a warning (the cache is an
 // optimisation). Does nothing for an index that came from that cache.

@@ -178,18 +178,23 @@ void load_model(const EvalArgs& a, int local_rank, EvalInputs& in) {
 }
 
 // The train and evaluation splits in memory: the in-memory formats once per node (collective over
-// `node`), an image folder's centred crops decoded by its workers (only --train-size of the train
-// split when set).
+// `node`), an image folder's index made on rank 0 for all (collective over the job) and its centred
+// crops decoded by its workers (only --train-size of the train split when set).
 void load_datasets(const EvalArgs& a, const hcl::dist::NodeComm& node, int local_ranks, EvalInputs& in) {
   const hcl::train::TrainConfig& c = in.config;
-  const hcl::data::FolderLoadOptions folder = c.folder_options(local_ranks);
+  const hcl::dist::NodeComm job = hcl::dist::NodeComm::by_color(MPI_COMM_WORLD, 0);
+  hcl::data::FolderLoadOptions folder = c.folder_options(local_ranks);
+  folder.indexer = hcl::train::index_once_per_job(job);
   const bool shared = a.node_shared_data && c.dataset != hcl::data::DatasetKind::ImageFolder;
-  const auto load = [&](const std::string& split, int64_t limit) {
+  const auto load = [&](const std::string& split) {
     return shared ? hcl::train::load_dataset_once_per_node(node, c.dataset, c.data_dir, split)
-                  : hcl::data::in_memory(hcl::data::load_dataset(c.dataset, c.data_dir, split, folder), limit);
+                  : hcl::data::load_dataset(c.dataset, c.data_dir, split, folder);
   };
-  in.train = subset(load("train", a.train_size), a.train_size);
-  in.test = load(hcl::data::dataset_info(c.dataset).eval_split, 0);
+  // Both loads are collective: they come before any decoding, which may fail on one rank only.
+  const hcl::data::Dataset train = load("train");
+  const hcl::data::Dataset test = load(hcl::data::dataset_info(c.dataset).eval_split);
+  in.train = subset(hcl::data::in_memory(train, a.train_size), a.train_size);
+  in.test = hcl::data::in_memory(test, 0);
   hcl::data::check_splits(in.train, in.test, c.data_dir);
 }
 

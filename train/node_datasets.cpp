@@ -18,14 +18,15 @@ struct Shape {
   int64_t label_bytes() const { return images * static_cast<int64_t>(sizeof(int64_t)); }
 };
 
-// Runs `load` on the leader; every rank learns the outcome (the error is thrown on every rank).
-data::Dataset load_on_leader(const dist::NodeComm& node, const std::function<data::Dataset()>& load) {
-  data::Dataset d;
+// Runs `make` on the leader; every rank learns the outcome (the error is thrown on every rank).
+template <typename T>
+T on_leader(const dist::NodeComm& group, const std::function<T()>& make) {
+  T made{};
   std::exception_ptr failure;
   std::string problem;
-  if (node.is_leader()) {
+  if (group.is_leader()) {
     try {
-      d = load();
+      made = make();
     } catch (const std::exception& e) {
       failure = std::current_exception();
       problem = e.what()[0] != '\0' ? e.what() : "unknown error";
@@ -35,12 +36,12 @@ data::Dataset load_on_leader(const dist::NodeComm& node, const std::function<dat
     }
   }
   try {
-    node.agree(problem);
+    group.agree(problem);
   } catch (const Error&) {
     if (failure) std::rethrow_exception(failure);  // the leader keeps its error's type
     throw;
   }
-  return d;
+  return made;
 }
 
 // Labels first (8-byte aligned at the start of the mapping), then the images.
@@ -58,7 +59,7 @@ void copy_into(const data::Dataset& d, const Shape& shape, void* shared) {
 
 data::Dataset load_once_per_node(const dist::NodeComm& node, const std::function<data::Dataset()>& load) {
   if (node.size() == 1) return load();
-  data::Dataset d = load_on_leader(node, load);
+  data::Dataset d = on_leader(node, load);
   Shape shape;
   if (node.is_leader()) {
     HCL_ASSERT(d.images.defined() && d.images.dim() == 4 && d.images.scalar_type() == torch::kUInt8, d.name);
@@ -91,6 +92,27 @@ data::Dataset load_once_per_node(const dist::NodeComm& node, const std::function
 data::Dataset load_dataset_once_per_node(const dist::NodeComm& node, data::DatasetKind kind, const std::string& dir,
                                          const std::string& split) {
   return load_once_per_node(node, [&] { return data::load_dataset(kind, dir, split); });
+}
+
+data::ImageIndex index_once_per_job(const dist::NodeComm& job, const std::string& root, const std::string& split,
+                                    const std::string& cache_dir) {
+  const std::function<data::ImageIndex()> index = [&] { return data::index_image_folder(root, split, cache_dir); };
+  if (job.size() == 1) return index();
+  data::ImageIndex made = on_leader(job, index);
+  std::string text = job.is_leader() ? data::serialize_index(made) : std::string();
+  int from_cache = made.from_cache ? 1 : 0;
+  job.broadcast(text);
+  job.broadcast(&from_cache, sizeof from_cache);
+  if (job.is_leader()) return made;
+  data::ImageIndex received = data::parse_index(text);
+  received.from_cache = from_cache != 0;
+  return received;
+}
+
+data::FolderIndexer index_once_per_job(const dist::NodeComm& job) {
+  return [&job](const std::string& root, const std::string& split, const std::string& cache_dir) {
+    return index_once_per_job(job, root, split, cache_dir);
+  };
 }
 
 }  // namespace hcl::train

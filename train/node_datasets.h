@@ -1,8 +1,9 @@
-// In-memory datasets loaded once per node: the node's leader reads the files and copies images
-// and labels into node-shared memory (dist/node_shared_buffer.h); every rank of the node, the
-// leader included, then reads that one copy. Memory for data no longer grows with the ranks per
-// node. data/ knows nothing of this (it stays free of dist/); the tensors are the same bytes that
-// data::load_dataset returns.
+// Loading once for many ranks. In-memory datasets once per node: the node's leader reads the
+// files and copies images and labels into node-shared memory (dist/node_shared_buffer.h); every
+// rank of the node, the leader included, then reads that one copy, so memory for data no longer
+// grows with the ranks per node. Image-folder indexes once per job: rank 0 lists the folder and
+// sends the index to the others. data/ knows nothing of this (it stays free of dist/); the results
+// are what data::load_dataset and data::index_image_folder return.
 #pragma once
 
 #include <functional>
@@ -22,5 +23,14 @@ data::Dataset load_once_per_node(const dist::NodeComm& node, const std::function
 // data::load_dataset(kind, dir, split) once per node.
 data::Dataset load_dataset_once_per_node(const dist::NodeComm& node, data::DatasetKind kind, const std::string& dir,
                                          const std::string& split);
+
+// An image folder's index made once per job: the group's leader (rank 0 of the job) scans the
+// folder, or reads its cached index, and the others receive it; so a folder of a million files on a
+// shared file system is listed once, not once per rank. Collective over `job`; an error on the
+// leader is thrown on every rank.
+data::ImageIndex index_once_per_job(const dist::NodeComm& job, const std::string& root, const std::string& split,
+                                    const std::string& cache_dir);
+// That as a data::FolderLoadOptions::indexer (`job` must outlive it).
+data::FolderIndexer index_once_per_job(const dist::NodeComm& job);
 
 }  // namespace hcl::train

@@ -172,12 +172,14 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config, int 
   Datasets d;
   const int world = comm.world_size();
   const int64_t global_batch = config.batch_size * world;
-  const data::FolderLoadOptions folder = config.folder_options(local_ranks);
   const char* eval_split = data::dataset_info(config.dataset).eval_split;
-  // In-memory formats: one copy per node in shared memory, read by all its ranks; the loads are
-  // collective over the node, so they come first (nothing before them may throw on one rank only).
-  // An image folder holds only its index in memory: each rank reads its own.
+  // In-memory formats: one copy per node in shared memory, read by all its ranks. An image folder
+  // holds only its index in memory, made on rank 0 and sent to the others. The loads are
+  // collective, so they come first, all of them (nothing before them may throw on one rank only).
   const dist::NodeComm node = dist::NodeComm::of_this_node(MPI_COMM_WORLD);
+  const dist::NodeComm job = dist::NodeComm::by_color(MPI_COMM_WORLD, 0);
+  data::FolderLoadOptions folder = config.folder_options(local_ranks);
+  folder.indexer = index_once_per_job(job);
   const bool shared = config.node_shared_data && config.dataset != data::DatasetKind::ImageFolder;
   const auto load = [&](const std::string& split) {
     return shared ? load_dataset_once_per_node(node, config.dataset, config.data_dir, split)
@@ -185,9 +187,11 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config, int 
   };
   agree_on_inputs(comm, [&] {
     d.train = load(config.train_split);
+    const data::Dataset eval = load(eval_split);
+    const data::Dataset labeled = config.train_split == "train" ? d.train : load("train");
     // kNN reads labeled images in memory (an image folder's: the centred crops, decoded now).
-    d.test = data::in_memory(load(eval_split), config.knn_test_size);
-    d.knn_bank = data::in_memory(config.train_split == "train" ? d.train : load("train"), config.knn_bank_size);
+    d.test = data::in_memory(eval, config.knn_test_size);
+    d.knn_bank = data::in_memory(labeled, config.knn_bank_size);
     fault_plan();  // a malformed HCL_FAULT is bad input too
     data::check_splits(d.knn_bank, d.test, config.data_dir);
     HCL_REQUIRE(world <= d.train.size(), "the job has ", world, " ranks but the dataset has only ",

@@ -14,6 +14,7 @@
 #include "data/image_index.h"
 #include "data/sampler.h"
 #include "data/view_pipeline.h"
+#include "tests/support/errors.h"
 #include "tests/support/image_files.h"
 
 namespace hcl::data {
@@ -44,18 +45,6 @@ std::vector<torch::Tensor> write_folder(const std::string& root, int64_t size, b
     }
   return images;
 }
-
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-#define EXPECT_ERROR(call, fragment) \
-  EXPECT_NE(error_of([&] { call; }).find(fragment), std::string::npos) << error_of([&] { call; })
 
 TEST(ImageIndex, FolderLayoutListsClassesAndFilesInOrder) {
   TempFolder root;
@@ -101,6 +90,28 @@ TEST(ImageIndex, CacheIsReusedUntilTheFolderChanges) {
   EXPECT_FALSE(changed.from_cache);
   EXPECT_EQ(changed.size(), 13);
   EXPECT_NE(changed.fingerprint(), first.fingerprint());
+}
+
+// The text form (the cache's, and what rank 0 sends the other ranks) gives back the same index.
+TEST(ImageIndex, TextRoundTripsAndAnythingElseIsAnError) {
+  TempFolder root;
+  write_folder(root.str(), 16);
+  write_bytes(root / "train/cat/notes.txt", "x");
+  const ImageIndex index = index_image_folder(root.str(), "train", "");
+  const std::string text = serialize_index(index);
+  const ImageIndex back = parse_index(text);
+  EXPECT_EQ(back.root, index.root);
+  EXPECT_EQ(back.split, "train");
+  EXPECT_EQ(back.classes, index.classes);
+  EXPECT_EQ(back.files, index.files);
+  EXPECT_EQ(back.labels, index.labels);
+  EXPECT_EQ(back.other_files, 1);
+  EXPECT_EQ(back.other_example, "train/cat/notes.txt");
+  EXPECT_EQ(back.stamps, index.stamps);
+  EXPECT_EQ(back.fingerprint(), index.fingerprint());
+  EXPECT_FALSE(back.from_cache);
+  EXPECT_ERROR(parse_index("not an index"), "not the text of an image index");
+  EXPECT_ERROR(parse_index(text.substr(0, text.size() / 2)), "not the text of an image index");
 }
 
 TEST(ImageIndex, BadFoldersAreErrorsNamingThem) {

@@ -1,10 +1,14 @@
 // Tests of train/node_datasets.h at 1 to 4 ranks: a dataset loaded once per node has the same
 // bytes as one loaded by each rank, lives in memory that the ranks share (a write is seen by all;
 // unmapped when the last tensor goes), is loaded by one rank per (pretend) node, and a load error
-// on the leader reaches every rank as the same error, without a hang.
+// on the leader reaches every rank as the same error, without a hang. An image folder's index is
+// made on rank 0 alone and reaches every rank whole, with rank 0's errors.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "core/check.h"
@@ -16,7 +20,16 @@ namespace {
 
 using hcl::dist::NodeComm;
 using hcl::train::load_dataset_once_per_node;
+using hcl::train::index_once_per_job;
 using hcl::train::load_once_per_node;
+
+// The same 64-bit value on every rank of MPI_COMM_WORLD.
+bool same_everywhere(uint64_t value) {
+  uint64_t low = value, high = value;
+  MPI_Allreduce(MPI_IN_PLACE, &low, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, &high, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+  return low == high;
+}
 
 void expect_same(const hcl::data::Dataset& a, const hcl::data::Dataset& b) {
   EXPECT_EQ(a.name, b.name);
@@ -107,6 +120,54 @@ TEST(NodeDatasets, LeaderKeepsItsErrorsTypeOthersGetItsMessage) {
   } catch (const hcl::Error& e) {
     EXPECT_FALSE(node.is_leader());
     EXPECT_STREQ(e.what(), "dataset x: bad header in y");
+  }
+}
+
+// The other ranks are given a root that does not exist and no cache: had they scanned the folder
+// or read the cache themselves, they would have failed or seen no cache.
+TEST(NodeDatasets, ImageIndexIsMadeOnRankZeroForTheJob) {
+  const NodeComm job = NodeComm::by_color(MPI_COMM_WORLD, 0);
+  const std::filesystem::path mine = std::filesystem::temp_directory_path() / ("hcl_job_index_" + std::to_string(::getpid()));
+  std::string root = "/nonexistent/hcl-images", cache;
+  if (job.is_leader()) {
+    for (const char* name : {"train/b/1.png", "train/b/0.JPEG", "train/a/2.jpg", "train/a/notes.txt"}) {
+      std::filesystem::create_directories((mine / name).parent_path());
+      std::ofstream(mine / name) << "not decoded here";
+    }
+    root = mine.string();
+    cache = (mine / "cache").string();
+  }
+  const hcl::data::ImageIndex index = index_once_per_job(job, root, "train", cache);
+  EXPECT_EQ(index.classes, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(index.files, (std::vector<std::string>{"train/a/2.jpg", "train/b/0.JPEG", "train/b/1.png"}));
+  EXPECT_EQ(index.labels, (std::vector<int64_t>{0, 1, 1}));
+  EXPECT_EQ(index.other_files, 1);
+  EXPECT_FALSE(index.from_cache);
+  EXPECT_TRUE(same_everywhere(index.fingerprint()));
+  EXPECT_TRUE(same_everywhere(std::hash<std::string>{}(index.root)));
+  // Rank 0's cache, read by rank 0 only: every rank learns the index came from it.
+  if (job.is_leader()) hcl::data::write_index_cache(index, cache);
+  const hcl::data::ImageIndex cached = index_once_per_job(job, root, "train", cache);
+  EXPECT_TRUE(cached.from_cache);
+  EXPECT_EQ(cached.files, index.files);
+  if (job.is_leader()) std::filesystem::remove_all(mine);
+}
+
+TEST(NodeDatasets, ImageIndexErrorOfRankZeroIsEveryRanksError) {
+  const NodeComm job = NodeComm::by_color(MPI_COMM_WORLD, 0);
+  const std::string root = "/nonexistent/hcl-images";
+  std::string expected;
+  try {
+    hcl::data::index_image_folder(root, "train", "");
+  } catch (const hcl::Error& e) {
+    expected = e.what();
+  }
+  ASSERT_NE(expected.find(root), std::string::npos) << expected;
+  try {
+    index_once_per_job(job, root, "train", "");
+    ADD_FAILURE() << "no error";
+  } catch (const hcl::Error& e) {
+    EXPECT_EQ(e.what(), expected);
   }
 }
 
