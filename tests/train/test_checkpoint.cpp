@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/check.h"
+#include "tests/support/errors.h"
 #include "tests/support/mpi_world.h"
 #include "tests/support/tiny_net.h"
 #include "train/checkpoint.h"
@@ -65,17 +66,6 @@ class CheckpointFile : public ::testing::Test {
     std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
   }
 
-  // The message of the hcl::Error that `call` throws ("" when it throws none).
-  template <typename F>
-  static std::string error_of(F&& call) {
-    try {
-      call();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  }
-
   std::string dir_;
 };
 
@@ -130,11 +120,10 @@ TEST_F(CheckpointFile, TruncatedFileIsRefused) {
   ASSERT_GT(bytes.size(), 100u);
   overwrite(file, bytes.substr(0, bytes.size() - 100));
   Net net;
-  const std::string error = error_of([&] { load_checkpoint(file, net, nullptr, config); });
-  EXPECT_NE(error.find(": truncated (" + std::to_string(bytes.size() - 100 - 24) + " of "), std::string::npos)
-      << error;
+  EXPECT_ERROR(load_checkpoint(file, net, nullptr, config),
+               ": truncated (" + std::to_string(bytes.size() - 100 - 24) + " of ");
   overwrite(file, bytes.substr(0, 10));  // not even the header
-  EXPECT_NE(error_of([&] { read_checkpoint_header(file); }).find("not an hcl checkpoint"), std::string::npos);
+  EXPECT_ERROR(read_checkpoint_header(file), "not an hcl checkpoint");
 }
 
 TEST_F(CheckpointFile, CorruptPayloadFailsTheChecksum) {
@@ -144,26 +133,21 @@ TEST_F(CheckpointFile, CorruptPayloadFailsTheChecksum) {
   bytes[bytes.size() / 2] ^= 0x5a;  // one byte of the archive, length unchanged
   overwrite(file, bytes);
   Net net;
-  const std::string error = error_of([&] { load_checkpoint(file, net, nullptr, config); });
-  EXPECT_NE(error.find("corrupt (checksum mismatch)"), std::string::npos) << error;
+  EXPECT_ERROR(load_checkpoint(file, net, nullptr, config), "corrupt (checksum mismatch)");
 }
 
 TEST_F(CheckpointFile, OtherFilesAndIncompatibleRunsAreRefused) {
   const std::string garbage = path("garbage.pt");
   overwrite(garbage, std::string(1000, 'x'));
   EXPECT_FALSE(has_checkpoint_magic(garbage));
-  EXPECT_NE(error_of([&] { read_checkpoint_header(garbage); }).find("not an hcl checkpoint (bad magic)"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] { read_checkpoint_header(path("missing.pt")); }).find("no such file"),
-            std::string::npos);
+  EXPECT_ERROR(read_checkpoint_header(garbage), "not an hcl checkpoint (bad magic)");
+  EXPECT_ERROR(read_checkpoint_header(path("missing.pt")), "no such file");
 
   const std::string file = path("checkpoint.pt");
   TrainConfig other = write(file);
   other.projection_dim = 64;
   Net net;
-  const std::string error = error_of([&] { load_checkpoint(file, net, nullptr, other); });
-  EXPECT_NE(error.find("is incompatible: --projection-dim is 128 there but 64 here"), std::string::npos)
-      << error;
+  EXPECT_ERROR(load_checkpoint(file, net, nullptr, other), "is incompatible: --projection-dim is 128 there but 64 here");
 }
 
 // One more Adam step on fresh data: parameters, moments and step counts all change in place.
