@@ -40,6 +40,7 @@ struct BackwardInputs {
 torch::Tensor resend_backward(dist::Communicator& comm, const dist::CollectiveOptions& call, const BackwardInputs& in) {
   const int64_t rows = in.local.size(0);
   const loss::ViewLayout own{rows / 2, 0, 0};
+  const int next = (comm.rank() + 1) % in.world, previous = (comm.rank() + in.world - 1) % in.world;
   const auto order = dist::make_stream_order(in.local.device());
   torch::Tensor grad_local = torch::zeros_like(in.local);
   torch::Tensor held = torch::empty({2 * rows, in.local.size(1)}, in.local.options());
@@ -54,8 +55,7 @@ torch::Tensor resend_backward(dist::Communicator& comm, const dist::CollectiveOp
     if (count > 0)
       order->launch([&] {
         torch::Tensor into = arriving.narrow(0, first, count);
-        comm.sendrecv(held.narrow(0, first, count), (comm.rank() + 1) % in.world, into,
-                      (comm.rank() + in.world - 1) % in.world, call);
+        comm.sendrecv(held.narrow(0, first, count), next, into, previous, call);
       });
     torch::Tensor part = torch::zeros_like(in.local);
     loss::add_negative_block_gradient(in.plan, in.local, block_of(held), step == 0 ? &own : nullptr, in.lse,
@@ -66,15 +66,9 @@ torch::Tensor resend_backward(dist::Communicator& comm, const dist::CollectiveOp
     else gradient_of(arriving).copy_(part);
     std::swap(held, arriving);
   }
-  if (in.world > 1) {
-    torch::Tensor home = gradient_of(arriving);
-    comm.sendrecv(gradient_of(held), (comm.rank() + 1) % in.world, home, (comm.rank() + in.world - 1) % in.world,
-                  call);
-    grad_local.add_(home);
-  } else {
-    grad_local.add_(gradient_of(held));
-  }
-  return grad_local;
+  torch::Tensor home = gradient_of(arriving);  // at one rank, sendrecv to itself is a copy
+  comm.sendrecv(gradient_of(held), next, home, previous, call);
+  return grad_local.add_(home);
 }
 
 // Keep: the blocks are scored again from memory, and only gradients travel, as a ring
