@@ -61,6 +61,9 @@ torch::Tensor embeddings(int64_t views, const torch::Device& device) {
       .to(device);
 }
 
+// What names a case in the JSON.
+nlohmann::json describe(const Case& c) { return {{"views", c.views}, {"estimator", c.estimator}, {"chunk", c.chunk}}; }
+
 // Child (CPU): one run of a case, print {"peak_rss_mib":...}.
 int run_case(const Case& c) {
   run_once(c, embeddings(c.views, torch::kCPU));
@@ -72,8 +75,9 @@ int run_case(const Case& c) {
 nlohmann::json device_peak(const Case& c, const torch::Tensor& z) {
   hcl::reset_peak_device_memory(z.device());
   run_once(c, z);
-  return {{"views", c.views}, {"estimator", c.estimator}, {"chunk", c.chunk},
-          {"peak_device_mib", hcl::peak_device_memory_mib(z.device())}};
+  nlohmann::json r = describe(c);
+  r["peak_device_mib"] = hcl::peak_device_memory_mib(z.device());
+  return r;
 }
 
 // Medians of `repeats` alternating runs of each case (after one warm-up each), in milliseconds.
@@ -119,7 +123,7 @@ nlohmann::json spawn_case(const char* self, const Case& c, int threads) {
   int status = 0;
   waitpid(pid, &status, 0);
   posix_spawn_file_actions_destroy(&actions);
-  nlohmann::json r = {{"views", c.views}, {"estimator", c.estimator}, {"chunk", c.chunk}};
+  nlohmann::json r = describe(c);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || output.empty()) {
     r["error"] = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status)) + " (out of memory?)"
                                      : "exited with status " + std::to_string(WEXITSTATUS(status));
