@@ -35,67 +35,90 @@ inline void wait_for(const c10::Event& event) {
 #endif
 }
 
-// Whether CUDA autocast is on in this thread.
-inline bool cuda_autocast_enabled() {
+// Whether autocast for `device` (kCPU or kCUDA) is on in this thread.
+inline bool autocast_enabled(c10::DeviceType device) {
 #if HCL_TORCH_AT_LEAST(2, 4)
-  return at::autocast::is_autocast_enabled(at::kCUDA);
+  return at::autocast::is_autocast_enabled(device);
 #else
-  return at::autocast::is_enabled();
+  return device == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
 #endif
 }
 
-inline void set_cuda_autocast_enabled(bool enabled) {
+inline void set_autocast_enabled(c10::DeviceType device, bool enabled) {
 #if HCL_TORCH_AT_LEAST(2, 4)
-  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+  at::autocast::set_autocast_enabled(device, enabled);
 #else
-  at::autocast::set_enabled(enabled);
+  if (device == c10::DeviceType::CUDA) at::autocast::set_enabled(enabled);
+  else at::autocast::set_cpu_enabled(enabled);
 #endif
 }
 
-// RAII: CUDA autocast off for a numerically sensitive region (restored on exit).
-class NoCudaAutocast {
+inline at::ScalarType autocast_dtype(c10::DeviceType device) {
+#if HCL_TORCH_AT_LEAST(2, 4)
+  return at::autocast::get_autocast_dtype(device);
+#else
+  return device == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype()
+                                         : at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+
+inline void set_autocast_dtype(c10::DeviceType device, at::ScalarType dtype) {
+#if HCL_TORCH_AT_LEAST(2, 4)
+  at::autocast::set_autocast_dtype(device, dtype);
+#else
+  if (device == c10::DeviceType::CUDA) at::autocast::set_autocast_gpu_dtype(dtype);
+  else at::autocast::set_autocast_cpu_dtype(dtype);
+#endif
+}
+
+// RAII: autocast off, on the CPU and on CUDA, for a numerically sensitive region (restored on exit).
+// The objective's forward and its hand-written backward functions open one: the autograd engine
+// carries the autocast state of the thread that called backward() into backward, so a backward
+// that recomputes scores would otherwise recompute them in bf16 (what torch.amp.custom_bwd guards).
+class NoAutocast {
  public:
-  NoCudaAutocast() : was_enabled_(cuda_autocast_enabled()) {
-    if (was_enabled_) set_cuda_autocast_enabled(false);
+  NoAutocast() : was_cpu_(autocast_enabled(c10::DeviceType::CPU)), was_cuda_(autocast_enabled(c10::DeviceType::CUDA)) {
+    if (was_cpu_) set_autocast_enabled(c10::DeviceType::CPU, false);
+    if (was_cuda_) set_autocast_enabled(c10::DeviceType::CUDA, false);
   }
-  ~NoCudaAutocast() {
-    if (was_enabled_) set_cuda_autocast_enabled(true);
+  ~NoAutocast() {
+    if (was_cpu_) set_autocast_enabled(c10::DeviceType::CPU, true);
+    if (was_cuda_) set_autocast_enabled(c10::DeviceType::CUDA, true);
   }
-  NoCudaAutocast(const NoCudaAutocast&) = delete;
-  NoCudaAutocast& operator=(const NoCudaAutocast&) = delete;
+  NoAutocast(const NoAutocast&) = delete;
+  NoAutocast& operator=(const NoAutocast&) = delete;
 
  private:
-  bool was_enabled_;
+  bool was_cpu_, was_cuda_;
 };
 
-// RAII: CUDA autocast to bfloat16 (C++ autocast defaults to fp16, so the dtype is set explicitly).
-class CudaBf16Autocast {
+// RAII: autocast to `dtype` on `device` (C++ autocast on CUDA defaults to fp16, so the dtype is set
+// explicitly). CUDA with bf16 is the training step's; the CPU one is the tests' stand-in for it.
+class AutocastScope {
  public:
-  CudaBf16Autocast() : was_enabled_(cuda_autocast_enabled()) {
-#if HCL_TORCH_AT_LEAST(2, 4)
-    previous_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-#else
-    previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-#endif
-    set_cuda_autocast_enabled(true);
+  AutocastScope(c10::DeviceType device, at::ScalarType dtype)
+      : device_(device), was_enabled_(autocast_enabled(device)), previous_dtype_(autocast_dtype(device)) {
+    set_autocast_dtype(device, dtype);
+    set_autocast_enabled(device, true);
   }
-  ~CudaBf16Autocast() {
-    set_cuda_autocast_enabled(was_enabled_);
-#if HCL_TORCH_AT_LEAST(2, 4)
-    at::autocast::set_autocast_dtype(at::kCUDA, previous_dtype_);
-#else
-    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
-#endif
+  ~AutocastScope() {
+    set_autocast_enabled(device_, was_enabled_);
+    set_autocast_dtype(device_, previous_dtype_);
     if (!was_enabled_) at::autocast::clear_cache();
   }
-  CudaBf16Autocast(const CudaBf16Autocast&) = delete;
-  CudaBf16Autocast& operator=(const CudaBf16Autocast&) = delete;
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
 
  private:
+  c10::DeviceType device_;
   bool was_enabled_;
   at::ScalarType previous_dtype_;
+};
+
+// The training step's mixed precision: CUDA autocast to bfloat16.
+class CudaBf16Autocast : public AutocastScope {
+ public:
+  CudaBf16Autocast() : AutocastScope(c10::DeviceType::CUDA, at::kBFloat16) {}
 };
 
 }  // namespace hcl::compat

@@ -70,6 +70,10 @@ int64_t rows_per_tile(int64_t n, const torch::Device& device) {
 // Adds the columns of `candidates` into the per-anchor sums: lse (K x A) gets, per coefficient c_k,
 // log sum_j exp(c_k s_ij) over the non-excluded columns; log_sq (A, or undefined) that of
 // exp(2 c_w s_ij) for w = weight_index. Coefficients 0 are skipped (they only count columns).
+// lse and log_sq are float64 accumulators whatever the embeddings' dtype: a chunk's sum is
+// log(sum of exponentials) (at most log n, computed in the embeddings' dtype) plus c times its shift
+// (up to c / t, rounded once per chunk in float32), so adding them up in float32 would add one
+// rounding of a large value per chunk; in float64 the result does not depend on the chunk size.
 void accumulate_sums(const torch::Tensor& anchors, const torch::Tensor& candidates,
                      const std::vector<Segment>& excluded, const std::vector<double>& coefficients,
                      double inv_temperature, int64_t chunk, int64_t weight_index, torch::Tensor& lse,
@@ -96,7 +100,7 @@ void accumulate_sums(const torch::Tensor& anchors, const torch::Tensor& candidat
       torch::Tensor shift = std::get<0>(d.max(1, true));
       shift.masked_fill_(shift.isinf(), 0.0);
       d.sub_(shift);
-      const torch::Tensor shift_row = shift.squeeze(1);
+      const torch::Tensor wide_shift = shift.squeeze(1).to(torch::kDouble);
       std::map<double, torch::Tensor> exps;
       for (int64_t k : order) {
         const double c = coefficients[k];
@@ -107,10 +111,10 @@ void accumulate_sums(const torch::Tensor& anchors, const torch::Tensor& candidat
                                 : c == 1.0         ? (last_use ? d.exp_() : d.exp())
                                                    : (last_use ? d.mul_(c) : d.mul(c)).exp_();
         exps.emplace(c, e);
-        const torch::Tensor chunk_lse = e.sum(1).log_().add_(shift_row, c);
+        const torch::Tensor chunk_lse = e.sum(1).log_().to(torch::kDouble).add_(wide_shift, c);
         if (k == weight_index) {
           torch::Tensor sq = log_sq.narrow(0, i0, r);
-          sq.copy_(torch::logaddexp(sq, e.square().sum(1).log_().add_(shift_row, 2 * c)));
+          sq.copy_(torch::logaddexp(sq, e.square().sum(1).log_().to(torch::kDouble).add_(wide_shift, 2 * c)));
         }
         torch::Tensor target = lse[k].narrow(0, i0, r);
         target.copy_(torch::logaddexp(target, chunk_lse));
@@ -184,11 +188,13 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
                                                 int64_t weight_index) {
     const int64_t rows = anchors.size(0), columns = candidates.size(0);
     const std::vector<Segment> excluded = excluded_segments({batch, offset, first}, rows);
-    torch::Tensor lse = torch::full({static_cast<int64_t>(coefficients.size()), rows}, -kInf, anchors.options());
-    torch::Tensor log_sq = weight_index >= 0 ? torch::full({rows}, -kInf, anchors.options())
-                                             : torch::Tensor();
+    const auto wide = anchors.options().dtype(torch::kDouble);  // the accumulators (accumulate_sums)
+    torch::Tensor lse = torch::full({static_cast<int64_t>(coefficients.size()), rows}, -kInf, wide);
+    torch::Tensor log_sq = weight_index >= 0 ? torch::full({rows}, -kInf, wide) : torch::Tensor();
     accumulate_sums(anchors, candidates, excluded, coefficients, inv_temperature, chunk, weight_index, lse, log_sq);
     count_constant_sums(coefficients, columns - 2, lse);
+    lse = lse.to(anchors.scalar_type());
+    if (log_sq.defined()) log_sq = log_sq.to(anchors.scalar_type());
     ctx->save_for_backward({anchors, candidates, lse});
     ctx->saved_data["layout"] = std::vector<int64_t>{batch, offset, first};
     ctx->saved_data["coefficients"] = coefficients;
@@ -201,6 +207,9 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    // Backward runs with the autocast state of the thread that called backward(): recompute the
+    // scores in full precision, as forward computed them (torch.amp.custom_bwd's rule).
+    const compat::NoAutocast full_precision;
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor& anchors = saved[0];
     const torch::Tensor& candidates = saved[1];
@@ -295,8 +304,10 @@ std::vector<Segment> own_segments(const ViewLayout* own, int64_t anchors) {
 NegativeAccumulator start_negative_sums(const NegativeSums& sums, int64_t anchors,
                                         const torch::TensorOptions& options) {
   NegativeAccumulator into;
-  into.lse = torch::full({static_cast<int64_t>(sums.coefficients.size()), anchors}, -kInf, options);
-  if (sums.weight_index >= 0) into.log_square_sum = torch::full({anchors}, -kInf, options);
+  into.type = c10::typeMetaToScalarType(options.dtype());
+  const auto wide = options.dtype(torch::kDouble);  // the accumulators (accumulate_sums)
+  into.lse = torch::full({static_cast<int64_t>(sums.coefficients.size()), anchors}, -kInf, wide);
+  if (sums.weight_index >= 0) into.log_square_sum = torch::full({anchors}, -kInf, wide);
   return into;
 }
 
@@ -308,6 +319,8 @@ void add_negative_block(const NegativeSums& sums, const torch::Tensor& anchors, 
 
 void finish_negative_sums(const NegativeSums& sums, int64_t negatives, NegativeAccumulator& into) {
   count_constant_sums(sums.coefficients, negatives, into.lse);
+  into.lse = into.lse.to(into.type);
+  if (into.log_square_sum.defined()) into.log_square_sum = into.log_square_sum.to(into.type);
 }
 
 void add_negative_block_gradient(const NegativeSums& sums, const torch::Tensor& anchors, const torch::Tensor& block,
@@ -371,7 +384,7 @@ ObjectiveResult contrastive_objective(const torch::Tensor& anchors_in,
                                       const ObjectiveOptions& options) {
   options.validate();
   check_inputs(anchors_in, candidates_in, layout, options);
-  compat::NoCudaAutocast full_precision;  // scores / t amplify bf16 rounding
+  compat::NoAutocast full_precision;  // scores / t amplify bf16 rounding
 
   // bfloat16 / float16 inputs are computed in float32 (their gradients come back in their dtype).
   const auto compute_type = anchors_in.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;

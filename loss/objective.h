@@ -92,9 +92,12 @@ struct NegativeSums {
 };
 NegativeSums negative_sums(const ObjectiveOptions& options);
 
-// Per-anchor accumulators: lse (K x A) and log_square_sum (A; undefined without statistics).
+// Per-anchor accumulators: lse (K x A) and log_square_sum (A; undefined without statistics), in
+// float64 while blocks are added (so the result does not depend on the blocks and chunks), in the
+// embeddings' dtype (`type`) after finish_negative_sums.
 struct NegativeAccumulator {
   torch::Tensor lse, log_square_sum;
+  torch::ScalarType type = torch::kFloat;
 };
 NegativeAccumulator start_negative_sums(const NegativeSums& sums, int64_t anchors, const torch::TensorOptions& options);
 // Adds the columns of `block`. `own`: where the anchors' own 2B views sit in the block (their own

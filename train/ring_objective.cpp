@@ -145,6 +145,7 @@ class RingNegativeSums : public torch::autograd::Function<RingNegativeSums> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    const compat::NoAutocast full_precision;  // as forward: see loss/objective.cpp's backward
     const auto saved = ctx->get_saved_variables();
     const auto holder = dist::saved_communicator(ctx->saved_data["comm"]);
     dist::Communicator& comm = holder->comm();
@@ -174,7 +175,7 @@ loss::ObjectiveResult ring_objective(dist::Communicator& comm, const torch::Tens
   options.validate();
   HCL_REQUIRE(2 * z1.size(0) * comm.world_size() >= 4,
               "objective: the batch must hold at least 2 images (4 views, N >= 2 negatives)");
-  compat::NoCudaAutocast full_precision;  // scores / t amplify bf16 rounding
+  compat::NoAutocast full_precision;  // scores / t amplify bf16 rounding
   // bfloat16 / float16 views are computed (and travel) in float32, as in the all-gather form.
   const auto compute_type = z1.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
   const torch::Tensor local = torch::cat({z1, z2}, 0).to(compute_type);

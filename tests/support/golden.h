@@ -41,6 +41,12 @@ inline std::vector<std::string> golden_files() {
       if (entry.path().extension() == ".json") files.push_back(entry.path().string());
   }
   std::sort(files.begin(), files.end());
+  // A golden test that found no case has tested nothing: it fails (on a GPU machine, where ../shared
+  // is not there, scripts/gpu_check points HCL_SHARED_DIR at the copy it carries).
+  if (files.empty())
+    ADD_FAILURE() << "no golden case (*.json) in " << dirs.front().string()
+                  << (dirs.size() > 1 ? " nor in $HCL_GOLDEN_DIR" : "")
+                  << ": set HCL_SHARED_DIR to the folder that holds golden/loss";
   return files;
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/check.h"
+#include "core/torch_compat.h"
 #include "tests/support/golden.h"
 #include "tests/support/mpi_world.h"
 #include "train/global_objective.h"
@@ -149,6 +150,73 @@ TEST(GlobalObjective, RingOfHalfPrecisionViewsMatchesTheAllGatherForm) {
   EXPECT_EQ(grads[1][0].scalar_type(), torch::kBFloat16);
   EXPECT_TRUE(torch::allclose(grads[0][0].to(torch::kFloat), grads[1][0].to(torch::kFloat), 1e-2, 1e-3));
   EXPECT_TRUE(torch::allclose(grads[0][1].to(torch::kFloat), grads[1][1].to(torch::kFloat), 1e-2, 1e-3));
+}
+
+// Views in a few tight clusters, the positive next to its anchor: scores near 1/t for many pairs.
+std::pair<torch::Tensor, torch::Tensor> clustered_views(int64_t images, int64_t dim, int64_t clusters, uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto normalize = [](const torch::Tensor& x) { return torch::nn::functional::normalize(x); };
+  const torch::Tensor centres = normalize(torch::randn({clusters, dim}, torch::kDouble));
+  const torch::Tensor members = centres.index_select(0, torch::randint(clusters, {images}));
+  const torch::Tensor z1 = normalize(members + 0.1 * torch::randn({images, dim}, torch::kDouble));
+  const torch::Tensor z2 = normalize(z1 + 0.1 * torch::randn({images, dim}, torch::kDouble));
+  return {z1, z2};
+}
+
+// Column chunks merge their sums without adding rounding: on an extreme case (beta 6, t 0.1,
+// tau+ 0.02, 60 images, 128 dimensions, clustered: log-sum-exps up to about 45) the float32 loss
+// and gradients with 3 or 7 columns per chunk equal the unchunked ones to float32 rounding, and all
+// are within the golden tolerance of float64, in every form.
+TEST(GlobalObjective, Float32ChunksAsAccurateAsNoChunksOnAnExtremeCase) {
+  dist::Communicator comm;
+  const auto [z1, z2] = clustered_views(60, 128, 6, 31);
+  const auto o = loss::ObjectiveOptions().temperature(0.1).beta(6.0).tau_plus(0.02);
+  const GlobalResult exact = run_global(comm, z1, z2, o, ObjectiveComm::AllGather);
+  for (ObjectiveComm form : {ObjectiveComm::AllGather, ObjectiveComm::Ring, ObjectiveComm::RingKeep}) {
+    const torch::Tensor f1 = z1.to(torch::kFloat), f2 = z2.to(torch::kFloat);
+    for (int64_t chunk : {0, 3, 7}) {
+      SCOPED_TRACE(::testing::Message() << name_of(form) << ", chunk " << chunk);
+      const GlobalResult g = run_global(comm, f1, f2, loss::ObjectiveOptions(o).column_chunk(chunk), form);
+      EXPECT_TRUE(close(torch::tensor(g.loss, torch::kDouble), torch::tensor(exact.loss, torch::kDouble), 2e-5));
+      EXPECT_TRUE(close(g.grad_1, exact.grad_1, 2e-5, 1e-6));
+      EXPECT_TRUE(close(g.grad_2, exact.grad_2, 2e-5, 1e-6));
+    }
+  }
+}
+
+// Autocast around forward and backward changes nothing: the autograd engine carries the caller's
+// autocast state into backward, and the objective's hand-written backward functions (all-gather and
+// ring forms) recompute their scores in full precision all the same. The CPU's bf16 autocast stands
+// in for the training step's CUDA one; on a GPU the CUDA test below runs (scripts/gpu_check).
+void expect_autocast_changes_nothing(const torch::Device& device) {
+  dist::Communicator comm;
+  const auto [z1_all, z2_all] = clustered_views(8 * comm.world_size(), 32, 3, 41);
+  const torch::Tensor z1 = z1_all.to(device, torch::kFloat), z2 = z2_all.to(device, torch::kFloat);
+  for (double beta : {0.5, 1.0, 2.0}) {
+    for (ObjectiveComm form : {ObjectiveComm::AllGather, ObjectiveComm::Ring, ObjectiveComm::RingKeep}) {
+      SCOPED_TRACE(::testing::Message() << name_of(form) << ", beta " << beta);
+      const auto o = loss::ObjectiveOptions().beta(beta).column_chunk(beta == 1.0 ? 5 : 0);
+      const GlobalResult plain = run_global(comm, z1, z2, o, form);
+      GlobalResult mixed;
+      {
+        const compat::AutocastScope bf16(device.type(), torch::kBFloat16);
+        mixed = run_global(comm, z1, z2, o, form);
+      }
+      EXPECT_EQ(plain.loss, mixed.loss);
+      EXPECT_TRUE(torch::equal(plain.grad_1.cpu(), mixed.grad_1.cpu()));
+      EXPECT_TRUE(torch::equal(plain.grad_2.cpu(), mixed.grad_2.cpu()));
+    }
+  }
+}
+
+TEST(GlobalObjective, AutocastAroundForwardAndBackwardChangesNothing) {
+  expect_autocast_changes_nothing(torch::kCPU);
+}
+
+TEST(GlobalObjective, CudaAutocastAroundForwardAndBackwardChangesNothing) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  HCL_ONLY_AT_RANKS(1);  // NCCL takes one rank per GPU, and a GPU machine has one
+  expect_autocast_changes_nothing(torch::Device(torch::kCUDA, 0));
 }
 
 TEST(GlobalObjective, RejectsMismatchedViews) {
