@@ -17,13 +17,11 @@
 #include "data/dataset.h"
 #include "data/prefetch.h"
 #include "data/sampler.h"
-#include "tests/support/op_counts.h"
+#include "core/op_counts.h"
 
 namespace hcl::data {
 namespace {
 
-using test::count_ops;
-using test::OpCounts;
 
 AugmentOptions plain() {  // no normalisation shift: outputs stay in [0, 1]
   return AugmentOptions().mean({0.0, 0.0, 0.0}).stddev({1.0, 1.0, 1.0});

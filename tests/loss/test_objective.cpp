@@ -11,7 +11,7 @@
 #include "loss/beta_schedule.h"
 #include "loss/objective.h"
 #include "tests/support/golden.h"
-#include "tests/support/op_counts.h"
+#include "core/op_counts.h"
 
 namespace hcl::loss {
 namespace {
@@ -193,14 +193,14 @@ TEST(Objective, ShardedFormSplitsAnchorsExactly) {
 TEST(Objective, MasksWithoutIndicesInAFixedBudgetOfOps) {
   for (const bool stats : {false, true}) {
     SCOPED_TRACE(stats ? "with statistics" : "without statistics");
-    std::map<int64_t, test::OpCounts> by_batch;
+    std::map<int64_t, OpCounts> by_batch;
     for (int64_t b : {8, 64}) {
       const ObjectiveOptions o = ObjectiveOptions().check_values(false).with_stats(stats);
       torch::Tensor z1 = random_embeddings(b, 16, 1).requires_grad_(true);
       torch::Tensor z2 = random_embeddings(b, 16, 2).requires_grad_(true);
-      by_batch[b] = test::count_ops([&] { contrastive_objective(z1, z2, o).loss.backward(); });
+      by_batch[b] = count_ops([&] { contrastive_objective(z1, z2, o).loss.backward(); });
     }
-    const test::OpCounts& c = by_batch[64];
+    const OpCounts& c = by_batch[64];
     EXPECT_EQ(by_batch[8].all, c.all) << "ops must not grow with the batch";
     for (const char* op : {"aten::index_select", "aten::index", "aten::scatter_", "aten::gather", "aten::arange",
                            "aten::remainder", "aten::_local_scalar_dense", "aten::item"})

@@ -6,7 +6,7 @@
 
 #include "core/check.h"
 #include "data/dataset.h"
-#include "tests/support/op_counts.h"
+#include "core/op_counts.h"
 #include "tests/support/mpi_world.h"
 #include "train/knn.h"
 
@@ -93,9 +93,9 @@ TEST(KnnEvaluate, OneHostReadHoweverManyBatches) {
   for (int64_t batch : {2, 32}) {
     SCOPED_TRACE("batch " + std::to_string(batch));
     KnnResult r;
-    const auto ops = test::count_ops(
+    const auto ops = count_ops(
         [&] { r = knn_evaluate(net, comm, transform, images, images, KnnOptions().k(3).batch(batch), torch::kCPU); });
-    EXPECT_EQ(test::host_reads(ops), 1);
+    EXPECT_EQ(host_reads(ops), 1);
     EXPECT_DOUBLE_EQ(r.top1, 1.0);  // the same answer as above: the packed read unpacks right
     EXPECT_DOUBLE_EQ(r.top5, 1.0);
   }
@@ -111,7 +111,7 @@ TEST(KnnVotes, CountsOnTheDeviceEqualTheHostVote) {
   const torch::Tensor labels = bank_labels.narrow(0, 0, 20);
   int64_t reads = -1;
   torch::Tensor counts;
-  reads = test::host_reads(test::count_ops([&] { counts = knn_vote_counts(queries, labels, bank, bank_labels, 7, 5, 0.5); }));
+  reads = host_reads(count_ops([&] { counts = knn_vote_counts(queries, labels, bank, bank_labels, 7, 5, 0.5); }));
   EXPECT_EQ(reads, 0);
   EXPECT_EQ(counts.scalar_type(), torch::kLong);
   const auto [top1, top5] = knn_votes(queries, labels, bank, bank_labels, 7, 5, 0.5);

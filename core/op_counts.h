@@ -1,6 +1,7 @@
 // Counting the ATen ops a piece of code calls, with a thread-local RecordFunction observer (it
-// follows the work into autograd's backward): the tests' proxy, on a CPU, for the kernels a step
-// launches on a GPU and for its host reads (aten::_local_scalar_dense, aten::item).
+// follows the work into autograd's backward): on a CPU, the tests' proxy for the kernels a step
+// launches on a GPU and for its host reads (aten::_local_scalar_dense, aten::item); on a GPU, the
+// training benchmark's count of ops launched per step (few when the step replays a CUDA graph).
 #pragma once
 
 #include <ATen/record_function.h>
@@ -10,7 +11,7 @@
 #include <set>
 #include <string>
 
-namespace hcl::test {
+namespace hcl {
 
 // The ATen ops that `fn` calls on this thread: `called` counts the calls made by the caller's code
 // (depth 0: not those LibTorch makes inside an op), `all` every call RecordFunction sees.
@@ -67,4 +68,4 @@ inline int64_t host_reads(const OpCounts& ops) {
   return found == ops.all.end() ? 0 : found->second;
 }
 
-}  // namespace hcl::test
+}  // namespace hcl
