@@ -13,6 +13,12 @@ double peak_device_memory_mib(const torch::Device& device) {
   return static_cast<double>(peak) / (1 << 20);
 }
 
+double device_memory_reserved_mib(const torch::Device& device) {
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+  constexpr auto all_pools = static_cast<size_t>(compat::allocator_stats::StatType::AGGREGATE);
+  return static_cast<double>(stats.reserved_bytes[all_pools].current) / (1 << 20);
+}
+
 void reset_peak_device_memory(const torch::Device& device) {
   c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
 }

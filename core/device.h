@@ -26,6 +26,9 @@ void configure_fast_math(const torch::Device& device);
 double peak_device_memory_mib(const torch::Device& device);
 // Starts a new peak for peak_device_memory_mib.
 void reset_peak_device_memory(const torch::Device& device);
+// What LibTorch's CUDA allocator has reserved on `device` now (allocated or cached), in MiB: a
+// block that is never freed for reuse shows here (throws without CUDA).
+double device_memory_reserved_mib(const torch::Device& device);
 
 }  // namespace hcl
 

@@ -5,6 +5,7 @@
 // and the CUDA builds.
 #pragma once
 
+#include <c10/core/StreamGuard.h>
 #include <torch/torch.h>
 
 #include <functional>
@@ -30,6 +31,38 @@ class SideStream {
  private:
   std::optional<c10::Stream> stream_;
   std::optional<c10::Event> done_;
+};
+
+// The one stream a component always runs its device work on (TrainStep: the model, DataParallel's
+// gradient accumulators and hooks, every step and the CUDA-graph capture), so that autograd's
+// accumulators, which remember the stream they were made on, and a capture, which must not touch
+// the default stream, agree. A Scope makes it current; on entry it waits for the caller's current
+// stream (inputs made there are ready) and on exit the caller's stream waits for it (outputs are
+// ready there, and memory the caller frees afterwards is not reused under the component's work).
+// On a device without streams (the CPU) there is no stream and a Scope does nothing.
+class DedicatedStream {
+ public:
+  explicit DedicatedStream(const torch::Device& device);
+
+  class Scope {
+   public:
+    explicit Scope(const DedicatedStream& stream);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    const DedicatedStream* owner_;
+    std::optional<c10::Stream> caller_;
+    std::optional<c10::StreamGuard> guard_;
+  };
+
+  bool has_stream() const { return stream_.has_value(); }
+
+ private:
+  std::optional<c10::Stream> stream_;
+  // Events for the two hand-overs (mutable: recording is not a change of the stream's identity).
+  mutable std::optional<c10::Event> entered_, left_;
 };
 
 }  // namespace hcl

@@ -30,7 +30,8 @@ DataParallel::DataParallel(Communicator& comm, torch::nn::Module& module, DataPa
     HCL_REQUIRE(params_[k].is_non_overlapping_and_dense(), "data parallel: parameter ", names_[k],
                 " is not dense (its gradient cannot be a slice of a bucket)");
   }
-  if (comm.world_size() == 1) return;  // the average over one rank is the gradient: no buckets
+  // The average over one rank is the gradient: no buckets (unless a test asks for them).
+  if (comm.world_size() == 1 && !options.buckets_at_one_rank()) return;
   order_ = make_stream_order(device);
   build_buckets();
   attach_gradients();

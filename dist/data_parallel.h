@@ -34,6 +34,9 @@ namespace hcl::dist {
 struct DataParallelOptions {
   TORCH_ARG(int64_t, bucket_bytes) = 25 * 1024 * 1024;
   TORCH_ARG(bool, overlap) = true;
+  // Test switch: buckets, gradient views, readiness hooks and bucket all-reduces (over one rank) at
+  // one rank too, so that one GPU runs the code that otherwise first runs on a cluster.
+  TORCH_ARG(bool, buckets_at_one_rank) = false;
 };
 
 class DataParallel {
@@ -55,7 +58,8 @@ class DataParallel {
   // After backward (of a syncing micro-batch): every bucket reduced, averages in .grad. Collective.
   void finish();
 
-  int64_t bucket_count() const { return static_cast<int64_t>(buckets_.size()); }  // 0 at one rank
+  // 0 at one rank (unless buckets_at_one_rank).
+  int64_t bucket_count() const { return static_cast<int64_t>(buckets_.size()); }
   // Seconds spent inside finish() the last time: the communication that backward did not hide.
   double last_wait_seconds() const { return last_wait_seconds_; }
 

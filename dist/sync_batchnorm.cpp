@@ -134,8 +134,13 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
 
 }  // namespace
 
-SyncBatchNormImpl::SyncBatchNormImpl(int64_t num_features, Communicator& comm, double eps, double momentum)
-    : num_features_(num_features), eps_(eps), momentum_(momentum), comm_(&comm) {
+SyncBatchNormImpl::SyncBatchNormImpl(int64_t num_features, Communicator& comm, double eps, double momentum,
+                                     bool synchronise_at_one_rank)
+    : num_features_(num_features),
+      eps_(eps),
+      momentum_(momentum),
+      comm_(&comm),
+      synchronise_at_one_rank_(synchronise_at_one_rank) {
   HCL_REQUIRE(num_features > 0, "SyncBatchNorm: num_features must be > 0, got ", num_features);
   weight = register_parameter("weight", torch::ones({num_features}));
   bias = register_parameter("bias", torch::zeros({num_features}));
@@ -152,7 +157,7 @@ torch::Tensor SyncBatchNormImpl::forward(const torch::Tensor& input) {
     torch::NoGradGuard no_grad;
     num_batches_tracked.add_(1);
   }
-  if (!is_training() || comm_->world_size() == 1) {
+  if (!is_training() || (comm_->world_size() == 1 && !synchronise_at_one_rank_)) {
     // Nothing to synchronise: LibTorch's batch_norm (cuDNN on a GPU, mixed bf16/float there).
     // Debian's CPU LibTorch needs the input in the parameters' dtype.
     const bool cast = !input.is_cuda() && input.scalar_type() != weight.scalar_type();

@@ -16,8 +16,12 @@ namespace hcl::dist {
 
 class SyncBatchNormImpl : public torch::nn::Module {
  public:
-  // `comm` must outlive the module (and every backward through it).
-  SyncBatchNormImpl(int64_t num_features, Communicator& comm, double eps = 1e-5, double momentum = 0.1);
+  // `comm` must outlive the module (and every backward through it). `synchronise_at_one_rank` is a
+  // test switch: the synchronised path (PyTorch's fused kernels on CUDA, one all-gather and one
+  // all-reduce over the one rank) instead of LibTorch's batch_norm, so that one GPU runs the code
+  // that otherwise first runs on a cluster.
+  SyncBatchNormImpl(int64_t num_features, Communicator& comm, double eps = 1e-5, double momentum = 0.1,
+                    bool synchronise_at_one_rank = false);
   torch::Tensor forward(const torch::Tensor& input);
 
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
@@ -26,6 +30,7 @@ class SyncBatchNormImpl : public torch::nn::Module {
   int64_t num_features_;
   double eps_, momentum_;
   Communicator* comm_;
+  bool synchronise_at_one_rank_;
 };
 TORCH_MODULE(SyncBatchNorm);
 

@@ -34,7 +34,9 @@ FaultPlan parse_fault_plan(const std::string& text) {
   else if (kind == "kill-in-checkpoint") plan.kind = FaultPlan::Kind::KillInCheckpoint;
   else if (kind == "fail-in-checkpoint") plan.kind = FaultPlan::Kind::FailInCheckpoint;
   else if (kind == "slow-checkpoint") plan.kind = FaultPlan::Kind::SlowCheckpoint;
-  else throw Error("HCL_FAULT: unknown fault '" + kind + "' (expected throw, nan-grad, kill-in-checkpoint, fail-in-checkpoint or slow-checkpoint)");
+  else if (kind == "capture-fail") plan.kind = FaultPlan::Kind::CaptureFail;
+  else throw Error("HCL_FAULT: unknown fault '" + kind + "' (expected throw, nan-grad, kill-in-checkpoint, "
+                   "fail-in-checkpoint, slow-checkpoint or capture-fail)");
   bool has_step = false, has_byte = false, has_ms = false;
   while (std::getline(in, field, ':')) {
     const size_t eq = field.find('=');
@@ -65,17 +67,27 @@ FaultPlan parse_fault_plan(const std::string& text) {
     HCL_REQUIRE(has_byte, "HCL_FAULT: ", kind, " needs byte=N");
   else if (plan.kind == FaultPlan::Kind::SlowCheckpoint)
     HCL_REQUIRE(has_ms, "HCL_FAULT: slow-checkpoint needs ms=N");
-  else
+  else if (plan.kind != FaultPlan::Kind::CaptureFail)
     HCL_REQUIRE(has_step, "HCL_FAULT: ", kind, " needs step=S or step=S-E");
   return plan;
 }
 
-const FaultPlan& fault_plan() {
-  static const FaultPlan plan = [] {
+namespace {
+FaultPlan& plan_of_this_process() {
+  static FaultPlan plan = [] {
     const char* text = std::getenv("HCL_FAULT");
     return parse_fault_plan(text == nullptr ? "" : text);
   }();
   return plan;
 }
+}  // namespace
+
+const FaultPlan& fault_plan() { return plan_of_this_process(); }
+
+ScopedFaultPlan::ScopedFaultPlan(const FaultPlan& plan) : previous_(plan_of_this_process()) {
+  plan_of_this_process() = plan;
+}
+
+ScopedFaultPlan::~ScopedFaultPlan() { plan_of_this_process() = previous_; }
 
 }  // namespace hcl::train

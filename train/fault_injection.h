@@ -8,6 +8,8 @@
 //                                                   bytes, as on a full disk (ENOSPC)
 //   HCL_FAULT=slow-checkpoint:ms=N                  every checkpoint write takes N ms longer
 //                                                   (a large model on a slow file system)
+//   HCL_FAULT=capture-fail                          every CUDA-graph capture of the step fails
+//                                                   at cudaStreamEndCapture (train/step_graph.h)
 // Steps are 1-based global steps, as the progress lines count them; without rank, every rank.
 #pragma once
 
@@ -17,7 +19,7 @@
 namespace hcl::train {
 
 struct FaultPlan {
-  enum class Kind { None, Throw, NanGrad, KillInCheckpoint, FailInCheckpoint, SlowCheckpoint };
+  enum class Kind { None, Throw, NanGrad, KillInCheckpoint, FailInCheckpoint, SlowCheckpoint, CaptureFail };
   Kind kind = Kind::None;
   int64_t first_step = 0, last_step = 0;
   int rank = -1;  // -1: every rank
@@ -36,5 +38,17 @@ FaultPlan parse_fault_plan(const std::string& text);
 
 // The plan of this process (HCL_FAULT, read once).
 const FaultPlan& fault_plan();
+
+// For tests in one process: `plan` replaces the process's plan while this object lives.
+class ScopedFaultPlan {
+ public:
+  explicit ScopedFaultPlan(const FaultPlan& plan);
+  ~ScopedFaultPlan();
+  ScopedFaultPlan(const ScopedFaultPlan&) = delete;
+  ScopedFaultPlan& operator=(const ScopedFaultPlan&) = delete;
+
+ private:
+  FaultPlan previous_;
+};
 
 }  // namespace hcl::train

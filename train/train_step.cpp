@@ -18,10 +18,13 @@ namespace {
 
 // The one SyncBatchNorm factory: every norm layer of the model synchronised over `comm` (or the
 // default per-rank BatchNorm).
-model::NormFactory norm_layers(bool sync_bn, dist::Communicator& comm) {
+model::NormFactory norm_layers(const StepOptions& options, dist::Communicator& comm) {
   model::NormFactory norm;
-  if (!sync_bn) return norm;
-  norm.norm2d = [&comm](int64_t c) { return torch::nn::AnyModule(dist::SyncBatchNorm(c, comm)); };
+  if (!options.sync_bn()) return norm;
+  const bool at_one_rank = options.multi_rank_paths_at_one_rank();
+  norm.norm2d = [&comm, at_one_rank](int64_t c) {
+    return torch::nn::AnyModule(dist::SyncBatchNorm(c, comm, 1e-5, 0.1, at_one_rank));
+  };
   norm.norm1d = norm.norm2d;
   return norm;
 }
@@ -52,9 +55,14 @@ TrainStep::TrainStep(dist::Communicator comm, const ModelBuilder& build, StepOpt
     : comm_(std::move(comm)),
       options_(options),
       device_(device),
-      model_(placed_on(build(norm_layers(options.sync_bn(), comm_)), device)),
+      stream_(device),
+      building_(std::in_place, stream_),
+      model_(placed_on(build(norm_layers(options, comm_)), device)),
       data_parallel_(comm_, *model_,
-                     dist::DataParallelOptions().bucket_bytes(options.bucket_bytes()).overlap(options.overlap())),
+                     dist::DataParallelOptions()
+                         .bucket_bytes(options.bucket_bytes())
+                         .overlap(options.overlap())
+                         .buckets_at_one_rank(options.multi_rank_paths_at_one_rank())),
       optimizer_(*model_, optimizer),
       guard_(*model_, options.max_skipped_steps()) {
   HCL_REQUIRE(options_.accumulate() >= 1, "accumulate must be >= 1, got ", options_.accumulate());
@@ -65,12 +73,14 @@ TrainStep::TrainStep(dist::Communicator comm, const ModelBuilder& build, StepOpt
   if (options_.cuda_graph() == CudaGraphMode::On)
     HCL_REQUIRE(graph_refusal_.empty(), "--cuda-graph on: not possible here: ", graph_refusal_);
   if (graph_refusal_.empty()) graph_ = std::make_unique<StepGraph>(device_);
+  building_.reset();
 }
 
 StepResult TrainStep::run(const torch::Tensor& view1, const torch::Tensor& view2,
                           const loss::ObjectiveOptions& objective, double lr, int64_t step, PhaseTimer* timer) {
   if (fault_plan().at(FaultPlan::Kind::Throw, step, comm().rank()))
     throw Error(detail::concat("injected fault (HCL_FAULT) at step ", step, " on rank ", comm().rank()));
+  const DedicatedStream::Scope on_training_stream(stream_);
   const int64_t k = options_.accumulate();
   HCL_REQUIRE(view1.sizes() == view2.sizes() && view1.size(0) % k == 0, "TrainStep: two views of one shape "
               "whose batch (", view1.size(0), ") the ", k, " micro-batches divide");
@@ -139,7 +149,10 @@ StepResult TrainStep::replayed(const torch::Tensor& view1, const torch::Tensor& 
       capture(view1, view2, baked, step);
     } catch (const std::exception& e) {
       if (options_.cuda_graph() == CudaGraphMode::On) throw;
+      // StepGraph::capture has cleaned the allocator up; what the capture made is dropped here.
       graph_.reset();
+      graph_out_ = StepResult();
+      slot1_ = slot2_ = torch::Tensor();
       graph_refusal_ = detail::concat("the capture failed (", e.what(), ")");
       if (comm_.rank() == 0) HCL_LOG(warning) << "CUDA graph: " << graph_refusal_ << "; steps run eagerly from now on";
       return sequence(view1, view2, objective, step, timer);
@@ -191,20 +204,25 @@ double TrainStep::loss_scale(int64_t step) const {
 TrainStep::MicroBatch TrainStep::forward_backward(const torch::Tensor& view1, const torch::Tensor& view2,
                                                   const loss::ObjectiveOptions& objective, double loss_scale,
                                                   const std::function<void(Phase)>& phase_done) {
-  std::optional<compat::CudaBf16Autocast> autocast;
-  if (options_.bf16()) autocast.emplace();
-  torch::Tensor z1, z2;
-  if (options_.view_forward() == ViewForward::PerView) {
-    z1 = model_->forward(view1).projection;
-    z2 = model_->forward(view2).projection;
-  } else {
-    const torch::Tensor both = model_->forward(torch::cat({view1, view2}, 0)).projection;
-    z1 = both.narrow(0, 0, view1.size(0));
-    z2 = both.narrow(0, view1.size(0), view2.size(0));
+  loss::ObjectiveResult result;
+  {
+    // bf16 autocast for forward only: backward() inside the scope would run every backward
+    // function under it (the engine carries the caller's autocast state), the objective's own too.
+    std::optional<compat::CudaBf16Autocast> autocast;
+    if (options_.bf16()) autocast.emplace();
+    torch::Tensor z1, z2;
+    if (options_.view_forward() == ViewForward::PerView) {
+      z1 = model_->forward(view1).projection;
+      z2 = model_->forward(view2).projection;
+    } else {
+      const torch::Tensor both = model_->forward(torch::cat({view1, view2}, 0)).projection;
+      z1 = both.narrow(0, 0, view1.size(0));
+      z2 = both.narrow(0, view1.size(0), view2.size(0));
+    }
+    phase_done(Phase::Forward);
+    result = global_objective(comm_, z1, z2, objective, options_.objective_comm());
+    phase_done(Phase::Objective);
   }
-  phase_done(Phase::Forward);
-  loss::ObjectiveResult result = global_objective(comm_, z1, z2, objective, options_.objective_comm());
-  phase_done(Phase::Objective);
   (loss_scale == 1.0 ? result.loss : result.loss * loss_scale).backward();
   phase_done(Phase::Backward);
   return {result.loss.detach(), result.stats};

@@ -11,8 +11,10 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "core/side_stream.h"
 #include "dist/communicator.h"
 #include "dist/data_parallel.h"
 #include "loss/objective.h"
@@ -48,6 +50,9 @@ struct StepOptions {
   // Eager steps before the capture (cuDNN's autotuning, NCCL's set-up and the optimizer state
   // happen outside the graph).
   TORCH_ARG(int64_t, graph_warmup_steps) = 3;
+  // Test switch: the W > 1 code at one rank too (gradient buckets with their hooks and all-reduces,
+  // SyncBatchNorm's synchronised kernels), so that one GPU runs what otherwise first runs on a cluster.
+  TORCH_ARG(bool, multi_rank_paths_at_one_rank) = false;
 };
 
 struct GraphCounts {
@@ -141,6 +146,12 @@ class TrainStep {
   dist::Communicator comm_;
   StepOptions options_;
   torch::Device device_;
+  // The training stream (CUDA; none on the CPU): the model is built, DataParallel's accumulators
+  // and hooks are made, every step runs and the CUDA graph is captured on it (one stream, as
+  // PyTorch requires of DDP under a whole-step capture). `building_` holds it current while the
+  // members below are constructed (released at the end of the constructor).
+  DedicatedStream stream_;
+  std::optional<DedicatedStream::Scope> building_;
   model::ContrastiveModel model_;
   dist::DataParallel data_parallel_;
   Optimizer optimizer_;

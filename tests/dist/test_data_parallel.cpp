@@ -6,7 +6,7 @@
 #include "dist/sync_batchnorm.h"
 #include "tests/support/golden.h"
 #include "tests/support/mpi_world.h"
-#include "tests/support/op_counts.h"
+#include "core/op_counts.h"
 
 namespace hcl::dist {
 namespace {
@@ -81,6 +81,31 @@ TEST(DataParallel, AveragesGradientsInBuckets) {
   }
 }
 
+// The test switch that lets one GPU run the code of many: at one rank, buckets_at_one_rank gives
+// the W > 1 machinery (gradients as views into buckets, readiness hooks, bucket all-reduces over the
+// one rank) with the gradients of plain autograd, in both ways of running the buckets.
+TEST(DataParallel, BucketsAtOneRankGiveTheGradientsOfPlainAutograd) {
+  Communicator self(MPI_COMM_SELF);
+  for (bool overlap : {true, false}) {
+    SCOPED_TRACE(::testing::Message() << "overlap " << overlap);
+    torch::manual_seed(3);
+    TwoLayers net;
+    DataParallel dp(self, *net, DataParallelOptions().bucket_bytes(100).overlap(overlap).buckets_at_one_rank(true));
+    EXPECT_GT(dp.bucket_count(), 1);
+    for (int step = 0; step < 2; ++step) {  // twice: the buckets are zeroed in place between steps
+      dp.zero_grad();
+      dp.begin(true);
+      net->forward(rank_input(step), true).square().sum().backward();
+      dp.finish();
+    }
+    torch::manual_seed(3);
+    TwoLayers reference;
+    reference->forward(rank_input(1), true).square().sum().backward();
+    const auto got = net->parameters(), want = reference->parameters();
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(close(got[i].grad(), want[i].grad(), 1e-12, 1e-15));
+  }
+}
+
 TEST(DataParallel, UnusedParametersCountAsZerosWithoutDeadlock) {
   Communicator comm;
   torch::manual_seed(4);
@@ -143,7 +168,7 @@ TEST(DataParallel, GradientsAreViewsIntoTheBuckets) {
       }
       dp.begin(true);
       net->forward(rank_input(comm.rank()), true).square().sum().backward();
-      const test::OpCounts finish = test::count_ops([&] { dp.finish(); });
+      const OpCounts finish = count_ops([&] { dp.finish(); });
       // (div_ by the rank count converts its scalar with a nested copy_: not a gradient copy.)
       EXPECT_EQ(finish.called.count("aten::copy_"), 0u);
       EXPECT_EQ(finish.called.count("aten::clone"), 0u);

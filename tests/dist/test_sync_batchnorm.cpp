@@ -14,6 +14,7 @@
 #include <string>
 
 #include "dist/sync_batchnorm.h"
+#include "tests/support/mpi_world.h"
 
 namespace {
 std::atomic<bool> counting{false};
@@ -91,6 +92,31 @@ OpCount count_aten_ops(const std::function<void()>& fn) {
   return {ops_called.load(), ops_all.load()};
 }
 
+// Two training steps of each layer on the same input (outputs and input gradients of the last),
+// counting the SyncBatchNorm's collectives.
+struct TwoSteps {
+  torch::Tensor y_sync, y_bn, x_sync, x_bn;
+  Collectives made;
+};
+
+TwoSteps two_training_steps(SyncBatchNorm& sync, torch::nn::BatchNorm2d& bn, const torch::Tensor& input,
+                            const torch::Tensor& weights) {
+  TwoSteps t;
+  t.x_sync = input.clone().requires_grad_(true);
+  t.x_bn = input.clone().requires_grad_(true);
+  t.made = count_collectives([&] {
+    for (int step = 0; step < 2; ++step) {
+      t.y_sync = sync(t.x_sync);
+      (t.y_sync * weights).sum().backward();
+    }
+  });
+  for (int step = 0; step < 2; ++step) {
+    t.y_bn = bn(t.x_bn);
+    (t.y_bn * weights).sum().backward();
+  }
+  return t;
+}
+
 // At one rank (a communicator over MPI_COMM_SELF, whatever the world size): exactly BatchNorm2d, in
 // training (output, input and parameter gradients, running statistics, num_batches_tracked, over
 // two steps) and in evaluation, with no collective.
@@ -107,20 +133,9 @@ TEST(SyncBatchNorm, OneRankIsBatchNorm2dExactlyWithoutCollectives) {
     const torch::Tensor w = torch::rand({5}) + 0.5, b = torch::randn({5});
     sync->weight.copy_(w), sync->bias.copy_(b), bn->weight.copy_(w), bn->bias.copy_(b);
   }
-  const torch::Tensor x_sync = input.clone().requires_grad_(true);
-  const torch::Tensor x_bn = input.clone().requires_grad_(true);
-  torch::Tensor y_sync, y_bn;
-  const Collectives made = count_collectives([&] {
-    for (int step = 0; step < 2; ++step) {
-      y_sync = sync(x_sync);
-      (y_sync * weights).sum().backward();
-    }
-  });
-  EXPECT_EQ(made.total(), 0);
-  for (int step = 0; step < 2; ++step) {
-    y_bn = bn(x_bn);
-    (y_bn * weights).sum().backward();
-  }
+  const TwoSteps t = two_training_steps(sync, bn, input, weights);
+  EXPECT_EQ(t.made.total(), 0);
+  const torch::Tensor &y_sync = t.y_sync, &y_bn = t.y_bn, &x_sync = t.x_sync, &x_bn = t.x_bn;
   sync->eval();
   bn->eval();
   torch::Tensor eval_sync;
@@ -134,6 +149,44 @@ TEST(SyncBatchNorm, OneRankIsBatchNorm2dExactlyWithoutCollectives) {
   EXPECT_TRUE(torch::equal(sync->running_var, bn->running_var));
   EXPECT_EQ(sync->num_batches_tracked.item<int64_t>(), 2);
   EXPECT_TRUE(torch::equal(sync->num_batches_tracked, bn->num_batches_tracked));
+}
+
+// The test switch that lets one GPU run the code of many: synchronised at one rank, the layer takes
+// the W > 1 path (one all-gather in forward, one all-reduce in backward; PyTorch's fused kernels on
+// CUDA) and still equals BatchNorm2d: output, input and parameter gradients, running statistics.
+void expect_synchronised_at_one_rank_is_batchnorm(const torch::Device& device, double rtol, double atol) {
+  Communicator self(MPI_COMM_SELF);
+  torch::manual_seed(12);
+  const torch::Tensor input = (torch::randn({6, 5, 7, 7}) * 2 + 0.5).to(device);
+  const torch::Tensor weights = torch::randn_like(input);
+  SyncBatchNorm sync(5, self, 1e-5, 0.1, /*synchronise_at_one_rank=*/true);
+  torch::nn::BatchNorm2d bn(5);
+  sync->to(device);
+  bn->to(device);
+  const TwoSteps t = two_training_steps(sync, bn, input, weights);
+  if (!device.is_cuda()) {  // CUDA's go through NCCL, which the MPI counters do not see
+    EXPECT_EQ(t.made.allgathers, 2);
+    EXPECT_EQ(t.made.allreduces, 2);
+  }
+  const auto near = [&](const torch::Tensor& a, const torch::Tensor& b) {
+    return torch::allclose(a.cpu(), b.cpu(), rtol, atol);
+  };
+  EXPECT_TRUE(near(t.y_sync, t.y_bn));
+  EXPECT_TRUE(near(t.x_sync.grad(), t.x_bn.grad()));
+  EXPECT_TRUE(near(sync->weight.grad(), bn->weight.grad()));
+  EXPECT_TRUE(near(sync->bias.grad(), bn->bias.grad()));
+  EXPECT_TRUE(near(sync->running_mean, bn->running_mean));
+  EXPECT_TRUE(near(sync->running_var, bn->running_var));
+}
+
+TEST(SyncBatchNorm, SynchronisedAtOneRankIsBatchNorm2d) {
+  expect_synchronised_at_one_rank_is_batchnorm(torch::kCPU, 1e-5, 1e-6);
+}
+
+TEST(SyncBatchNorm, CudaSynchronisedAtOneRankIsBatchNorm2d) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device (scripts/gpu_check runs this on a GPU)";
+  if (::hcl::test::world_size() != 1) GTEST_SKIP() << "one rank per GPU";
+  expect_synchronised_at_one_rank_is_batchnorm(torch::Device(torch::kCUDA, 0), 1e-4, 1e-5);
 }
 
 // Two layers at W ranks: forward makes one all-gather per layer, backward one all-reduce per layer,

@@ -1,19 +1,24 @@
 // CUDA graphs of the training step. On a GPU (scripts/gpu_check runs these): steps replayed from
 // the graph train as the eager steps do (a skipped non-finite step included), and a change of the
-// objective's options is captured again. Everywhere: where a graph is impossible, --cuda-graph on
+// objective's options is captured again; the W > 1 paths forced at one rank (gradient buckets and
+// hooks, SyncBatchNorm's synchronised kernels) replay as plain eager steps; a failed capture falls
+// back to eager steps and leaks nothing. Everywhere: where a graph is impossible, --cuda-graph on
 // is refused naming why and auto runs eagerly.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "core/check.h"
+#include "core/device.h"
+#include "core/side_stream.h"
 #include "tests/support/mpi_world.h"
+#include "train/fault_injection.h"
 #include "train/train_step.h"
 
 namespace hcl::train {
 namespace {
 
-TrainStep small_step(CudaGraphMode graph, const torch::Device& device) {
+TrainStep small_step(CudaGraphMode graph, const torch::Device& device, bool multi_rank_paths = false) {
   const auto build = [](const model::NormFactory& norm) {
     torch::manual_seed(5);
     return model::ContrastiveModel(model::ModelOptions()
@@ -22,8 +27,21 @@ TrainStep small_step(CudaGraphMode graph, const torch::Device& device) {
                                        .projection_dim(16));
   };
   return TrainStep(dist::Communicator(), build,
-                   StepOptions().cuda_graph(graph).graph_warmup_steps(2).overlap(device.is_cuda()).bucket_bytes(4096),
+                   StepOptions()
+                       .cuda_graph(graph)
+                       .graph_warmup_steps(2)
+                       .overlap(device.is_cuda())
+                       .bucket_bytes(4096)
+                       .multi_rank_paths_at_one_rank(multi_rank_paths),
                    OptimizerOptions().kind(OptimizerKind::Adam), device);
+}
+
+// Both steps' models hold the same parameters (to the graph's rounding).
+void expect_same_parameters(TrainStep& a, TrainStep& b) {
+  const auto pa = a.model()->parameters(), pb = b.model()->parameters();
+  for (size_t i = 0; i < pa.size(); ++i)
+    EXPECT_TRUE(torch::allclose(pa[i], pb[i], 1e-4, 1e-5))
+        << "parameter " << i << ": max difference " << (pa[i] - pb[i]).abs().max().item<double>();
 }
 
 TEST(StepGraph, RefusedWhereImpossibleWithTheReason) {
@@ -71,10 +89,59 @@ TEST(StepGraph, ReplaysTrainAsEagerStepsOnCuda) {
   EXPECT_EQ(graphed.graph_counts().replays, 4);
   graphed.settle();
   EXPECT_EQ(graphed.guard().skipped(), 1);
-  const auto pa = graphed.model()->parameters(), pb = eager.model()->parameters();
-  for (size_t i = 0; i < pa.size(); ++i)
-    EXPECT_TRUE(torch::allclose(pa[i], pb[i], 1e-4, 1e-5))
-        << "parameter " << i << ": max difference " << (pa[i] - pb[i]).abs().max().item<double>();
+  expect_same_parameters(graphed, eager);
+}
+
+// One GPU runs the code of many: the gradient buckets with their hooks and all-reduces, and
+// SyncBatchNorm's fused kernels with their collectives, at one rank and inside the graph, train as
+// the plain one-rank eager step (no buckets, LibTorch's batch_norm).
+TEST(StepGraph, CudaGraphOfTheMultiRankPathsAtOneRankTrainsAsPlainEagerSteps) {
+  HCL_ONLY_AT_RANKS(1);
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device (scripts/gpu_check runs this on a GPU)";
+  const torch::Device cuda(torch::kCUDA, 0);
+  TrainStep graphed = small_step(CudaGraphMode::On, cuda, /*multi_rank_paths=*/true);
+  TrainStep plain = small_step(CudaGraphMode::Off, cuda);
+  ASSERT_GT(graphed.data_parallel().bucket_count(), 1);
+  ASSERT_EQ(plain.data_parallel().bucket_count(), 0);
+  const auto objective = loss::ObjectiveOptions().check_values(false);
+  for (int64_t k = 1; k <= 6; ++k) {
+    torch::manual_seed(400 + k);
+    const torch::Tensor v1 = torch::randn({8, 1, 8, 8}, cuda), v2 = torch::randn({8, 1, 8, 8}, cuda);
+    const StepResult a = graphed.run(v1, v2, objective, 1e-3, k);
+    const StepResult b = plain.run(v1, v2, objective, 1e-3, k);
+    EXPECT_NEAR(a.loss.item<double>(), b.loss.item<double>(), 1e-4) << "step " << k;
+  }
+  EXPECT_EQ(graphed.graph_counts().captures, 1);
+  EXPECT_EQ(graphed.graph_counts().replays, 4);
+  expect_same_parameters(graphed, plain);
+}
+
+// A failed capture leaves the process clean. Every capture fails at cudaStreamEndCapture
+// (HCL_FAULT=capture-fail); --cuda-graph auto says why and trains eagerly; the views, made on a side
+// stream and handed over as the view pipeline does, are freed for reuse every step, so the memory
+// the allocator holds stays flat over 50 steps (an allocator left in capture mode never frees a block
+// that another stream used).
+TEST(StepGraph, CudaAFailedCaptureFallsBackToEagerStepsAndLeaksNothing) {
+  HCL_ONLY_AT_RANKS(1);
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device (scripts/gpu_check runs this on a GPU)";
+  const torch::Device cuda(torch::kCUDA, 0);
+  const ScopedFaultPlan injected(parse_fault_plan("capture-fail"));
+  TrainStep step = small_step(CudaGraphMode::Auto, cuda);
+  SideStream side(cuda);
+  const auto objective = loss::ObjectiveOptions().check_values(false);
+  double held_at_step_10 = 0;
+  for (int64_t k = 1; k <= 50; ++k) {
+    torch::Tensor views;
+    side.run([&] { views = torch::randn({16, 1, 8, 8}, cuda); });
+    side.hand_over(views);
+    const StepResult out = step.run(views.narrow(0, 0, 8), views.narrow(0, 8, 8), objective, 1e-3, k);
+    EXPECT_TRUE(std::isfinite(out.loss.item<double>())) << "step " << k;
+    if (k == 10) held_at_step_10 = device_memory_reserved_mib(cuda);
+  }
+  synchronize_device(cuda);
+  EXPECT_LE(device_memory_reserved_mib(cuda), held_at_step_10 + 1.0);
+  EXPECT_NE(step.graph_refusal().find("the capture failed"), std::string::npos) << step.graph_refusal();
+  EXPECT_EQ(step.graph_counts().replays, 0);
 }
 
 }  // namespace

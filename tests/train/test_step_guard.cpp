@@ -155,6 +155,12 @@ TEST(FaultPlan, ParsesTheTestFaults) {
   const FaultPlan k = parse_fault_plan("kill-in-checkpoint:byte=5000:write=2");
   EXPECT_EQ(k.byte, 5000);
   EXPECT_EQ(k.write, 2);
+  EXPECT_EQ(parse_fault_plan("capture-fail").kind, FaultPlan::Kind::CaptureFail);
+  {
+    const ScopedFaultPlan injected(parse_fault_plan("capture-fail"));
+    EXPECT_EQ(fault_plan().kind, FaultPlan::Kind::CaptureFail);
+  }
+  EXPECT_EQ(fault_plan().kind, FaultPlan::Kind::None);
   for (const char* bad : {"explode:step=1", "throw", "throw:step=0", "throw:step=5-3", "throw:step=x",
                           "throw:step=1:colour=red", "throw:step", "kill-in-checkpoint:write=1"})
     EXPECT_THROW(parse_fault_plan(bad), Error) << bad;

@@ -9,17 +9,15 @@
 #include <map>
 #include <string>
 
-#include "tests/support/op_counts.h"
+#include "core/op_counts.h"
 #include "tests/support/mpi_world.h"
 #include "train/train_step.h"
 
 namespace hcl::train {
 namespace {
 
-using test::host_reads;
-using test::count_ops;
-
-TrainStep small_step(bool finite_check, int64_t accumulate = 1, bool guard_on_device = true) {
+TrainStep small_step(bool finite_check, int64_t accumulate = 1, bool guard_on_device = true,
+                     bool multi_rank_paths = false) {
   const auto build = [](const model::NormFactory& norm) {
     torch::manual_seed(5);
     return model::ContrastiveModel(
@@ -29,8 +27,13 @@ TrainStep small_step(bool finite_check, int64_t accumulate = 1, bool guard_on_de
             .projection_dim(16));
   };
   return TrainStep(dist::Communicator(), build,
-                   StepOptions().finite_check(finite_check).guard_on_device(guard_on_device).accumulate(accumulate)
-                       .bucket_bytes(4096),
+                   StepOptions()
+                       .finite_check(finite_check)
+                       .guard_on_device(guard_on_device)
+                       .accumulate(accumulate)
+                       .bucket_bytes(4096)
+                       .multi_rank_paths_at_one_rank(multi_rank_paths)
+                       .overlap(multi_rank_paths),  // the forced buckets reduced from their hooks
                    OptimizerOptions().kind(OptimizerKind::Adam), torch::kCPU);
 }
 
@@ -53,6 +56,44 @@ int64_t reads_in_steady_step(TrainStep& step) {
 TEST(TrainStep, SteadyStateStepMakesNoHostReads) {
   TrainStep step = small_step(/*finite_check=*/false);
   EXPECT_EQ(reads_in_steady_step(step), 0);
+}
+
+// The W > 1 paths forced at one rank (gradient buckets reduced from their hooks, SyncBatchNorm's
+// synchronised path with its collectives) train as the plain one-rank step, and their steady step
+// reads nothing on the host either: what a CUDA graph of them needs (scripts/gpu_check captures them
+// on one GPU).
+TEST(TrainStep, MultiRankPathsAtOneRankTrainAsThePlainStepWithoutHostReads) {
+  HCL_ONLY_AT_RANKS(1);
+  TrainStep forced = small_step(/*finite_check=*/true, 1, true, /*multi_rank_paths=*/true);
+  TrainStep plain = small_step(/*finite_check=*/true);
+  EXPECT_GT(forced.data_parallel().bucket_count(), 1);
+  EXPECT_EQ(plain.data_parallel().bucket_count(), 0);
+  // The averaged gradients each step, as the optimizer gets them (Adam would magnify the rounding
+  // of near-zero gradients in the parameters).
+  std::vector<torch::Tensor> seen[2];
+  const auto observe = [](TrainStep& step, std::vector<torch::Tensor>& into) {
+    step.set_gradient_observer([&step, &into] {
+      into.clear();
+      for (const auto& p : step.model()->parameters()) into.push_back(p.grad().clone());
+    });
+  };
+  observe(forced, seen[0]);
+  observe(plain, seen[1]);
+  const auto objective = loss::ObjectiveOptions().check_values(false);
+  for (int64_t k = 1; k <= 3; ++k) {
+    torch::manual_seed(700 + k);
+    const torch::Tensor v1 = torch::randn({4, 1, 8, 8}), v2 = torch::randn({4, 1, 8, 8});
+    const double a = forced.run(v1, v2, objective, 1e-3, k).loss.item<double>();
+    const double b = plain.run(v1, v2, objective, 1e-3, k).loss.item<double>();
+    EXPECT_NEAR(a, b, 1e-5) << "step " << k;
+    ASSERT_EQ(seen[0].size(), seen[1].size());
+    for (size_t i = 0; i < seen[0].size(); ++i) {
+      const double relative = ((seen[0][i] - seen[1][i]).norm() / seen[1][i].norm()).item<double>();
+      EXPECT_LT(relative, 1e-4) << "step " << k << ", gradient " << i << " " << seen[1][i].sizes();
+    }
+  }
+  forced.set_gradient_observer(nullptr);
+  EXPECT_EQ(reads_in_steady_step(forced), 0);
 }
 
 TEST(TrainStep, FiniteCheckOnTheDeviceMakesNoHostReads) {
