@@ -85,6 +85,7 @@ ParsedOptions parse_train_options(int argc, char** argv) {
     return parsed;
   }
   parsed.config.validate();
+  parsed.config.check_environment();
   if (parsed.config.resume == "auto") {  // the --out folder's checkpoint when there is one
     parsed.resume_auto = true;
     const fs::path checkpoint = fs::path(parsed.config.out) / "checkpoint.pt";

@@ -69,9 +69,6 @@ void TrainConfig::validate() const {
   bool known_split = false;  // (load_dataset names the choices; this check comes before any JSON)
   for (const char* split : data::dataset_info(dataset).splits) known_split = known_split || (split && train_split == split);
   HCL_OPTION_CHECK(known_split, "train-split", "not a split of ", name_of(dataset), ": '", train_split.substr(0, 40), "'");
-  if (precision == Precision::Bf16)
-    HCL_OPTION_CHECK(device != DeviceChoice::Cpu, "precision",
-                     "bf16 needs a CUDA device (--device cuda or auto)");
 }
 
 data::FolderLoadOptions TrainConfig::folder_options(int local_ranks) const {
@@ -82,6 +79,18 @@ data::FolderLoadOptions TrainConfig::folder_options(int local_ranks) const {
   o.skip_bad_images = skip_bad_images;
   o.index_cache = out + "/image-index";
   return o;
+}
+
+void TrainConfig::check_environment() const {
+  const bool cuda = torch::cuda::is_available();
+  HCL_OPTION_CHECK(device != DeviceChoice::Cuda || cuda, "device", "cuda, but no CUDA device is available to this rank");
+  if (device == DeviceChoice::Cuda || (device == DeviceChoice::Auto && cuda)) return;
+  const char* why = device == DeviceChoice::Cpu ? "the device is the CPU (--device cpu)"
+                                                : "no CUDA device is available to this rank, so the device is the CPU";
+  HCL_OPTION_CHECK(precision != Precision::Bf16, "precision", "bf16 needs a CUDA device, but ", why, "; use fp32");
+  HCL_OPTION_CHECK(cuda_graph != CudaGraphMode::On, "cuda-graph", "on needs a CUDA device, but ", why, "; use auto or off");
+  HCL_OPTION_CHECK(backend != dist::BackendChoice::Nccl, "backend", "nccl needs a CUDA device, but ", why,
+                   "; use auto or mpi");
 }
 
 nlohmann::json TrainConfig::to_json() const {

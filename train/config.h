@@ -164,6 +164,10 @@ struct TrainConfig {
 
   // Throws hcl::Error "--option: problem" naming the first invalid value.
   void validate() const;
+  // Throws hcl::Error "--option: problem" when this machine cannot run the configuration: --device
+  // cuda without a CUDA device; --precision bf16, --cuda-graph on or --backend nccl where the device
+  // is the CPU. Called before anything is loaded or written (a bad environment is bad input).
+  void check_environment() const;
   nlohmann::json to_json() const;
   // Unknown keys are errors.
   static TrainConfig from_json(const nlohmann::json& j);

@@ -65,6 +65,17 @@ expect_error "holds another run" --out "$work/taken"
 expect_error "--batch-size" --batch-size 2.5 --out "$work/new"
 expect_error "--accumulate: 3 does not divide the batch size 256" --accumulate 3 --out "$work/new"
 expect_error "--precision: bf16 needs a CUDA device" --precision bf16 --out "$work/new"
+# What this machine cannot run (no GPU in CI): exit 2, one line, nothing written.
+if ! nvidia-smi -L > /dev/null 2>&1; then
+  for args in "--device cuda|--device: cuda, but no CUDA device is available" \
+              "--cuda-graph on|--cuda-graph: on needs a CUDA device" \
+              "--backend nccl|--backend: nccl needs a CUDA device" \
+              "--precision bf16 --device auto|--precision: bf16 needs a CUDA device"; do
+    # shellcheck disable=SC2086
+    expect_tool 2 "${args#*|}" "$HCL_TRAIN" ${args%%|*} --out "$work/new"
+    [ ! -e "$work/new" ] || fail "output written for: ${args%%|*}"
+  done
+fi
 expect_error "--knn-k: must be in [1, " --knn-k 0 --out "$work/new"
 expect_error "--max-skipped-steps: must be in [1, " --max-skipped-steps 0 --out "$work/new"
 expect_error "--collective-timeout: must be in [1, 604800] seconds, got 0" --collective-timeout 0 --out "$work/new"

@@ -123,7 +123,23 @@ TEST(Options, ConflictsBetweenOptions) {
   EXPECT_NE(
       error_of({"--precision", "bf16", "--device", "cpu"}).find("--precision: bf16 needs a CUDA device"),
       std::string::npos);
-  EXPECT_EQ(error_of({"--precision", "bf16", "--device", "auto"}), "");  // the device decides later
+  // With --device auto the machine decides: a CUDA device, or the CPU, where bf16 is refused.
+  EXPECT_EQ(error_of({"--precision", "bf16", "--device", "auto"}).empty(), torch::cuda::is_available());
+}
+
+// What this machine cannot run is bad input too (exit 2 before anything is loaded or written).
+TEST(Options, EnvironmentThatCannotRunTheConfiguration) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a CUDA device is here: nothing to refuse";
+  EXPECT_EQ(error_of({"--device", "cuda"}), "--device: cuda, but no CUDA device is available to this rank");
+  EXPECT_EQ(error_of({"--cuda-graph", "on"}),
+            "--cuda-graph: on needs a CUDA device, but no CUDA device is available to this rank, so the device is "
+            "the CPU; use auto or off");
+  EXPECT_EQ(error_of({"--backend", "nccl", "--device", "cpu"}),
+            "--backend: nccl needs a CUDA device, but the device is the CPU (--device cpu); use auto or mpi");
+  EXPECT_EQ(error_of({"--precision", "bf16"}),
+            "--precision: bf16 needs a CUDA device, but no CUDA device is available to this rank, so the device is "
+            "the CPU; use fp32");
+  EXPECT_EQ(error_of({"--cuda-graph", "auto", "--backend", "mpi"}), "");
 }
 
 TEST(Options, HelpListsEveryOptionWithItsChoicesAndDefault) {
