@@ -8,10 +8,14 @@
 // multiply-adds of the encoder and head (a step = 3 x forward, both views).
 // Data modes: "synthetic" (views already on the device, made once) and "real" (the dataset through
 // the prefetch thread and the batched two-view augmentation on the device, every step, as hcl-train).
+// Also per record: ATen ops launched by one step (after the timed window; a CUDA-graph replay
+// launches a handful). At one rank a configuration that fails gets a record with "error" (and the
+// exit code is 1) while the others still run. --force-multi-rank-paths runs the W > 1 code at one
+// rank (gradient buckets with hooks, SyncBatchNorm's synchronised kernels), for one GPU.
 //   [mpirun -np W] hcl-bench-train [--arch resnet18] [--batch 64] [--steps 5] [--warmup 2]
 //       [--precision fp32|bf16] [--view-forward per-view|joint|both] [--data synthetic|real|both]
 //       [--sync-bn on|off|both] [--cuda-graph auto|on|off|both] [--dataset fashion-mnist]
-//       [--device auto|cpu|cuda] [--threads N] [--peak-tflops T]
+//       [--device auto|cpu|cuda] [--threads N] [--peak-tflops T] [--force-multi-rank-paths]
 // --cuda-graph as hcl-train's (auto: replayed from a CUDA graph after 3 eager warm-up steps where
 // possible); the JSON says whether the timed steps were replays ("cuda_graph") and, if not, why.
 // --peak-tflops is the device's peak for the precision (MFU is null without it on CPU; on CUDA the
@@ -29,6 +33,7 @@
 #include "core/device.h"
 #include "core/enum_option.h"
 #include "core/log.h"
+#include "core/op_counts.h"
 #include "core/run_guarded.h"
 #include "data/augment.h"
 #include "data/dataset.h"
@@ -54,6 +59,7 @@ struct Args {
   hcl::DeviceChoice device = hcl::DeviceChoice::Auto;
   int64_t batch = 64, steps = 5, warmup = 2, threads = 0;
   double peak_tflops = 0;
+  bool force_multi_rank_paths = false;
 };
 
 // The options; nothing when --help was asked for (it has been printed).
@@ -79,7 +85,9 @@ std::optional<Args> parse(int argc, char** argv) {
       "warmup", po::value(&a.warmup)->default_value(a.warmup), "untimed steps first")(
       "threads", po::value(&a.threads)->default_value(a.threads), "CPU threads per rank (0: default)")(
       "peak-tflops", po::value(&a.peak_tflops)->default_value(a.peak_tflops),
-      "the device's peak for the precision, for MFU (0: H100/H200 figure on CUDA, none on CPU)");
+      "the device's peak for the precision, for MFU (0: H100/H200 figure on CUDA, none on CPU)")(
+      "force-multi-rank-paths", po::bool_switch(&a.force_multi_rank_paths),
+      "run the W > 1 code at one rank too (gradient buckets with hooks, SyncBatchNorm's synchronised kernels)");
   if (!hcl::bench::parse_options(argc, argv, "[mpirun -np W] hcl-bench-train [options]", desc))
     return std::nullopt;
   HCL_REQUIRE(a.batch >= 2 && a.steps >= 1 && a.warmup >= 0, "--batch >= 2, --steps >= 1, --warmup >= 0");
@@ -123,6 +131,7 @@ int64_t macs_per_view(hcl::model::Arch arch, const ImageSource& images) {
 struct Measurement {
   hcl::train::WindowTiming timing;  // the timed steps: one window, read once at its end
   int64_t skipped = 0;
+  int64_t aten_ops_per_step = 0;  // ATen ops (views excluded) launched by one step after the window
   hcl::train::GraphCounts graph;
   std::string graph_refusal;  // "" when the steps after the warm-up were graph replays
 };
@@ -145,7 +154,8 @@ Measurement measure(const Args& args, const ImageSource& source, const std::stri
           .bf16(args.precision == hcl::train::Precision::Bf16)
           .sync_bn(sync_bn)
           .overlap(device.is_cuda())
-          .cuda_graph(hcl::parse<hcl::train::CudaGraphMode>("cuda-graph", cuda_graph)),
+          .cuda_graph(hcl::parse<hcl::train::CudaGraphMode>("cuda-graph", cuda_graph))
+          .multi_rank_paths_at_one_rank(args.force_multi_rank_paths),
       hcl::train::OptimizerOptions().kind(hcl::train::OptimizerKind::Adam), device);
   const auto objective = hcl::loss::ObjectiveOptions().check_values(false).with_stats(false);
   const double lr = train_step.optimizer().options().lr();
@@ -186,11 +196,46 @@ Measurement measure(const Args& args, const ImageSource& source, const std::stri
     timer.end_step();
     m.skipped += static_cast<int64_t>(out.skips.size());
   }
-  m.skipped += static_cast<int64_t>(train_step.settle().size());
   m.timing = timer.close_window();
+  // One more step, counted: the ops a timed step launches (a replay: a handful; eager: ~1,000).
+  const int64_t next = args.warmup + args.steps;
+  torch::Tensor views = synthetic;
+  if (pipeline) views = pipeline->views(next / sampler->steps_per_epoch(), next % sampler->steps_per_epoch());
+  m.aten_ops_per_step = hcl::count_ops([&] {
+                          train_step.run(views.narrow(0, 0, args.batch), views.narrow(0, args.batch, args.batch),
+                                         objective, lr, next + 1);
+                        }).kernels();
+  m.skipped += static_cast<int64_t>(train_step.settle().size());
   m.graph = train_step.graph_counts();
   m.graph_refusal = train_step.graph_refusal();
   return m;
+}
+
+// The figures of a measured configuration, into its record.
+void add_figures(nlohmann::json& record, const Measurement& m, int64_t macs, double peak_tflops,
+                 const torch::Device& device) {
+  const double step_s = m.timing.seconds_per_step();
+  const double flops_per_step = 3.0 * 2.0 * static_cast<double>(macs) * 2.0 * record["images_per_rank"].get<double>();
+  record.update({{"images_per_s", record["global_batch"].get<double>() / step_s},
+                 {"step_ms", 1000 * step_s},
+                 {"aten_ops_per_step", m.aten_ops_per_step},
+                 {"gmac_per_view", static_cast<double>(macs) / 1e9},
+                 {"model_tflops_per_rank", flops_per_step / step_s / 1e12},
+                 {"peak_memory_mib", peak_memory_mib(device)},
+                 {"skipped_steps", m.skipped},
+                 {"cuda_graph", m.graph.replays > 0},
+                 {"graph_replays", m.graph.replays},
+                 {"graph_captures", m.graph.captures},
+                 {"graph_capture_s", m.graph.capture_seconds}});
+  if (!m.graph_refusal.empty()) record["cuda_graph_refusal"] = m.graph_refusal;
+  for (int p = 0; p < hcl::train::kPhaseCount; ++p) {
+    const auto phase = static_cast<hcl::train::Phase>(p);
+    record["split_ms"][hcl::train::to_string(phase)] = m.timing.device_ms_per_step(phase);
+  }
+  record["split_ms"]["host"] = m.timing.host_ms_per_step();
+  record["mfu"] =
+      peak_tflops > 0 ? nlohmann::json(flops_per_step / step_s / 1e12 / peak_tflops) : nlohmann::json();
+  if (peak_tflops > 0) record["peak_tflops"] = peak_tflops;
 }
 
 int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
@@ -208,6 +253,7 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
     peak_tflops = args.precision == hcl::train::Precision::Bf16 ? 989.0 : 495.0;
 
   hcl::data::Dataset dataset;
+  bool failed = false;  // some configuration's record has an "error"
   for (const std::string& data : modes(args.data, {"synthetic", "real"})) {
     for (const std::string& view_forward :
          modes(args.view_forward, {hcl::name_of(hcl::train::ViewForward::PerView),
@@ -219,47 +265,36 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
       const int64_t macs = macs_per_view(args.arch, source);
       for (const std::string& sync_bn : modes(args.sync_bn, {"on", "off"})) {
         for (const std::string& cuda_graph : modes(args.cuda_graph, {"on", "off"})) {
-          const Measurement m = measure(args, source, view_forward, sync_bn == "on", cuda_graph, device);
-          const double step_s = m.timing.seconds_per_step();
-          const int64_t global = args.batch * mpi.world_size();
-          const double flops_per_step = 3.0 * 2.0 * static_cast<double>(macs) * 2.0 * args.batch;  // per rank
           nlohmann::json record = {{"benchmark", "train"},
                                    {"arch", hcl::name_of(args.arch)},
                                    {"images_per_rank", args.batch},
                                    {"ranks", mpi.world_size()},
-                                   {"global_batch", global},
+                                   {"global_batch", args.batch * mpi.world_size()},
                                    {"precision", hcl::name_of(args.precision)},
                                    {"device", device.str()},
                                    {"data", data},
                                    {"view_forward", view_forward},
                                    {"sync_bn", sync_bn == "on"},
+                                   {"cuda_graph_mode", cuda_graph},
+                                   {"multi_rank_paths_at_one_rank", args.force_multi_rank_paths},
                                    {"image_shape", {source.channels, source.size, source.size}},
-                                   {"steps", args.steps},
-                                   {"images_per_s", global / step_s},
-                                   {"step_ms", 1000 * step_s},
-                                   {"gmac_per_view", static_cast<double>(macs) / 1e9},
-                                   {"model_tflops_per_rank", flops_per_step / step_s / 1e12},
-                                   {"peak_memory_mib", peak_memory_mib(device)},
-                                   {"skipped_steps", m.skipped},
-                                   {"cuda_graph", m.graph.replays > 0},
-                                   {"graph_replays", m.graph.replays},
-                                   {"graph_captures", m.graph.captures},
-                                   {"graph_capture_s", m.graph.capture_seconds}};
-          if (!m.graph_refusal.empty()) record["cuda_graph_refusal"] = m.graph_refusal;
-          for (int p = 0; p < hcl::train::kPhaseCount; ++p) {
-            const auto phase = static_cast<hcl::train::Phase>(p);
-            record["split_ms"][hcl::train::to_string(phase)] = m.timing.device_ms_per_step(phase);
+                                   {"steps", args.steps}};
+          try {
+            add_figures(record, measure(args, source, view_forward, sync_bn == "on", cuda_graph, device), macs,
+                        peak_tflops, device);
+          } catch (const std::exception& e) {
+            // One rank: this configuration's record says why, and the others still run. (At W
+            // ranks a failure on one rank would leave the others in a collective: it ends the job.)
+            if (mpi.world_size() > 1) throw;
+            record["error"] = e.what();
+            failed = true;
           }
-          record["split_ms"]["host"] = m.timing.host_ms_per_step();
-          record["mfu"] = peak_tflops > 0 ? nlohmann::json(flops_per_step / step_s / 1e12 / peak_tflops)
-                                          : nlohmann::json();
-          if (peak_tflops > 0) record["peak_tflops"] = peak_tflops;
           if (mpi.rank() == 0) std::cout << record.dump() << std::endl;
         }
       }
     }
   }
-  return 0;
+  return failed ? 1 : 0;
 }
 
 }  // namespace
