@@ -12,6 +12,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 #include "core/log.h"
 #include "core/paths.h"
@@ -153,24 +154,13 @@ std::string cache_file(const std::string& cache_dir, const std::string& split) {
 }
 
 void write_cache(const ImageIndex& index, const std::string& path) {
-  const std::string text = serialize_index(index);
-  // Written whole, then renamed: a reader never sees half an index (ranks may write it at once).
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    f.close();
-    if (!f) {
-      std::error_code ignored;
-      fs::remove(tmp, ignored);
-      HCL_LOG(warning) << "image index: cannot write the cache " << path << " (" << std::strerror(errno)
-                       << "); the next run scans the folder again";
-      return;
-    }
+  // Written whole, then renamed: a reader never sees half an index (ranks may write it at once,
+  // each through its own temporary file).
+  try {
+    write_file_atomically(path, serialize_index(index), {"image index cache ", ".tmp." + std::to_string(::getpid())});
+  } catch (const Error& e) {
+    HCL_LOG(warning) << e.what() << "; the next run scans the folder again";
   }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fs::remove(tmp, ec);
 }
 
 // The text of serialize_index back into `index`; false where it is not such a text.

@@ -16,6 +16,7 @@
 #include <iostream>
 #include <optional>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 #include "core/device.h"
 #include "core/enum_option.h"
@@ -35,28 +36,6 @@
 namespace po = boost::program_options;
 
 namespace {
-
-// Writes `text` to `path` through a temporary file: a failed write is an error naming the file
-// (exit 1), and leaves neither a partial file nor the temporary behind.
-void write_checked(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream file(tmp, std::ios::trunc);
-    file << text;
-    file.flush();
-    if (!file) {
-      const int error = errno;
-      std::filesystem::remove(tmp);
-      throw hcl::Error("--out: cannot write '" + path + "': " + std::strerror(error));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw hcl::Error("--out: cannot write '" + path + "': " + ec.message());
-  }
-}
 
 // hcl-eval's options.
 struct EvalArgs {
@@ -286,7 +265,7 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
                                  {"test_images", r.test_images},
                                  {"knn", knn_on_full_splits(a, in, comm)}};
   if (rank0) {
-    write_checked(a.out, result.dump(2) + "\n");
+    hcl::write_file_atomically(a.out, result.dump(2) + "\n", {"--out: "});
     std::cout << result.dump() << std::endl;
   }
   return 0;

@@ -3,14 +3,11 @@
 
 #include <zlib.h>
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +15,7 @@
 #include <optional>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 #include "core/device.h"
 #include "train/fault_injection.h"
@@ -74,41 +72,26 @@ PlannedFault planned_fault() {
   return {};
 }
 
-// Writes a file through a descriptor, with the planned fault.
-class FileWriter {
+// Writes the checkpoint's bytes into the atomic write's sink, with the planned fault.
+class FaultyWriter {
  public:
-  FileWriter(int fd, std::string path, PlannedFault fault) : fd_(fd), path_(std::move(path)), fault_(fault) {}
+  FaultyWriter(FileSink& sink, PlannedFault fault) : sink_(sink), fault_(fault) {}
 
   void write(const char* data, size_t size) {
     if (fault_.action != PlannedFault::Action::None && static_cast<int64_t>(size) >= fault_.after) {
-      write_all(data, static_cast<size_t>(fault_.after));
+      sink_.write(data, static_cast<size_t>(fault_.after));
       if (fault_.action == PlannedFault::Action::Kill) {
-        ::fsync(fd_);
+        sink_.sync();
         ::raise(SIGKILL);
       }
-      ::close(fd_);
-      throw Error("checkpoint " + path_ + ": write failed: " + std::strerror(ENOSPC));
+      sink_.fail(ENOSPC);
     }
-    write_all(data, size);
+    sink_.write(data, size);
     fault_.after -= static_cast<int64_t>(size);
   }
 
  private:
-  void write_all(const char* data, size_t size) {
-    while (size > 0) {
-      const ssize_t n = ::write(fd_, data, size);
-      if (n < 0) {
-        const int error = errno;
-        ::close(fd_);
-        throw Error("checkpoint " + path_ + ": write failed: " + std::strerror(error));
-      }
-      data += n;
-      size -= static_cast<size_t>(n);
-    }
-  }
-
-  int fd_;
-  std::string path_;
+  FileSink& sink_;
   PlannedFault fault_;
 };
 
@@ -220,28 +203,14 @@ void write_checkpoint(const std::string& path, const CheckpointState& state) {
   const uint64_t length = payload.size(), crc = crc_of(payload);
   if (fault_plan().kind == FaultPlan::Kind::SlowCheckpoint)
     std::this_thread::sleep_for(std::chrono::milliseconds(fault_plan().ms));
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  HCL_REQUIRE(fd >= 0, "checkpoint ", tmp, ": cannot create: ", std::strerror(errno));
   // A failed write leaves no temporary file behind (it would keep a full disk full).
-  try {
-    FileWriter file(fd, tmp, planned_fault());
+  write_file_atomically(path, [&](FileSink& sink) {
+    FaultyWriter file(sink, planned_fault());
     file.write(kMagic, 8);
     file.write(reinterpret_cast<const char*>(&length), 8);
     file.write(reinterpret_cast<const char*>(&crc), 8);
     file.write(payload.data(), payload.size());
-    if (::fsync(fd) != 0) {
-      const int error = errno;
-      ::close(fd);
-      throw Error("checkpoint " + tmp + ": flush failed: " + std::strerror(error));
-    }
-    if (::close(fd) != 0) throw Error("checkpoint " + tmp + ": flush failed: " + std::strerror(errno));
-    HCL_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0, "checkpoint ", path,
-                ": rename failed: ", std::strerror(errno));
-  } catch (...) {
-    ::unlink(tmp.c_str());
-    throw;
-  }
+  }, {"checkpoint "});
 }
 
 namespace {

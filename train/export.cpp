@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 #include "data/dataset.h"
 #include "train/checkpoint.h"
@@ -21,27 +22,7 @@ std::string read_bytes(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// Through a temporary file renamed over `path`; any failure throws hcl::Error naming the file and
-// leaves no temporary file behind.
-void write_bytes_atomically(const std::string& path, const std::vector<char>& bytes) {
-  const std::string tmp = path + ".tmp";
-  try {
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      HCL_REQUIRE(out.good(), path, ": cannot create ", tmp, ": ", std::strerror(errno));
-      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      out.flush();
-      HCL_REQUIRE(out.good(), path, ": write failed: ", std::strerror(errno));
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    HCL_REQUIRE(!ec, path, ": rename failed: ", ec.message());
-  } catch (...) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw;
-  }
-}
+std::string_view as_bytes(const std::vector<char>& bytes) { return {bytes.data(), bytes.size()}; }
 
 // "layers.3.weight" (our head) <-> "head.3.weight" (the export).
 std::string exported_head_key(const std::string& key) { return "head." + key.substr(std::strlen("layers.")); }
@@ -105,7 +86,7 @@ void export_for_python(model::ContrastiveModel& model, const TrainConfig& config
     for (const auto& p : model->head->named_parameters()) state.insert(exported_head_key(p.key()), p.value().detach().cpu());
     for (const auto& b : model->head->named_buffers()) state.insert(exported_head_key(b.key()), b.value().cpu());
   }
-  write_bytes_atomically(path, torch::pickle_save(c10::IValue(state)));
+  write_file_atomically(path, as_bytes(torch::pickle_save(c10::IValue(state))));
   const data::DatasetInfo& shape = data::dataset_info(config.dataset);
   const nlohmann::json meta = {
       {"format", "state_dict for torch.load; encoder keys as torchvision's ResNet"},
@@ -119,7 +100,7 @@ void export_for_python(model::ContrastiveModel& model, const TrainConfig& config
        "conv1 = Conv2d(in_channels, 64, 3, 1, 1, bias=False); maxpool = Identity(); fc = Identity()"},
       {"config", config.to_json()}};
   const std::string text = meta.dump(2) + "\n";
-  write_bytes_atomically(path + ".json", std::vector<char>(text.begin(), text.end()));
+  write_file_atomically(path + ".json", text);
 }
 
 void write_verification_sample(model::ContrastiveModel& model, const TrainConfig& config,
@@ -133,7 +114,7 @@ void write_verification_sample(model::ContrastiveModel& model, const TrainConfig
   c10::Dict<std::string, torch::Tensor> sample;
   sample.insert("input", input);
   sample.insert("features", features);
-  write_bytes_atomically(path, torch::pickle_save(c10::IValue(sample)));
+  write_file_atomically(path, as_bytes(torch::pickle_save(c10::IValue(sample))));
 }
 
 }  // namespace hcl::train

@@ -12,6 +12,7 @@
 #include <thread>
 #include <utility>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 #include "core/device.h"
 #include "core/job.h"
@@ -299,28 +300,6 @@ TrainPosition resume_if_asked(const TrainConfig& config, TrainStep& step) {
   return c.position;
 }
 
-// Writes `text` to `path` through a temporary file renamed over it; any failure throws hcl::Error
-// naming the file and leaves no temporary file behind.
-void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
-  const std::string tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      const int error = errno;
-      std::filesystem::remove(tmp);
-      throw Error("cannot write " + path.string() + ": " + std::strerror(error));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw Error("cannot write " + path.string() + ": " + ec.message());
-  }
-}
-
 // After a resume, metrics.jsonl keeps one record per step: records past the checkpoint's step
 // (written by the interrupted run after its last checkpoint) are dropped, so the resumed run's
 // records follow on without repeats. Rank 0 rewrites the file (temporary file, then rename).
@@ -341,7 +320,7 @@ TrainPosition trim_metrics(const TrainConfig& config, const TrainPosition& posit
     kept += line + "\n";
   }
   if (dropped == 0) return position;
-  write_file_atomically(path, kept);
+  write_file_atomically(path.string(), kept);
   HCL_LOG(info) << "metrics.jsonl: dropped " << dropped << " record(s) past the checkpoint's step "
                 << position.global_step;
   return position;
@@ -503,7 +482,7 @@ Trainer::Trainer(const TrainConfig& config, const Datasets& datasets, TrainStep&
       position_(trim_metrics(config, resume_if_asked(config, step), rank0_)),
       reporter_(step.comm(), std::filesystem::path(config.out) / "metrics.jsonl", sampler_.global_batch(),
                 total_steps_, step.device()) {
-  if (rank0_) write_file_atomically(std::filesystem::path(config.out) / "config.json", config.to_json().dump(2) + "\n");
+  if (rank0_) write_file_atomically((std::filesystem::path(config.out) / "config.json").string(), config.to_json().dump(2) + "\n");
 }
 
 // Progress lines at every log_interval-th step and at the last.
