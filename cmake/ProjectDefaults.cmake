@@ -27,12 +27,9 @@ if(HCL_SANITIZE)
 endif()
 
 # Definitions for every target alike (the shared precompiled header requires identical ones):
-# MPI's C API only, Boost.Log as a shared library, and whether the CUDA/NCCL code is built
-# (HCL_WITH_CUDA, as the CMake variable; dist/ picks its backend files in CMake, not with #ifdef).
+# MPI's C API only, Boost.Log as a shared library. Whether the CUDA/NCCL code is built is decided
+# in CMake, file by file (hcl_cuda_sources below), never with #ifdef.
 add_compile_definitions(OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1 BOOST_LOG_DYN_LINK=1)
-if(HCL_WITH_CUDA)
-  add_compile_definitions(HCL_WITH_CUDA=1)
-endif()
 
 add_library(hcl_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch.cpp)
 target_link_libraries(hcl_pch PUBLIC torch Boost::log nlohmann_json::nlohmann_json)
@@ -46,4 +43,30 @@ function(hcl_target target)
   target_compile_options(${target} PRIVATE ${HCL_WARNINGS})
   target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR})
   target_precompile_headers(${target} REUSE_FROM hcl_pch)
+endfunction()
+
+# hcl_cuda_sources(<target> SOURCES <files> STUB <file> [LIBS <libs>]): the one CUDA seam. Where the
+# CUDA/NCCL code is built (HCL_WITH_CUDA) the sources join <target> (and LIBS are linked); otherwise
+# the stub does (its functions throw an hcl::Error that names the missing build), and where a CPU
+# LibTorch meets the CUDA headers (HCL_CHECK_GPU_SOURCES) the sources are still compiled, never
+# linked, so that a build without a GPU catches their errors: Debian's CPU LibTorch has the
+# c10/cuda headers but no libc10_cuda, and lacks one generated header (cmake/cuda_stub stands in).
+function(hcl_cuda_sources target)
+  cmake_parse_arguments(C "" "STUB" "SOURCES;LIBS" ${ARGN})
+  if(HCL_WITH_CUDA)
+    target_sources(${target} PRIVATE ${C_SOURCES})
+    if(C_LIBS)
+      target_link_libraries(${target} PUBLIC ${C_LIBS})
+    endif()
+    return()
+  endif()
+  target_sources(${target} PRIVATE ${C_STUB})
+  if(HCL_CHECK_GPU_SOURCES)
+    add_library(${target}_gpu_compile_check OBJECT ${C_SOURCES})
+    target_include_directories(${target}_gpu_compile_check PRIVATE ${PROJECT_SOURCE_DIR}/cmake/cuda_stub
+      ${HCL_CUDA_RUNTIME_INCLUDE_DIR} ${NCCL_INCLUDE_DIR} ${PROJECT_SOURCE_DIR})
+    target_link_libraries(${target}_gpu_compile_check PRIVATE torch MPI::MPI_C Boost::log
+      nlohmann_json::nlohmann_json)
+    target_compile_options(${target}_gpu_compile_check PRIVATE ${HCL_WARNINGS})
+  endif()
 endfunction()

@@ -1,4 +1,4 @@
-// Error formatting for the check macros of core/check.h, core/gpu_check.h and dist/mpi_check.h.
+// Error formatting for the check macros of core/check.h, dist/nccl_check.h and dist/mpi_check.h.
 #include "core/check.h"
 
 #include <unistd.h>

@@ -1,7 +1,7 @@
 // The project's error types and its two kinds of checks: HCL_REQUIRE for values that come from the
 // user or the caller (a message meant for a person), HCL_ASSERT for internal invariants (a
 // programming error: names the condition, the file and the line). The checks of library calls sit
-// beside the code that makes them: MPI in dist/mpi_check.h, CUDA and NCCL in core/gpu_check.h;
+// beside the code that makes them: MPI in dist/mpi_check.h, CUDA and NCCL in dist/nccl_check.h;
 // each names the call, the error string, the rank, the host, the file and the line.
 #pragma once
 

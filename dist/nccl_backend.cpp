@@ -12,7 +12,7 @@
 #include <mutex>
 #include <thread>
 
-#include "core/gpu_check.h"
+#include "dist/nccl_check.h"
 #include "dist/mpi_check.h"
 #include "core/log.h"
 #include "dist/backend.h"

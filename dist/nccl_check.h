@@ -1,4 +1,5 @@
-// Fail-fast checks for CUDA runtime and NCCL calls; include only from GPU-only sources.
+// Fail-fast checks for CUDA runtime and NCCL calls, beside the NCCL backend that makes them;
+// include only from GPU-only sources.
 #pragma once
 
 #include <cuda_runtime_api.h>
