@@ -33,7 +33,7 @@ class TensorMemory final : public c10::Allocator {
   // From now on the peak is measured from the present live bytes.
   static void reset_peak() { peak().store(live().load()); }
 
-#if HCL_TORCH_AT_LEAST(2, 3)
+#if HCL_TORCH_HAS_MUTABLE_ALLOCATE
   c10::DataPtr allocate(size_t n) override { return wrap(n); }
   void copy_data(void* dest, const void* src, std::size_t count) const override {
     default_copy_data(dest, src, count);

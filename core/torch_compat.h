@@ -9,9 +9,22 @@
 
 #include <thread>
 
-// LibTorch 2.4 replaced the per-device autocast functions by ones that take the device type.
 #define HCL_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+// What the code outside this header asks of LibTorch, by feature: the version numbers live here.
+// - CUDA-graph capture with a capture mode (capture_begin(pool, mode)): 2.0.
+#define HCL_TORCH_HAS_CAPTURE_MODE HCL_TORCH_AT_LEAST(2, 0)
+// - c10::Allocator::allocate is non-const, with copy_data to override: 2.3.
+#define HCL_TORCH_HAS_MUTABLE_ALLOCATE HCL_TORCH_AT_LEAST(2, 3)
+// - fused Adam / SGD kernels with a device learning rate and CPU kernels; the caching allocator's
+//   endAllocateToPool(device, pool) and releasePool(device, pool); device-type autocast calls: 2.4.
+#define HCL_TORCH_HAS_FUSED_OPTIMIZERS HCL_TORCH_AT_LEAST(2, 4)
+#define HCL_TORCH_HAS_POOL_BY_DEVICE HCL_TORCH_AT_LEAST(2, 4)
+#define HCL_TORCH_HAS_DEVICE_TYPE_AUTOCAST HCL_TORCH_AT_LEAST(2, 4)
+// - the pinned host allocator's capture pools (at::getHostAllocator, end_allocate_to_pool): after
+//   2.11 (2.15 has them; 2.11, the GPU machines', is not known to).
+#define HCL_TORCH_HAS_HOST_ALLOCATOR_POOLS HCL_TORCH_AT_LEAST(2, 12)
 
 // The CUDA caching allocator's statistic kinds (StatType) live in c10::cuda::CUDACachingAllocator in
 // 1.13 and in c10::CachingAllocator (shared by every device allocator) in 2.x. Both namespaces are
@@ -28,7 +41,7 @@ namespace hcl::compat {
 
 // Blocks until `event` has completed (c10::Event::synchronize is 2.x; 1.13 can only query).
 inline void wait_for(const c10::Event& event) {
-#if HCL_TORCH_AT_LEAST(2, 0)
+#if HCL_TORCH_AT_LEAST(2, 0)  // c10::Event::synchronize
   event.synchronize();
 #else
   while (!event.query()) std::this_thread::yield();
@@ -37,7 +50,7 @@ inline void wait_for(const c10::Event& event) {
 
 // Whether autocast for `device` (kCPU or kCUDA) is on in this thread.
 inline bool autocast_enabled(c10::DeviceType device) {
-#if HCL_TORCH_AT_LEAST(2, 4)
+#if HCL_TORCH_HAS_DEVICE_TYPE_AUTOCAST
   return at::autocast::is_autocast_enabled(device);
 #else
   return device == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
@@ -45,7 +58,7 @@ inline bool autocast_enabled(c10::DeviceType device) {
 }
 
 inline void set_autocast_enabled(c10::DeviceType device, bool enabled) {
-#if HCL_TORCH_AT_LEAST(2, 4)
+#if HCL_TORCH_HAS_DEVICE_TYPE_AUTOCAST
   at::autocast::set_autocast_enabled(device, enabled);
 #else
   if (device == c10::DeviceType::CUDA) at::autocast::set_enabled(enabled);
@@ -54,7 +67,7 @@ inline void set_autocast_enabled(c10::DeviceType device, bool enabled) {
 }
 
 inline at::ScalarType autocast_dtype(c10::DeviceType device) {
-#if HCL_TORCH_AT_LEAST(2, 4)
+#if HCL_TORCH_HAS_DEVICE_TYPE_AUTOCAST
   return at::autocast::get_autocast_dtype(device);
 #else
   return device == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype()
@@ -63,7 +76,7 @@ inline at::ScalarType autocast_dtype(c10::DeviceType device) {
 }
 
 inline void set_autocast_dtype(c10::DeviceType device, at::ScalarType dtype) {
-#if HCL_TORCH_AT_LEAST(2, 4)
+#if HCL_TORCH_HAS_DEVICE_TYPE_AUTOCAST
   at::autocast::set_autocast_dtype(device, dtype);
 #else
   if (device == c10::DeviceType::CUDA) at::autocast::set_autocast_gpu_dtype(dtype);

@@ -7,7 +7,7 @@
 
 namespace hcl::train {
 
-#if HCL_TORCH_AT_LEAST(2, 4)
+#if HCL_TORCH_HAS_FUSED_OPTIMIZERS
 namespace {
 
 torch::Device common_device(const std::vector<torch::Tensor>& params, const char* who) {

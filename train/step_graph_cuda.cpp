@@ -1,5 +1,5 @@
 // StepGraph on LibTorch's at::cuda::CUDAGraph.
-#include "core/torch_compat.h"  // first: HCL_TORCH_AT_LEAST selects headers below
+#include "core/torch_compat.h"  // first: its feature macros select headers below
 
 #include <ATen/autocast_mode.h>
 #include <ATen/cuda/CUDAGraph.h>
@@ -8,7 +8,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
-#if HCL_TORCH_AT_LEAST(2, 12)
+#if HCL_TORCH_HAS_HOST_ALLOCATOR_POOLS
 #include <ATen/core/CachingHostAllocator.h>
 #endif
 
@@ -48,7 +48,7 @@ class NoAutocastCache {
 };
 
 void begin(at::cuda::CUDAGraph& graph, PoolId pool) {
-#if HCL_TORCH_AT_LEAST(2, 0)
+#if HCL_TORCH_HAS_CAPTURE_MODE
   // Thread-local mode: the NCCL watchdog thread keeps querying its (uncaptured) events meanwhile;
   // in the global mode such a call from another thread would invalidate the capture. The autograd
   // engine's thread still launches onto the capturing stream, so backward is captured all the same.
@@ -77,14 +77,14 @@ void abandon(const c10::cuda::CUDAStream& stream, c10::DeviceIndex device, PoolI
       (void)cudaGraphDestroy(partial);
   }
   (void)cudaGetLastError();  // the capture's error is reported by the exception being rethrown
-#if HCL_TORCH_AT_LEAST(2, 4)
+#if HCL_TORCH_HAS_POOL_BY_DEVICE
   bool ended_here = true;
   try {
     c10::cuda::CUDACachingAllocator::endAllocateToPool(device, pool);
   } catch (const std::exception&) {
     ended_here = false;  // capture_end ended it: the failure came later, and the graph releases the pool
   }
-#if HCL_TORCH_AT_LEAST(2, 12)
+#if HCL_TORCH_HAS_HOST_ALLOCATOR_POOLS
   try {
     at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(pool);
   } catch (const std::exception&) {
@@ -92,7 +92,7 @@ void abandon(const c10::cuda::CUDAStream& stream, c10::DeviceIndex device, PoolI
 #endif
   if (!ended_here) return;
   c10::cuda::CUDACachingAllocator::releasePool(device, pool);
-#if HCL_TORCH_AT_LEAST(2, 12)
+#if HCL_TORCH_HAS_HOST_ALLOCATOR_POOLS
   try {
     at::getHostAllocator(at::kCUDA)->release_pool(pool);
   } catch (const std::exception&) {

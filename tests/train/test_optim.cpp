@@ -119,7 +119,7 @@ TEST(Optimizer, ForeachSkipsOnTheFlag) {
   EXPECT_FALSE(torch::equal(net.linear->weight, before));
 }
 
-#if HCL_TORCH_AT_LEAST(2, 4)
+#if HCL_TORCH_HAS_FUSED_OPTIMIZERS
 
 std::vector<torch::Tensor> detached(const std::vector<torch::Tensor>& tensors) {
   std::vector<torch::Tensor> out;
