@@ -49,6 +49,8 @@ class Communicator {
  public:
   // Duplicates `comm` so that the communicator's traffic is its own.
   explicit Communicator(MPI_Comm comm = MPI_COMM_WORLD, CommunicatorOptions options = {});
+  // Over every rank of the job.
+  explicit Communicator(CommunicatorOptions options) : Communicator(MPI_COMM_WORLD, options) {}
   ~Communicator();
   Communicator(Communicator&& other) noexcept;
   Communicator& operator=(Communicator&& other) noexcept;

@@ -23,9 +23,11 @@ namespace hcl::dist {
 // Move-only. Creating one is collective over `parent`.
 class NodeComm {
  public:
-  static NodeComm of_this_node(MPI_Comm parent);
+  static NodeComm of_this_node(MPI_Comm parent = MPI_COMM_WORLD);
   // Ranks of `parent` with the same `color` form one pretend node (tests of several nodes).
   static NodeComm by_color(MPI_Comm parent, int color);
+  // Every rank of the job, as one group (rank 0 of the world its leader).
+  static NodeComm whole_job() { return by_color(MPI_COMM_WORLD, 0); }
   ~NodeComm();
   NodeComm(NodeComm&& other) noexcept;
   NodeComm& operator=(NodeComm&& other) noexcept;

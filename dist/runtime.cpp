@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/check.h"
@@ -126,6 +128,23 @@ void agree_on_start(const std::function<void()>& check, bool name_rank) {
   HCL_CHECK_MPI(MPI_Bcast(problem.data(), length, MPI_CHAR, root, MPI_COMM_WORLD));
   if (every_rank_failed || world == 1 || !name_rank) throw InputError(problem);
   throw InputError("rank " + std::to_string(root) + ": " + problem);
+}
+
+bool root_failed(bool failed_on_root, std::chrono::seconds limit, const std::string& what) {
+  int failed = failed_on_root ? 1 : 0;
+  MPI_Request request = MPI_REQUEST_NULL;
+  HCL_CHECK_MPI(MPI_Ibcast(&failed, 1, MPI_INT, 0, MPI_COMM_WORLD, &request));
+  const auto start = std::chrono::steady_clock::now();
+  for (int done = 0;;) {
+    HCL_CHECK_MPI(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    if (done) break;
+    if (std::chrono::steady_clock::now() - start > limit) {
+      HCL_LOG(fatal) << what << " (waited " << limit.count() << " s); ending the job";
+      job::abort(1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return failed != 0;
 }
 
 }  // namespace hcl::dist

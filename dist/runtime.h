@@ -3,6 +3,7 @@
 
 #include <mpi.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -59,5 +60,11 @@ std::string singleton_warning(const Topology& topology);
 // MPI_COMM_WORLD (one all-reduce of two ints; two broadcasts only on failure): usable before any
 // Communicator exists. Collective: every rank must call it the same number of times.
 void agree_on_start(const std::function<void()>& check, bool name_rank = true);
+
+// Every rank learns whether rank 0's work (a checkpoint write) failed: rank 0 passes its outcome,
+// the others wait for it outside any collective watchdog, polling a non-blocking broadcast on
+// MPI_COMM_WORLD, for at most `limit`; past it, `what` is logged as fatal and the job ends (exit 1).
+// Returns true on every rank when rank 0 failed. Collective.
+bool root_failed(bool failed_on_root, std::chrono::seconds limit, const std::string& what);
 
 }  // namespace hcl::dist

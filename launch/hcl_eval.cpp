@@ -161,7 +161,7 @@ void load_model(const EvalArgs& a, int local_rank, EvalInputs& in) {
 // crops decoded by its workers (only --train-size of the train split when set).
 void load_datasets(const EvalArgs& a, const hcl::dist::NodeComm& node, int local_ranks, EvalInputs& in) {
   const hcl::train::TrainConfig& c = in.config;
-  const hcl::dist::NodeComm job = hcl::dist::NodeComm::by_color(MPI_COMM_WORLD, 0);
+  const hcl::dist::NodeComm job = hcl::dist::NodeComm::whole_job();
   hcl::data::FolderLoadOptions folder = c.folder_options(local_ranks);
   folder.indexer = hcl::train::index_once_per_job(job);
   const bool shared = a.node_shared_data && c.dataset != hcl::data::DatasetKind::ImageFolder;
@@ -228,7 +228,7 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   // Loaded on every rank and agreed on before the first collective; then the datasets.
   EvalInputs in;
   hcl::dist::agree_on_start([&] { load_model(a, mpi.topology().local_rank, in); });
-  const hcl::dist::NodeComm node = hcl::dist::NodeComm::of_this_node(MPI_COMM_WORLD);
+  const hcl::dist::NodeComm node = hcl::dist::NodeComm::of_this_node();
   hcl::dist::agree_on_start([&] { load_datasets(a, node, mpi.topology().local_size, in); });
   if (!in.model.is_empty()) in.model->to(in.device);
   HCL_LOG(info) << "linear evaluation (" << hcl::name_of(a.protocol) << ") of "

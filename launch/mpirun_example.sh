@@ -2,8 +2,8 @@
 # Example: hcl-train with mpirun (OpenMPI), one rank per GPU, on one node or several.
 #   launch/mpirun_example.sh 8                      # 8 ranks on this node
 #   HOSTS=node1:8,node2:8 launch/mpirun_example.sh 16 --arch resnet50 --batch-size 256
-# Extra arguments go to hcl-train. Each rank uses the GPU of its local rank (MPI_COMM_TYPE_SHARED),
-# or the CPU when there is none.
+# Extra arguments go to hcl-train. Each rank uses the GPU of its local rank (its place among the
+# ranks of its node), or the CPU when there is none.
 #
 # HOSTS: host:slots,... (slots: GPUs of that host). The ranks per node (RANKS_PER_NODE) then come
 # from the host list, not the total: 16 ranks over node1:8,node2:8 place 8 on each, and a job that

@@ -18,7 +18,6 @@
 #include "core/job.h"
 #include "core/log.h"
 #include "core/stop_signal.h"
-#include "dist/mpi_check.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/image_folder.h"
@@ -73,28 +72,6 @@ void check_same_dataset(dist::Communicator& comm, const data::Dataset& d) {
                                     " images here); every rank must read the same files"));
 }
 
-// Runs `check` on every rank; if it failed anywhere, every rank throws InputError with the message
-// of the lowest failing rank. Every rank reaches the agreement, so none is left waiting.
-void agree_on_inputs(dist::Communicator& comm, const std::function<void()>& check) {
-  std::string problem;
-  try {
-    check();
-  } catch (const std::exception& e) {  // hcl's own errors, and any a library raised on bad input
-    problem = e.what();
-    if (problem.empty()) problem = "unknown error";
-  }
-  torch::Tensor first = torch::tensor({problem.empty() ? comm.world_size() : comm.rank()}, torch::kLong);
-  comm.all_reduce(first, dist::ReduceOp::Min);
-  const int root = static_cast<int>(first.item<int64_t>());
-  if (root == comm.world_size()) return;
-  torch::Tensor length = torch::tensor({static_cast<int64_t>(problem.size())}, torch::kLong);
-  comm.broadcast(length, root);
-  torch::Tensor text = torch::zeros({length.item<int64_t>()}, torch::kByte);
-  if (comm.rank() == root) std::memcpy(text.data_ptr(), problem.data(), problem.size());
-  comm.broadcast(text, root);
-  throw InputError(std::string(static_cast<const char*>(text.data_ptr()), text.numel()));
-}
-
 // Options that a resumed run must keep: they define its objective, data, randomness and schedule,
 // so changing them would silently make a different run. Everything else (--epochs, --max-steps,
 // intervals, logging, threads, timeouts, device, backend, --batch-size per rank at the same global
@@ -147,13 +124,13 @@ torch::Device prepare_device(const TrainConfig& config, const dist::Topology& to
   return device;
 }
 
-// The step's communicator over MPI_COMM_WORLD, once every rank is known to run the same
+// The step's communicator over every rank of the job, once every rank is known to run the same
 // configuration. Collective.
 dist::Communicator open_communicator(const TrainConfig& config, const torch::Device& device) {
   dist::CommunicatorOptions options;
   options.backend = config.backend;
   options.timeout = std::chrono::seconds(config.collective_timeout);
-  dist::Communicator comm(MPI_COMM_WORLD, options);
+  dist::Communicator comm(options);
   check_same_config(comm, config);
   comm.log_startup(device);
   HCL_LOG(info) << "configuration: " << config.to_json().dump();
@@ -177,8 +154,8 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config, int 
   // In-memory formats: one copy per node in shared memory, read by all its ranks. An image folder
   // holds only its index in memory, made on rank 0 and sent to the others. The loads are
   // collective, so they come first, all of them (nothing before them may throw on one rank only).
-  const dist::NodeComm node = dist::NodeComm::of_this_node(MPI_COMM_WORLD);
-  const dist::NodeComm job = dist::NodeComm::by_color(MPI_COMM_WORLD, 0);
+  const dist::NodeComm node = dist::NodeComm::of_this_node();
+  const dist::NodeComm job = dist::NodeComm::whole_job();
   data::FolderLoadOptions folder = config.folder_options(local_ranks);
   folder.indexer = index_once_per_job(job);
   const bool shared = config.node_shared_data && config.dataset != data::DatasetKind::ImageFolder;
@@ -186,7 +163,8 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config, int 
     return shared ? load_dataset_once_per_node(node, config.dataset, config.data_dir, split)
                   : data::load_dataset(config.dataset, config.data_dir, split, folder);
   };
-  agree_on_inputs(comm, [&] {
+  // A problem anywhere: every rank throws InputError with the lowest failing rank's message.
+  dist::agree_on_start([&] {
     d.train = load(config.train_split);
     const data::Dataset eval = load(eval_split);
     const data::Dataset labeled = config.train_split == "train" ? d.train : load("train");
@@ -644,26 +622,13 @@ void Trainer::settle_background_write() {
   agree_on_write(problem);
 }
 
-// Every rank learns whether rank 0's write succeeded (`problem` empty). The others wait for it
-// outside the collective watchdog (with save_limit instead), through a non-blocking broadcast on
-// MPI_COMM_WORLD (the step's communicator is a duplicate, so the two do not mix). Throws
-// AgreedError on every rank when it failed. Collective.
+// Every rank learns whether rank 0's write succeeded (`problem` empty), waiting for it outside the
+// collective watchdog, for at most save_limit. Throws AgreedError on every rank when it failed.
+// Collective.
 void Trainer::agree_on_write(const std::string& problem) {
-  int failed = problem.empty() ? 0 : 1;
-  MPI_Request request = MPI_REQUEST_NULL;
-  HCL_CHECK_MPI(MPI_Ibcast(&failed, 1, MPI_INT, 0, MPI_COMM_WORLD, &request));
-  const std::chrono::seconds limit = save_limit(config_, *step_.model());
-  const auto start = clock_type::now();
-  for (int done = 0;;) {
-    HCL_CHECK_MPI(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
-    if (done) break;
-    if (clock_type::now() - start > limit) {
-      HCL_LOG(fatal) << "rank 0 did not finish writing the checkpoint within " << limit.count()
-                     << " s (--collective-timeout + 600 s + 10 s per 100 MB); ending the job";
-      job::abort(1);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  const bool failed = dist::root_failed(!problem.empty(), save_limit(config_, *step_.model()),
+                                        "rank 0 did not finish writing the checkpoint within --collective-timeout "
+                                        "+ 600 s + 10 s per 100 MB");
   if (failed) throw AgreedError(rank0_ ? problem : "checkpoint write failed on rank 0");
 }
 

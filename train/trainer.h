@@ -1,4 +1,4 @@
-// hcl-train's work: pretraining with the global-batch objective across the ranks of MPI_COMM_WORLD,
+// hcl-train's work: pretraining with the global-batch objective across every rank of the job,
 // with progress logs, metrics.jsonl, checkpoints and the kNN monitor.
 #pragma once
 
