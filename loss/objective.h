@@ -5,7 +5,7 @@
 // Sharded form: anchors (A x d, one loss row each) are scored against candidates (M x d); every
 // anchor skips its own view and its positive (ViewLayout says where they are), so it has N = M - 2
 // negatives. The single-process call (two views of B images) and the global-batch call (a rank's 2B
-// anchors against all 2WB gathered views) are both this one function. Formulas: ../shared/design.md, sec. 1.
+// anchors against all 2WB gathered views) are both this one function. Formulas: docs/design.md, sec. 1.
 #pragma once
 
 #include <torch/torch.h>
