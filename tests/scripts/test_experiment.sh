@@ -76,6 +76,30 @@ exp --dry-run > "$work/dry.txt" || fail "dry run"
 [ "$(grep -c 'hcl-train .*--resume auto' "$work/dry.txt")" -eq 4 ] || { cat "$work/dry.txt"; fail "dry-run train commands"; }
 grep -q 'images/s (measured by finished runs)' "$work/dry.txt" || { cat "$work/dry.txt"; fail "dry-run estimate"; }
 
+# A cut-off last line in a finished run's metrics.jsonl (a kill mid-write): collected all the same,
+# with a warning naming the file.
+printf '{"type": "train", "step": 4, "lo' >> "$work/out/hard/seed1/metrics.jsonl"
+exp --collect-only > "$work/cut.txt" 2>&1 || { cat "$work/cut.txt"; fail "collect after a cut-off line"; }
+grep -q "hard/seed1/metrics.jsonl: the last line is cut off; dropped" "$work/cut.txt" || { cat "$work/cut.txt"; fail "no cut-off warning"; }
+
+# A run folder made by another configuration is refused, never skipped or collected as this one's.
+sed -i 's/^tau-plus = 0.1$/tau-plus = 0.2/' "$work/tiny.conf"
+status=0
+exp --collect-only > "$work/other.txt" 2>&1 || status=$?
+[ "$status" -eq 2 ] && grep -q "hard/seed0: .*tau-plus.*use another --out" "$work/other.txt" ||
+  { cat "$work/other.txt"; fail "a run folder of another configuration (status $status)"; }
+
+# Two configurations that would share a folder, and a method name that would leave --out.
+printf '[experiment]\nseeds = 0\n[method a]\nbeta = 1, 2\n[method a_beta1]\nbeta = 0\n' > "$work/clash.conf"
+status=0
+python3 "$root/scripts/experiment" "$work/clash.conf" --out "$work/clash" --dry-run 2> "$work/err" > /dev/null || status=$?
+[ "$status" -eq 2 ] && grep -q "'a beta=1' and 'a_beta1' would share the run folder 'a_beta1'" "$work/err" ||
+  { cat "$work/err"; fail "two configurations in one folder (status $status)"; }
+printf '[experiment]\nseeds = 0\n[method ..]\nbeta = 1\n' > "$work/dots.conf"
+python3 "$root/scripts/experiment" "$work/dots.conf" --out "$work/dots" --dry-run > "$work/dots.txt" 2>&1 ||
+  { cat "$work/dots.txt"; fail "dry run of [method ..]"; }
+grep -q -- "--out $work/dots/-/seed0" "$work/dots.txt" || { cat "$work/dots.txt"; fail "[method ..] left --out"; }
+
 # A bad grid: exit 2, one line naming the file.
 printf '[experiment]\nseeds = 0\n[trian]\nx = 1\n' > "$work/bad.conf"
 status=0
