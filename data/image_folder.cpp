@@ -36,11 +36,18 @@ CropBox rescale(const CropBox& box, const ImageSize& header, const RgbImage& ima
 }  // namespace
 
 std::string read_whole_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer (no effect on the
+  // reads of a regular file); anything but a regular file is refused before it is read.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   HCL_REQUIRE(fd >= 0, "cannot read '", path, "': ", std::strerror(errno));
   struct stat st {};
   std::string bytes;
   bool ok = ::fstat(fd, &st) == 0;
+  if (ok && !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(detail::concat("cannot read '", path, "': not a regular file (",
+                               S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ? "a socket" : "a device or other special file", ")"));
+  }
   if (ok) bytes.resize(static_cast<size_t>(st.st_size));
   size_t done = 0;
   bool shrank = false;

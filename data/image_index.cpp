@@ -58,6 +58,13 @@ struct Built {
   ImageIndex index;
 };
 
+bool is_special_file(const fs::directory_entry& entry) {
+  std::error_code ec;
+  const fs::file_type type = entry.status(ec).type();
+  return type == fs::file_type::fifo || type == fs::file_type::socket || type == fs::file_type::block ||
+         type == fs::file_type::character;
+}
+
 void check_name(const std::string& relative) {
   HCL_REQUIRE(relative.find('\n') == std::string::npos && relative.find('\r') == std::string::npos,
               "'", relative, "': file names with line breaks are not supported");
@@ -80,10 +87,12 @@ void scan_class(Built& b, const std::string& class_dir, int64_t label) {
         continue;
       }
       const std::string relative = fs::relative(p, b.index.root).string();
-      if (is_image_name(p.filename().string())) {
+      // No special files: a FIFO, device or socket named *.png would block the rank that opens it.
+      // (A dangling link stays: reading it is the error that names it, or a skip with the others.)
+      if (is_image_name(p.filename().string()) && !is_special_file(*it)) {
         check_name(relative);
         files.push_back(relative);
-      } else {  // Tiny ImageNet keeps a <class>_boxes.txt beside its images, for one
+      } else {  // Tiny ImageNet keeps a <class>_boxes.txt beside its images, for one; or not a file
         if (b.index.other_files++ == 0) b.index.other_example = relative;
       }
     }

@@ -5,6 +5,8 @@
 // pipeline makes the same views, and every bad input gets an error naming it.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include "core/check.h"
@@ -124,6 +126,13 @@ TEST(ImageIndex, BadFoldersAreErrorsNamingThem) {
   EXPECT_EQ(others.size(), 12);
   EXPECT_EQ(others.other_files, 1);
   EXPECT_EQ(others.other_example, "train/dog/dog_boxes.txt");
+  // A FIFO named like an image (opening it would block): left out of the index and counted, and a
+  // read of it is an error at once.
+  ASSERT_EQ(::mkfifo((root / "train/dog/fifo.png").c_str(), 0644), 0);
+  EXPECT_EQ(index_image_folder(root.str(), "train", "").size(), 12);
+  EXPECT_EQ(index_image_folder(root.str(), "train", "").other_files, 2);
+  EXPECT_ERROR(read_whole_file(root / "train/dog/fifo.png"), "fifo.png': not a regular file (a FIFO)");
+  fs::remove(root / "train/dog/fifo.png");
   write_bytes(root / "list.txt", "train/dog/dog_boxes.txt dog\n");
   EXPECT_ERROR(index_image_folder(root.str(), "list", ""), "list.txt:1: 'train/dog/dog_boxes.txt' is not an image file");
   fs::create_directories(root / "train/fox");
