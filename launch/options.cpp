@@ -179,6 +179,10 @@ void prepare_output_folder(const train::TrainConfig& config, bool resume_auto) {
   fs::create_directories(out);
   if (std::string locked = lock_output_folder(out); !locked.empty()) throw InputError(locked);
   if ((config.force || resume_auto) && config.resume.empty()) fs::remove(out / "metrics.jsonl");
+  // Starting afresh over another run (--force): nothing of it stays that a later --resume auto
+  // (a requeued job) would take for this run's own checkpoint.
+  if (config.force && config.resume.empty())
+    for (const char* name : {"checkpoint.pt", "checkpoint.pt.tmp", "config.json"}) fs::remove(out / name);
 }
 
 }  // namespace hcl::launch

@@ -27,7 +27,7 @@ ParsedOptions parse_train_options(int argc, char** argv);
 std::string check_output_folder(const train::TrainConfig& config, bool resume_auto = false);
 
 // Creates the output folder (and, when starting afresh with --force or --resume auto, clears the
-// previous attempt's records).
+// previous attempt's records; with --force also the other run's checkpoint and config.json).
 void prepare_output_folder(const train::TrainConfig& config, bool resume_auto = false);
 
 }  // namespace hcl::launch

@@ -45,6 +45,18 @@ losses "$work/bg/metrics.jsonl" > "$work/bg.txt"
 [ "$(wc -l < "$work/bg.txt")" -eq 12 ] || fail "background-resumed run has $(wc -l < "$work/bg.txt") records"
 diff "$work/whole_bg.txt" "$work/bg.txt" || fail "losses after resuming from a background checkpoint differ"
 
+# --force leaves nothing of the old run that a later resume could take: a finished run, then a
+# --force run that fails before its first checkpoint, then --force --resume auto (as a requeued
+# SLURM job runs) starts afresh instead of continuing the old run's weights.
+run 2 --max-steps 4 --out "$work/forced"
+status=0
+HCL_FAULT=throw:step=2 train 2 --max-steps 4 --force --out "$work/forced" > "$work/log" 2>&1 || status=$?
+[ "$status" -eq 1 ] || { cat "$work/log"; fail "the forced run with a fault: exit $status"; }
+[ ! -e "$work/forced/checkpoint.pt" ] || fail "--force kept the old run's checkpoint"
+run 2 --max-steps 4 --force --resume auto --out "$work/forced"
+! grep -q "resumed from" "$work/log" || { cat "$work/log"; fail "--force --resume auto continued the old run"; }
+[ "$(losses "$work/forced/metrics.jsonl" | wc -l)" -eq 4 ] || fail "the forced run's metrics.jsonl"
+
 # Another global batch (32 x 4 ranks = 128 instead of 32 x 2 = 64) is refused up front on every
 # rank: exit 2, one line, nothing written (a new folder is not made, the run's own is untouched).
 expect_refused() {  # expect_refused FRAGMENT NP ARGS...
