@@ -1,13 +1,19 @@
 // Graceful stops (preemption, time limits, Ctrl-C): SIGTERM, SIGINT and SIGUSR1 only record that a
 // stop was asked for; the trainer polls the flag at step boundaries, agrees on it across ranks,
-// writes a checkpoint and exits with kExitStopped. A second SIGINT or SIGTERM while a stop is
-// pending ends the process at once (the default action), so a stuck run can still be interrupted.
+// writes a checkpoint and exits with kExitStopped. While a stop is pending, a second SIGINT ends
+// the process at once (the default action), so a stuck run can still be interrupted; a second
+// SIGTERM does so only kTermRepeatSeconds or more after the first request: Slurm sends SIGTERM,
+// SIGCONT, SIGTERM within milliseconds (time limit, scancel, preemption), and that must not kill
+// a job that is writing its checkpoint. SIGUSR1 never ends the process.
 #pragma once
 
 namespace hcl::stop {
 
 // Exit code of a run that stopped on a signal after writing a resumable checkpoint.
 constexpr int kExitStopped = 3;
+
+// A SIGTERM this many seconds or more after the first stop request ends the process at once.
+constexpr int kTermRepeatSeconds = 5;
 
 // Installs the handlers (async-signal-safe: they store the signal number in a lock-free atomic).
 void install_handlers();
