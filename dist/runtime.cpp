@@ -3,9 +3,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <cstring>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,6 +39,53 @@ void abort_world(int exit_code) {
   if (mpi_is_up()) MPI_Abort(MPI_COMM_WORLD, exit_code);
 }
 
+// The start-up deadline: a thread that ends the process with one line when MPI_Init and the
+// topology query have not finished in time (they hang when the ranks cannot reach each other).
+class StartDeadline {
+ public:
+  StartDeadline() {
+    long seconds = 300;
+    if (const char* text = std::getenv("HCL_START_TIMEOUT"); text != nullptr && *text != '\0')
+      seconds = std::strtol(text, nullptr, 10);
+    if (seconds <= 0) return;
+    thread_ = std::thread([this, seconds] {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (!done_cv_.wait_for(lock, std::chrono::seconds(seconds), [this] { return done_; })) expire(seconds);
+    });
+  }
+  ~StartDeadline() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    done_cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  [[noreturn]] static void expire(long seconds) {
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    const char* rank = std::getenv("OMPI_COMM_WORLD_RANK");
+    if (rank == nullptr) rank = std::getenv("PMIX_RANK");
+    if (rank == nullptr) rank = std::getenv("SLURM_PROCID");
+    const std::string line =
+        "hcl: error: MPI start-up did not finish within " + std::to_string(seconds) + " s (rank " +
+        (rank != nullptr ? rank : "?") + " on " + host +
+        "): the ranks cannot reach each other. The usual cause is a network interface with the same "
+        "address on every node (docker0, virbr0, a link-local bridge): choose the interface that joins "
+        "the nodes, e.g. mpirun --mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0 (and "
+        "NCCL_SOCKET_IFNAME=eth0 for NCCL). HCL_START_TIMEOUT sets this limit in seconds.\n";
+    [[maybe_unused]] const ssize_t written = ::write(2, line.data(), line.size());
+    std::_Exit(1);
+  }
+
+  std::mutex mutex_;
+  std::condition_variable done_cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 Topology query_topology(MPI_Comm comm) {
@@ -56,6 +107,7 @@ Topology query_topology(MPI_Comm comm) {
 }
 
 MpiRuntime::MpiRuntime(int* argc, char*** argv) {
+  StartDeadline deadline;  // ends at the end of this constructor
   int initialized = 0;
   HCL_CHECK_MPI(MPI_Initialized(&initialized));
   if (!initialized) {
@@ -145,6 +197,33 @@ bool root_failed(bool failed_on_root, std::chrono::seconds limit, const std::str
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return failed != 0;
+}
+
+int lowest_rank_with(bool flag) {
+  int rank = 0, world = 1;
+  HCL_CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+  HCL_CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &world));
+  int mine = flag ? rank : world, lowest = world;
+  HCL_CHECK_MPI(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  return lowest == world ? -1 : lowest;
+}
+
+void agree_on_program(const char* program) {
+  constexpr size_t kName = 64;
+  int world = 1;
+  HCL_CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &world));
+  char mine[kName] = {0};
+  std::strncpy(mine, program, kName - 1);
+  std::vector<char> all(kName * static_cast<size_t>(world));
+  HCL_CHECK_MPI(MPI_Allgather(mine, kName, MPI_CHAR, all.data(), kName, MPI_CHAR, MPI_COMM_WORLD));
+  const std::string first(all.data());
+  for (int r = 1; r < world; ++r) {
+    const std::string other(all.data() + kName * static_cast<size_t>(r));
+    if (other != first)
+      throw InputError("the ranks of this job run different programs (rank 0: " + first + ", rank " +
+                       std::to_string(r) + ": " + other +
+                       "); an MPMD launch must start one program on every rank");
+  }
 }
 
 }  // namespace hcl::dist

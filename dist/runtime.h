@@ -25,7 +25,11 @@ Topology query_topology(MPI_Comm comm);
 // RAII owner of MPI: initialises it (MPI_THREAD_SERIALIZED: autograd may run a backward collective
 // on its own thread while the main thread waits) unless it already is, makes errors on
 // MPI_COMM_WORLD return codes (so HCL_CHECK_MPI can name them), and finalises on destruction.
-// Move-only; exactly one per process.
+// Move-only; exactly one per process. MPI_Init and the topology query run under a start-up
+// deadline (HCL_START_TIMEOUT seconds, 300 unless set; 0: none): ranks that cannot reach each
+// other (most often a network interface with the same address on every node, such as docker0)
+// end with one line naming that cause and the mpirun/NCCL flags that choose the interface, and
+// exit 1, instead of waiting forever.
 class MpiRuntime {
  public:
   MpiRuntime(int* argc, char*** argv);
@@ -66,5 +70,14 @@ void agree_on_start(const std::function<void()>& check, bool name_rank = true);
 // MPI_COMM_WORLD, for at most `limit`; past it, `what` is logged as fatal and the job ends (exit 1).
 // Returns true on every rank when rank 0 failed. Collective.
 bool root_failed(bool failed_on_root, std::chrono::seconds limit, const std::string& what);
+
+// The lowest rank of MPI_COMM_WORLD where `flag` is true, or -1 (one all-reduce): how the ranks
+// agree on --help given to some of them only.
+int lowest_rank_with(bool flag);
+
+// Start-up agreement on the program: throws hcl::InputError on every rank when the ranks of the
+// job run different programs (an MPMD launch mixing hcl-train and hcl-eval), naming two of them,
+// before either makes a collective the other does not (one all-gather of the names). Collective.
+void agree_on_program(const char* program);
 
 }  // namespace hcl::dist

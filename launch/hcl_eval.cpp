@@ -199,6 +199,8 @@ nlohmann::json knn_on_full_splits(const EvalArgs& a, EvalInputs& in, hcl::dist::
 // The evaluation on every rank; errors become exit codes in run_guarded (core/run_guarded.h).
 int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const bool rank0 = mpi.rank() == 0;
+  // Every rank runs hcl-eval (an MPMD launch with hcl-train ends here with exit 2, not a hang).
+  hcl::dist::agree_on_program("hcl-eval");
   EvalArgs a;
   const po::options_description desc = describe(a);
   // Parsed on every rank and agreed on before any collective (dist::agree_on_start): a problem on
@@ -215,8 +217,9 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
     validate(a);
     validate_out_folder(a.out);
   });
-  if (help) {
-    if (rank0)
+  // --help on some ranks only (an MPMD launch): every rank ends with 0, the first that asked prints.
+  if (const int asked = hcl::dist::lowest_rank_with(help); asked >= 0) {
+    if (mpi.rank() == asked)
       std::cout << "usage: [mpirun -np W] hcl-eval --checkpoint FILE [options]\n"
                 << "       [mpirun -np W] hcl-eval --protocol pixels --dataset NAME --out FILE [options]\n\n"
                 << desc;

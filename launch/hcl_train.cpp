@@ -21,12 +21,15 @@ namespace {
 // The run on every rank; errors become exit codes in run_guarded (core/run_guarded.h).
 int train(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const bool rank0 = mpi.rank() == 0;
+  // Every rank runs hcl-train (an MPMD launch with hcl-eval ends here with exit 2, not a hang).
+  hcl::dist::agree_on_program("hcl-train");
   // Options, config files and (rank 0) the output folder, agreed on by every rank before any
   // collective: a problem on one rank only ends every rank with exit 2 and one message.
   hcl::launch::ParsedOptions parsed;
   hcl::dist::agree_on_start([&] { parsed = hcl::launch::parse_train_options(argc, argv); });
-  if (parsed.help) {
-    if (rank0) std::cout << parsed.help_text;
+  // --help on some ranks only (an MPMD launch): every rank ends with 0, the first that asked prints.
+  if (const int asked = hcl::dist::lowest_rank_with(parsed.help); asked >= 0) {
+    if (mpi.rank() == asked) std::cout << parsed.help_text;
     return 0;
   }
   hcl::dist::agree_on_start([&] {  // the output folder, checked once for the job by rank 0
@@ -63,7 +66,9 @@ int train(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (hcl::dist::print_version_if_asked(argc, argv, "hcl-train")) return 0;  // no MPI, no data
+  // SIGTERM, SIGINT, SIGUSR1: checkpoint, then exit 3. Installed before MPI starts, so that a stop
+  // asked for during start-up is not lost (the run stops at its first step boundary).
+  hcl::stop::install_handlers();
   hcl::dist::MpiRuntime mpi(&argc, &argv);
-  hcl::stop::install_handlers();  // SIGTERM, SIGINT, SIGUSR1: checkpoint, then exit 3
   return hcl::run_guarded("hcl-train", [&] { return train(mpi, argc, argv); });
 }

@@ -17,6 +17,7 @@
 
 #include "core/check.h"
 #include "core/enum_option.h"
+#include "core/stop_signal.h"
 
 namespace hcl::launch {
 namespace po = boost::program_options;
@@ -61,6 +62,9 @@ po::parsed_options read_config_file(const std::string& file, const po::options_d
   for (const po::option& option : parsed.options)
     HCL_REQUIRE(option.string_key != "config", "--config: '", file,
                 "' sets 'config'; a config file cannot name another (give one --config on the command line)");
+  for (const po::option& option : parsed.options)
+    HCL_REQUIRE(option.string_key != "help" && option.string_key != "version", "--config: '", file, "' sets '",
+                option.string_key, "'; give --", option.string_key, " on the command line");
   return parsed;
 }
 
@@ -79,7 +83,12 @@ ParsedOptions parse_train_options(int argc, char** argv) {
   }
   if (vm.count("help")) {
     std::ostringstream text;
-    text << "usage: mpirun -np W hcl-train [options]\n\n" << desc;
+    text << "usage: mpirun -np W hcl-train [options]\n\n"
+         << "Signals: SIGTERM, SIGUSR1 or SIGINT ask for a stop: every rank finishes its step, a checkpoint\n"
+         << "is written to --out and the run exits 3 (continue with --resume auto). While stopping, a second\n"
+         << "SIGINT ends the process at once; a second SIGTERM does so only " << stop::kTermRepeatSeconds
+         << " s or more after the first\n(Slurm sends SIGTERM, SIGCONT, SIGTERM within milliseconds: one stop).\n\n"
+         << desc;
     parsed.help = true;
     parsed.help_text = text.str();
     return parsed;

@@ -2,7 +2,8 @@
 # Start-up errors on some ranks only (MPMD launches: one rank reads a config file that is missing or
 # different): every rank of hcl-train and hcl-eval learns the error and exits 2 with one message
 # naming the failing rank, instead of the others waiting forever in their first collective. Each
-# launch runs under `timeout`, so a hang fails the test. hcl-export is a one-process tool (no MPI):
+# launch runs under `timeout`, so a hang fails the test. --help on one rank only ends every rank (exit
+# 0), and hcl-train mixed with hcl-eval in one launch is exit 2. hcl-export is a one-process tool (no MPI):
 # an MPMD launch of two exports ends too, each process on its own.
 source "$(dirname "$0")/common.sh"
 LIMIT=60
@@ -61,6 +62,26 @@ expect_agreed hcl-eval "rank 0: --batch-size: must be >= 1"
 head -c 1000 /dev/urandom > "$work/garbage.pt"
 mpmd "$HCL_EVAL" --checkpoint "$ckpt" "${eval_common[@]}" -- --checkpoint "$work/garbage.pt" "${eval_common[@]}"
 expect_agreed hcl-eval "rank 1: "
+
+# --help on one rank only: every rank ends with exit 0 (no hang), the help printed once; `help` in a
+# config file is refused; hcl-train and hcl-eval in one MPMD launch end with exit 2 naming both.
+for program in "$HCL_TRAIN" "$HCL_EVAL"; do
+  name="$(basename "$program")"
+  args=("${common[@]}"); [ "$name" = hcl-eval ] && args=(--checkpoint "$ckpt" "${eval_common[@]}")
+  mpmd "$program" "${args[@]}" -- --help
+  [ "$status" -eq 0 ] && [ "$(grep -c "usage: .*$name" "$work/out")" -eq 1 ] ||
+    { cat "$work/out" "$work/err"; fail "$name: --help on rank 1 only: exit $status"; }
+  [ ! -e "$work/new" ] || fail "$name: --help wrote output"
+  passed=$((passed + 1))
+done
+printf 'help = true\n' > "$work/help.conf"
+mpmd "$HCL_TRAIN" --config "$work/help.conf" "${common[@]}" -- --config "$work/help.conf" "${common[@]}"
+expect_agreed hcl-train "sets 'help'; give --help on the command line"
+status=0
+timeout -k 5 "$LIMIT" $MPIRUN -np 1 -x OMP_NUM_THREADS=1 "$HCL_TRAIN" "${common[@]}" : \
+  -np 1 -x OMP_NUM_THREADS=1 "$HCL_EVAL" --checkpoint "$ckpt" "${eval_common[@]}" > "$work/out" 2> "$work/err" || status=$?
+[ "$status" -ne 124 ] && [ "$status" -ne 137 ] || { cat "$work/err"; fail "hang: hcl-train and hcl-eval in one launch"; }
+expect_agreed hcl-train "the ranks of this job run different programs (rank 0: hcl-train, rank 1: hcl-eval)"
 
 # hcl-export: one process per launch; an MPMD launch with one bad export ends (no hang), the good
 # one writes its file, the bad one says why.
