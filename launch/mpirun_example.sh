@@ -9,8 +9,8 @@
 #
 # Several nodes: choose the network interface first. When the nodes have another interface with
 # the same address on each (docker0, virbr0), OpenMPI may pick it and the ranks cannot reach each
-# other: start-up then waits without a word. Name the interface that joins the nodes (here eth0)
-# for MPI and for NCCL:
+# other: hcl-train then ends after HCL_START_TIMEOUT seconds (300) with a line naming this cause.
+# Name the interface that joins the nodes (here eth0) for MPI and for NCCL:
 #   NCCL_SOCKET_IFNAME=eth0 HOSTS=... launch/mpirun_example.sh 16 \
 #     --mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0 -- --config my.conf
 # (or exclude the bad one: --mca btl_tcp_if_exclude lo,docker0 --mca oob_tcp_if_exclude lo,docker0).
