@@ -1,13 +1,11 @@
-// hcl-train's job: setup (device, communicator, datasets, the training step, resume), the loop
-// (one named call per line), and the evaluations and checkpoints it calls for. The step itself is
-// train::TrainStep; what is reported is train::ProgressReporter.
+// hcl-train's job: run_training puts the set-up (train/setup.h) and the resume policy
+// (train/resume.h) together, then the loop (one named call per line) and the evaluations and
+// checkpoints it calls for. The step itself is train::TrainStep; what is reported is
+// train::ProgressReporter.
 #include "train/trainer.h"
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -18,18 +16,16 @@
 #include "core/job.h"
 #include "core/log.h"
 #include "core/stop_signal.h"
-#include "data/augment.h"
-#include "data/dataset.h"
 #include "data/image_folder.h"
 #include "data/view_pipeline.h"
 #include "loss/beta_schedule.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_writer.h"
-#include "train/fault_injection.h"
 #include "train/knn.h"
-#include "train/node_datasets.h"
 #include "train/optim.h"
 #include "train/progress.h"
+#include "train/resume.h"
+#include "train/setup.h"
 #include "train/train_step.h"
 
 namespace hcl::train {
@@ -39,286 +35,6 @@ using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point start) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
-}
-
-// Every rank must run the same configuration and LibTorch: one hash per option (and one of the
-// LibTorch version) compared across ranks before any work, naming what differs.
-void check_same_config(dist::Communicator& comm, const TrainConfig& config) {
-  std::vector<std::string> names;
-  std::vector<int64_t> hashes;
-  auto add = [&](const std::string& name, const std::string& value) {
-    names.push_back(name);
-    hashes.push_back(static_cast<int64_t>(std::hash<std::string>{}(value) >> 1));
-  };
-  const nlohmann::json j = config.to_json();
-  for (const auto& item : j.items()) add("--" + item.key(), item.value().dump());
-  add("LibTorch version", TORCH_VERSION);
-  const torch::Tensor differs = comm.differs_across_ranks(torch::tensor(hashes, torch::kLong));
-  std::string list;
-  for (size_t i = 0; i < names.size(); ++i)
-    if (differs[static_cast<int64_t>(i)].item<bool>()) list += (list.empty() ? "" : ", ") + names[i];
-  if (!list.empty())
-    throw InputError("ranks were started with different settings: " + list + " (here LibTorch " +
-                     TORCH_VERSION + "; check the command line, config files and installation of every rank)");
-}
-
-// Same dataset on every rank (size and content fingerprint).
-void check_same_dataset(dist::Communicator& comm, const data::Dataset& d) {
-  const int64_t sum = d.folder ? static_cast<int64_t>(d.folder->index().fingerprint())
-                               : d.images.flatten().narrow(0, 0, std::min<int64_t>(d.images.numel(), 1 << 20))
-                                     .to(torch::kLong).sum().item<int64_t>();
-  if (comm.differs_across_ranks(torch::tensor({d.size(), sum}, torch::kLong)).any().item<bool>())
-    throw InputError(detail::concat("ranks loaded different datasets (", d.name, ": ", d.size(),
-                                    " images here); every rank must read the same files"));
-}
-
-// Options that a resumed run must keep: they define its objective, data, randomness and schedule,
-// so changing them would silently make a different run. Everything else (--epochs, --max-steps,
-// intervals, logging, threads, timeouts, device, backend, --batch-size per rank at the same global
-// batch) may change. The README and --help say the same.
-constexpr const char* kKeptOnResume[] = {
-    "estimator", "temperature", "tau-plus", "beta", "beta-schedule", "seed", "lr", "lr-schedule",
-    "weight-decay", "momentum", "warmup-epochs", "view-forward", "sync-bn", "crop-scale-min", "blur-p",
-    "train-split", "precision"};
-
-void check_kept_on_resume(const TrainConfig& theirs, const TrainConfig& ours, const std::string& path) {
-  const nlohmann::json a = theirs.to_json(), b = ours.to_json();
-  for (const char* key : kKeptOnResume)
-    HCL_REQUIRE(a.at(key) == b.at(key), "--resume: --", key, " is ", a.at(key).dump(), " in ", path, " but ",
-                b.at(key).dump(), " here; a resumed run keeps it (start a new run in another --out to change it)");
-}
-
-// A step of the checkpoint's position counts its global batch of images: resuming with another
-// global batch would put the position elsewhere in the data (or past the epoch's end). Checkpoints
-// that do not record it (older ones) are checked as far as they can be: the position must fall
-// inside an epoch at this global batch.
-void check_global_batch(const Checkpoint& c, int64_t global_batch, int world, int64_t images, const std::string& path) {
-  if (c.global_batch > 0) {
-    const int64_t per_rank = c.global_batch % world == 0 ? c.global_batch / world : 0;
-    HCL_REQUIRE(c.global_batch == global_batch, "--resume: the global batch is ", c.global_batch, " images in ",
-                path, " but ", global_batch, " here (--batch-size ", global_batch / world, " x ", world,
-                " ranks); a resumed run keeps it (",
-                per_rank >= 2 ? detail::concat("use --batch-size ", per_rank, " on ", world, " ranks, or ")
-                              : std::string(),
-                "start a new run in another --out)");
-    return;
-  }
-  const int64_t steps_per_epoch = images / global_batch;
-  HCL_REQUIRE(c.position.step < steps_per_epoch, "--resume: ", path, " stopped at step ", c.position.step,
-              " of an epoch, but an epoch has only ", steps_per_epoch, " steps at this global batch (",
-              global_batch, " images); resume with the global batch it was written with");
-  if (job::rank() == 0)
-    HCL_LOG(warning) << "--resume: " << path << " does not record its global batch (written by an older hcl); "
-                     << "resuming with " << global_batch << " images per step, unchecked";
-}
-
-// ---- Setup: everything before the first step. ----
-
-// This rank's device, with the thread count and fast math set.
-torch::Device prepare_device(const TrainConfig& config, const dist::Topology& topology) {
-  const torch::Device device = resolve_device(config.device, topology.local_rank);
-  HCL_REQUIRE(config.precision != Precision::Bf16 || device.is_cuda(),
-              "--precision bf16 needs a CUDA device");
-  if (config.threads > 0) torch::set_num_threads(static_cast<int>(config.threads));
-  configure_fast_math(device);
-  return device;
-}
-
-// The step's communicator over every rank of the job, once every rank is known to run the same
-// configuration. Collective.
-dist::Communicator open_communicator(const TrainConfig& config, const torch::Device& device) {
-  dist::CommunicatorOptions options;
-  options.backend = config.backend;
-  options.timeout = std::chrono::seconds(config.collective_timeout);
-  dist::Communicator comm(options);
-  check_same_config(comm, config);
-  comm.log_startup(device);
-  HCL_LOG(info) << "configuration: " << config.to_json().dump();
-  return comm;
-}
-
-struct Datasets {
-  data::Dataset train;     // what pretraining reads (an image folder: decoded on demand by its workers)
-  data::Dataset test;      // the evaluation split, in memory (an image folder's: --knn-test-size decoded)
-  data::Dataset knn_bank;  // labeled train images, in memory (an image folder's: --knn-bank-size decoded)
-};
-
-// The datasets, with every input that bad options can break (HCL_FAULT, the batch size, the resume
-// checkpoint) checked on every rank; a problem anywhere throws InputError on every rank alike.
-// Nothing has been written yet (an image folder's cached index is only read). Collective.
-Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config, int local_ranks) {
-  Datasets d;
-  const int world = comm.world_size();
-  const int64_t global_batch = config.batch_size * world;
-  const char* eval_split = data::dataset_info(config.dataset).eval_split;
-  // In-memory formats: one copy per node in shared memory, read by all its ranks. An image folder
-  // holds only its index in memory, made on rank 0 and sent to the others. The loads are
-  // collective, so they come first, all of them (nothing before them may throw on one rank only).
-  const dist::NodeComm node = dist::NodeComm::of_this_node();
-  const dist::NodeComm job = dist::NodeComm::whole_job();
-  data::FolderLoadOptions folder = config.folder_options(local_ranks);
-  folder.indexer = index_once_per_job(job);
-  const bool shared = config.node_shared_data && config.dataset != data::DatasetKind::ImageFolder;
-  const auto load = [&](const std::string& split) {
-    return shared ? load_dataset_once_per_node(node, config.dataset, config.data_dir, split)
-                  : data::load_dataset(config.dataset, config.data_dir, split, folder);
-  };
-  // A problem anywhere: every rank throws InputError with the lowest failing rank's message.
-  dist::agree_on_start([&] {
-    d.train = load(config.train_split);
-    const data::Dataset eval = load(eval_split);
-    const data::Dataset labeled = config.train_split == "train" ? d.train : load("train");
-    // kNN reads labeled images in memory (an image folder's: the centred crops, decoded now).
-    d.test = data::in_memory(eval, config.knn_test_size);
-    d.knn_bank = data::in_memory(labeled, config.knn_bank_size);
-    fault_plan();  // a malformed HCL_FAULT is bad input too
-    data::check_splits(d.knn_bank, d.test, config.data_dir);
-    HCL_REQUIRE(world <= d.train.size(), "the job has ", world, " ranks but the dataset has only ",
-                d.train.size(), " images (every rank needs at least ", config.batch_size, ")");
-    HCL_REQUIRE(global_batch <= d.train.size(), "--batch-size: the global batch (", config.batch_size,
-                " per rank x ", world, " ranks = ", global_batch, ") exceeds the dataset (",
-                d.train.size(), " images)");
-    if (!config.resume.empty()) {
-      const Checkpoint header = read_checkpoint_header(config.resume);
-      check_compatible(header, config, config.resume);
-      check_kept_on_resume(header.config, config, config.resume);
-      check_global_batch(header, global_batch, world, d.train.size(), config.resume);
-    }
-  });
-  check_same_dataset(comm, d.train);
-  return d;
-}
-
-void log_datasets(const TrainConfig& config, const Datasets& d) {
-  HCL_LOG(info) << "data: " << name_of(config.dataset) << " " << config.train_split << " " << d.train.size()
-                << " images of " << d.train.channels() << "x" << d.train.height() << "x" << d.train.width()
-                << ", test " << d.test.size() << ", kNN bank " << d.knn_bank.size();
-  if (const data::ImageFolder* f = d.train.folder.get())
-    HCL_LOG(info) << "data: image folder " << f->index().root << "/" << f->index().split << " ("
-                  << f->index().classes.size() << " classes; index " << (f->index().from_cache ? "from the cache" : "scanned")
-                  << (f->index().other_files > 0 ? ", " + std::to_string(f->index().other_files) +
-                                                      " files not named .jpg/.jpeg/.png left out, such as " +
-                                                      f->index().other_example
-                                                : "")
-                  << "), decoded by " << f->options().workers() << " worker thread(s) per rank"
-                  << (f->options().skip_bad_images() ? ", bad images skipped" : "");
-}
-
-// The train split's index, kept in the run's folder so that the next run or a resume need not scan
-// a large folder again (rank 0; after the output folder is prepared).
-void save_index_cache(const TrainConfig& config, const Datasets& d, int rank) {
-  if (rank == 0 && d.train.folder) data::write_index_cache(d.train.folder->index(), config.folder_options(1).index_cache);
-}
-
-StepOptions step_options(const TrainConfig& config, const torch::Device& device) {
-  return StepOptions()
-      .accumulate(config.accumulate)
-      .view_forward(config.view_forward)
-      .bf16(config.precision == Precision::Bf16)
-      .finite_check(config.finite_check)
-      .max_skipped_steps(config.max_skipped_steps)
-      .sync_bn(config.sync_bn)
-      .objective_comm(config.objective_comm)
-      .bucket_bytes(config.bucket_mb << 20)
-      .overlap(device.is_cuda())  // CPU: buckets after backward
-      .cuda_graph(config.cuda_graph);
-}
-
-// LARS scales the base learning rate by global batch / 256 (SimCLR).
-OptimizerOptions optimizer_options(const TrainConfig& config, int world) {
-  const int64_t global_batch = config.batch_size * world;
-  const double lr = config.optimizer == OptimizerKind::Lars ? config.lr * global_batch / 256.0 : config.lr;
-  return OptimizerOptions()
-      .kind(config.optimizer)
-      .lr(lr)
-      .weight_decay(config.weight_decay)
-      .momentum(config.momentum);
-}
-
-// "1 block shift", "3 block shifts".
-std::string count_of(int n, const std::string& what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); }
-
-// The start-up line's account of --objective-comm at W ranks.
-std::string how_views_meet(ObjectiveComm form, int world) {
-  if (form == ObjectiveComm::AllGather) return "all-gather (--objective-comm allgather)";
-  const std::string blocks = count_of(world - 1, "block shift");
-  return form == ObjectiveComm::Ring
-             ? "ring (--objective-comm ring: " + blocks + " each way, memory independent of the ranks)"
-             : "ring (--objective-comm ring-keep: " + blocks + " forward, " + count_of(world - 1, "gradient shift") +
-                   " backward, the blocks kept: memory grows with the ranks)";
-}
-
-void log_model(const TrainConfig& config, TrainStep& step) {
-  int64_t parameters = 0;
-  for (const auto& p : step.model()->parameters()) parameters += p.numel();
-  HCL_LOG(info) << "model: " << name_of(config.arch) << " (" << name_of(config.stem) << " stem), "
-                << parameters << " parameters, " << (config.sync_bn ? "SyncBatchNorm" : "per-rank BatchNorm")
-                << ", " << (step.comm().world_size() == 1 ? std::string("no gradient buckets (one rank)")
-                                                          : std::to_string(step.data_parallel().bucket_count()) +
-                                                                " gradient bucket(s)")
-                << ", "
-                << (step.optimizer().fused() ? "fused" : "foreach") << " optimizer kernels";
-  HCL_LOG(info) << "objective: " << name_of(config.estimator) << " estimator, the other ranks' views by "
-                << how_views_meet(config.objective_comm, step.comm().world_size());
-  if (step.graph_refusal().empty())
-    HCL_LOG(info) << "CUDA graph: on (steps replayed from one graph after " << step.options().graph_warmup_steps()
-                  << " eager steps)";
-  else
-    HCL_LOG(info) << "CUDA graph: off: " << step.graph_refusal();
-}
-
-// The position to start from: the checkpoint's (model and optimizer loaded), or the beginning.
-TrainPosition resume_if_asked(const TrainConfig& config, TrainStep& step) {
-  if (config.resume.empty()) return {};
-  const Checkpoint c = load_checkpoint(config.resume, *step.model(), &step.optimizer().checkpoint_state(), config);
-  step.optimizer().state_loaded();
-  step.data_parallel().verify_replicas();
-  HCL_LOG(info) << "resumed from " << config.resume << " at epoch " << c.position.epoch << ", step "
-                << c.position.step << " (" << c.position.global_step << " steps done)";
-  return c.position;
-}
-
-// After a resume, metrics.jsonl keeps one record per step: records past the checkpoint's step
-// (written by the interrupted run after its last checkpoint) are dropped, so the resumed run's
-// records follow on without repeats. Rank 0 rewrites the file (temporary file, then rename).
-TrainPosition trim_metrics(const TrainConfig& config, const TrainPosition& position, bool rank0) {
-  const std::filesystem::path path = std::filesystem::path(config.out) / "metrics.jsonl";
-  if (!rank0 || config.resume.empty() || !std::filesystem::is_regular_file(path)) return position;
-  std::ifstream in(path);
-  std::string kept, line;
-  int64_t dropped = 0;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    // A record cut short by a kill (not JSON) is dropped as well.
-    if (record.is_discarded() || !record.contains("step") || record["step"].get<int64_t>() > position.global_step) {
-      ++dropped;
-      continue;
-    }
-    kept += line + "\n";
-  }
-  if (dropped == 0) return position;
-  write_file_atomically(path.string(), kept);
-  HCL_LOG(info) << "metrics.jsonl: dropped " << dropped << " record(s) past the checkpoint's step "
-                << position.global_step;
-  return position;
-}
-
-data::TwoViewAugmenter make_augmenter(const TrainConfig& config, const data::Dataset& train) {
-  const auto [mean, stddev] = data::dataset_normalization(config.dataset, train.channels());
-  return data::TwoViewAugmenter(data::AugmentOptions()
-                                    .output_size(config.crop_size > 0 ? config.crop_size : train.height())
-                                    .scale_min(config.crop_scale_min)
-                                    .blur_p(config.blur_p)
-                                    .mean(mean)
-                                    .stddev(stddev),
-                                static_cast<uint64_t>(config.seed));
-}
-
-// Steps of the whole run: --epochs of the sampler's steps, or --max-steps if fewer.
-int64_t count_steps(const TrainConfig& config, int64_t steps_per_epoch) {
-  const int64_t steps = steps_per_epoch * config.epochs;
-  return config.max_steps > 0 ? std::min(steps, config.max_steps) : steps;
 }
 
 // ---- The loop, and what it calls for. ----

@@ -1,0 +1,94 @@
+// hcl-train's resume policy (train/resume.h).
+#include "train/resume.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "core/check.h"
+#include "core/job.h"
+#include "core/log.h"
+
+namespace hcl::train {
+
+// Options that a resumed run must keep: they define its objective, data, randomness and schedule,
+// so changing them would silently make a different run. Everything else (--epochs, --max-steps,
+// intervals, logging, threads, timeouts, device, backend, --batch-size per rank at the same global
+// batch) may change. The README and --help say the same.
+namespace {
+constexpr const char* kKeptOnResume[] = {
+    "estimator", "temperature", "tau-plus", "beta", "beta-schedule", "seed", "lr", "lr-schedule",
+    "weight-decay", "momentum", "warmup-epochs", "view-forward", "sync-bn", "crop-scale-min", "blur-p",
+    "train-split", "precision"};
+}  // namespace
+
+void check_kept_on_resume(const TrainConfig& theirs, const TrainConfig& ours, const std::string& path) {
+  const nlohmann::json a = theirs.to_json(), b = ours.to_json();
+  for (const char* key : kKeptOnResume)
+    HCL_REQUIRE(a.at(key) == b.at(key), "--resume: --", key, " is ", a.at(key).dump(), " in ", path, " but ",
+                b.at(key).dump(), " here; a resumed run keeps it (start a new run in another --out to change it)");
+}
+
+// A step of the checkpoint's position counts its global batch of images: resuming with another
+// global batch would put the position elsewhere in the data (or past the epoch's end). Checkpoints
+// that do not record it (older ones) are checked as far as they can be: the position must fall
+// inside an epoch at this global batch.
+void check_global_batch(const Checkpoint& c, int64_t global_batch, int world, int64_t images, const std::string& path) {
+  if (c.global_batch > 0) {
+    const int64_t per_rank = c.global_batch % world == 0 ? c.global_batch / world : 0;
+    HCL_REQUIRE(c.global_batch == global_batch, "--resume: the global batch is ", c.global_batch, " images in ",
+                path, " but ", global_batch, " here (--batch-size ", global_batch / world, " x ", world,
+                " ranks); a resumed run keeps it (",
+                per_rank >= 2 ? detail::concat("use --batch-size ", per_rank, " on ", world, " ranks, or ")
+                              : std::string(),
+                "start a new run in another --out)");
+    return;
+  }
+  const int64_t steps_per_epoch = images / global_batch;
+  HCL_REQUIRE(c.position.step < steps_per_epoch, "--resume: ", path, " stopped at step ", c.position.step,
+              " of an epoch, but an epoch has only ", steps_per_epoch, " steps at this global batch (",
+              global_batch, " images); resume with the global batch it was written with");
+  if (job::rank() == 0)
+    HCL_LOG(warning) << "--resume: " << path << " does not record its global batch (written by an older hcl); "
+                     << "resuming with " << global_batch << " images per step, unchecked";
+}
+
+TrainPosition resume_if_asked(const TrainConfig& config, TrainStep& step) {
+  if (config.resume.empty()) return {};
+  const Checkpoint c = load_checkpoint(config.resume, *step.model(), &step.optimizer().checkpoint_state(), config);
+  step.optimizer().state_loaded();
+  step.data_parallel().verify_replicas();
+  HCL_LOG(info) << "resumed from " << config.resume << " at epoch " << c.position.epoch << ", step "
+                << c.position.step << " (" << c.position.global_step << " steps done)";
+  return c.position;
+}
+
+// After a resume, metrics.jsonl keeps one record per step: records past the checkpoint's step
+// (written by the interrupted run after its last checkpoint) are dropped, so the resumed run's
+// records follow on without repeats. Rank 0 rewrites the file (temporary file, then rename).
+TrainPosition trim_metrics(const TrainConfig& config, const TrainPosition& position, bool rank0) {
+  const std::filesystem::path path = std::filesystem::path(config.out) / "metrics.jsonl";
+  if (!rank0 || config.resume.empty() || !std::filesystem::is_regular_file(path)) return position;
+  std::ifstream in(path);
+  std::string kept, line;
+  int64_t dropped = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    // A record cut short by a kill (not JSON) is dropped as well.
+    if (record.is_discarded() || !record.contains("step") || record["step"].get<int64_t>() > position.global_step) {
+      ++dropped;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (dropped == 0) return position;
+  write_file_atomically(path.string(), kept);
+  HCL_LOG(info) << "metrics.jsonl: dropped " << dropped << " record(s) past the checkpoint's step "
+                << position.global_step;
+  return position;
+}
+
+}  // namespace hcl::train

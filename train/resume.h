@@ -1,0 +1,24 @@
+// hcl-train's resume policy: what a resumed run must keep (the options that define it, its global
+// batch), loading the checkpoint into the step, and trimming metrics.jsonl to the checkpoint's step.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "train/train_step.h"
+
+namespace hcl::train {
+
+// Throws hcl::Error naming the first option that a resumed run must keep but `ours` changes.
+void check_kept_on_resume(const TrainConfig& theirs, const TrainConfig& ours, const std::string& path);
+// Throws hcl::Error when the checkpoint was written at another global batch (or, for older
+// checkpoints that do not record it, when its position falls outside an epoch at this one).
+void check_global_batch(const Checkpoint& c, int64_t global_batch, int world, int64_t images, const std::string& path);
+// The position to start from: the checkpoint's (model and optimizer loaded), or the beginning.
+TrainPosition resume_if_asked(const TrainConfig& config, TrainStep& step);
+// After a resume, rank 0 drops the records of metrics.jsonl past the checkpoint's step.
+TrainPosition trim_metrics(const TrainConfig& config, const TrainPosition& position, bool rank0);
+
+}  // namespace hcl::train
