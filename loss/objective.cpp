@@ -186,15 +186,14 @@ class NegativeLogSumExp : public torch::autograd::Function<NegativeLogSumExp> {
                                                 std::vector<double> coefficients,
                                                 double inv_temperature, int64_t chunk,
                                                 int64_t weight_index) {
-    const int64_t rows = anchors.size(0), columns = candidates.size(0);
-    const std::vector<Segment> excluded = excluded_segments({batch, offset, first}, rows);
-    const auto wide = anchors.options().dtype(torch::kDouble);  // the accumulators (accumulate_sums)
-    torch::Tensor lse = torch::full({static_cast<int64_t>(coefficients.size()), rows}, -kInf, wide);
-    torch::Tensor log_sq = weight_index >= 0 ? torch::full({rows}, -kInf, wide) : torch::Tensor();
-    accumulate_sums(anchors, candidates, excluded, coefficients, inv_temperature, chunk, weight_index, lse, log_sq);
-    count_constant_sums(coefficients, columns - 2, lse);
-    lse = lse.to(anchors.scalar_type());
-    if (log_sq.defined()) log_sq = log_sq.to(anchors.scalar_type());
+    // The candidates are one block of the block form, holding the anchors' own views.
+    const NegativeSums plan{coefficients, weight_index, inv_temperature, chunk};
+    const ViewLayout own{batch, offset, first};
+    NegativeAccumulator sums = start_negative_sums(plan, anchors.size(0), anchors.options());
+    add_negative_block(plan, anchors, candidates, &own, sums);
+    finish_negative_sums(plan, candidates.size(0) - 2, sums);
+    const torch::Tensor& lse = sums.lse;
+    torch::Tensor log_sq = sums.log_square_sum;
     ctx->save_for_backward({anchors, candidates, lse});
     ctx->saved_data["layout"] = std::vector<int64_t>{batch, offset, first};
     ctx->saved_data["coefficients"] = coefficients;
