@@ -57,8 +57,6 @@ class DedicatedStream {
     std::optional<c10::StreamGuard> guard_;
   };
 
-  bool has_stream() const { return stream_.has_value(); }
-
  private:
   std::optional<c10::Stream> stream_;
   // Events for the two hand-overs (mutable: recording is not a change of the stream's identity).

@@ -64,9 +64,8 @@ std::string how_views_meet(ObjectiveComm form, int world) {
 
 // This rank's device, with the thread count and fast math set.
 torch::Device prepare_device(const TrainConfig& config, const dist::Topology& topology) {
+  // (What this machine cannot run was refused with the options: TrainConfig::check_environment.)
   const torch::Device device = resolve_device(config.device, topology.local_rank);
-  HCL_REQUIRE(config.precision != Precision::Bf16 || device.is_cuda(),
-              "--precision bf16 needs a CUDA device");
   if (config.threads > 0) torch::set_num_threads(static_cast<int>(config.threads));
   configure_fast_math(device);
   return device;
