@@ -42,9 +42,9 @@
 #include "dist/version.h"
 #include "model/contrastive_model.h"
 #include "model/macs.h"
+#include "train/config.h"
 #include "train/phase_timer.h"
 #include "train/train_step.h"
-#include "train/trainer.h"
 
 namespace {
 
@@ -142,10 +142,12 @@ struct Measurement {
 // view parameters, and both views of step k+1 are made in one pass on a side stream during step k.
 Measurement measure(const Args& args, const ImageSource& source, const std::string& view_forward,
                     bool sync_bn, const std::string& cuda_graph, const torch::Device& device) {
+  hcl::train::TrainConfig model_config;  // hcl-train's model of this arch for these images
+  model_config.arch = args.arch;
+  model_config.dataset = source.dataset ? args.dataset : hcl::data::DatasetKind::Synthetic;
   const auto build = [&](const hcl::model::NormFactory& norm) {
     torch::manual_seed(0);
-    return hcl::model::ContrastiveModel(hcl::model::ModelOptions().encoder(
-        hcl::model::EncoderOptions().arch(args.arch).in_channels(source.channels).norm(norm)));
+    return hcl::model::ContrastiveModel(model_config.model_options(norm));
   };
   hcl::train::TrainStep train_step(
       hcl::dist::Communicator(), build,
@@ -243,11 +245,9 @@ int bench(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   const std::optional<Args> parsed = hcl::as_input([&] { return parse(argc, argv); });
   if (!parsed) return 0;
   const Args& args = *parsed;
-  if (args.threads > 0) torch::set_num_threads(static_cast<int>(args.threads));
-  const torch::Device device = hcl::resolve_device(args.device, mpi.topology().local_rank);
+  const torch::Device device = hcl::set_up_device(args.device, mpi.topology().local_rank, args.threads);
   HCL_REQUIRE(args.precision == hcl::train::Precision::Fp32 || device.is_cuda(),
               "--precision bf16 needs CUDA");
-  hcl::configure_fast_math(device);
   double peak_tflops = args.peak_tflops;
   if (peak_tflops == 0 && device.is_cuda())
     peak_tflops = args.precision == hcl::train::Precision::Bf16 ? 989.0 : 495.0;

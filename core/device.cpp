@@ -26,4 +26,11 @@ void configure_fast_math(const torch::Device& device) {
   at::globalContext().setBenchmarkCuDNN(true);
 }
 
+torch::Device set_up_device(DeviceChoice choice, int local_rank, int64_t threads) {
+  const torch::Device device = resolve_device(choice, local_rank);
+  if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
+  configure_fast_math(device);
+  return device;
+}
+
 }  // namespace hcl

@@ -3,9 +3,11 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <numeric>
 #include <random>
 
 #include "core/check.h"
@@ -199,21 +201,32 @@ Dataset load_dataset(DatasetKind kind, const std::string& dir_in, const std::str
   }
 }
 
-Dataset in_memory(const Dataset& d, int64_t limit) {
-  if (!d.folder) return d;
-  const int64_t n = limit > 0 ? std::min(limit, d.size()) : d.size();
-  torch::Tensor chosen = torch::arange(n, torch::kLong);
-  if (n < d.size()) {  // the first n of a fixed permutation, in index order (files stay local on disk)
-    const std::vector<int64_t> order = permutation(d.size(), 0x1d5ULL);
-    chosen = std::get<0>(torch::tensor(std::vector<int64_t>(order.begin(), order.begin() + n), torch::kLong).sort());
+std::vector<int64_t> subset_indices(int64_t n, int64_t limit, int64_t seed, SubsetRole role) {
+  if (limit <= 0 || limit >= n) {
+    std::vector<int64_t> all(static_cast<size_t>(n));
+    std::iota(all.begin(), all.end(), int64_t{0});
+    return all;
   }
+  // In index order: an image folder's chosen files are read in the order they lie on disk.
+  std::vector<int64_t> order = permutation(n, 2 * static_cast<uint64_t>(seed) + static_cast<uint64_t>(role));
+  order.resize(static_cast<size_t>(limit));
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+Dataset subset(const Dataset& d, int64_t limit, int64_t seed, SubsetRole role) {
+  const bool all = limit <= 0 || limit >= d.size();
+  if (all && !d.folder) return d;
+  const torch::Tensor chosen = torch::tensor(subset_indices(d.size(), limit, seed, role), torch::kLong);
   Dataset out;
   out.name = d.name;
   out.num_classes = d.num_classes;
   out.labels = d.labels.index_select(0, chosen);
-  out.images = d.folder->decode_centred(chosen);
+  out.images = d.folder ? d.folder->decode_centred(chosen) : d.images.index_select(0, chosen).contiguous();
   return out;
 }
+
+Dataset in_memory(const Dataset& d) { return subset(d, 0, 0, SubsetRole::Train); }
 
 void check_splits(const Dataset& train, const Dataset& test, const std::string& dir_in) {
   const std::string dir = dir_in.empty() ? "the default folder" : "'" + dir_in + "'";

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/named_enum.h"
 #include "data/image_index.h"
@@ -72,10 +73,20 @@ struct FolderLoadOptions {
 Dataset load_dataset(DatasetKind kind, const std::string& dir, const std::string& split,
                      const FolderLoadOptions& folder = {});
 
-// The dataset with its images in memory: itself when they are; for an image folder the centred
-// crops of up to `limit` images (0: all; otherwise the first `limit` of a fixed permutation, with
-// their labels), decoded by its workers: what kNN and linear evaluation read.
-Dataset in_memory(const Dataset& d, int64_t limit = 0);
+// Subsets: the one rule wherever part of a split stands for it (the kNN monitor's bank and test
+// images, hcl-eval's --train-size). The images whose indices are the first `limit` of
+// permutation(n, 2 * seed + role), in index order; all n when `limit` is 0 or at least n. They are
+// the same images whether the split is in memory or an image folder, and --seed moves them.
+enum class SubsetRole : uint64_t { Train = 1, Test = 2 };
+std::vector<int64_t> subset_indices(int64_t n, int64_t limit, int64_t seed, SubsetRole role);
+
+// The subset_indices images of `d` with their labels, in memory: an image folder's centred crops
+// decoded by its workers (what kNN and linear evaluation read); for images already in memory, `d`
+// itself when every image is taken, else a copy of the chosen ones.
+Dataset subset(const Dataset& d, int64_t limit, int64_t seed, SubsetRole role);
+
+// All of `d` in memory: subset(d, 0, ...).
+Dataset in_memory(const Dataset& d);
 
 // Throws hcl::Error naming `dir` when the test split is empty or its images differ in size from
 // the train split's (what kNN and linear evaluation compare).

@@ -27,11 +27,10 @@
 #include "data/sampler.h"
 #include "dist/runtime.h"
 #include "dist/version.h"
+#include "eval/knn.h"
+#include "eval/linear_eval.h"
 #include "train/export.h"
-#include "train/knn.h"
-#include "train/linear_eval.h"
 #include "train/node_datasets.h"
-#include "train/trainer.h"
 
 namespace po = boost::program_options;
 
@@ -42,7 +41,7 @@ struct EvalArgs {
   std::string checkpoint, data_dir, out;
   hcl::data::DatasetKind dataset = hcl::data::DatasetKind::FashionMnist;
   hcl::DeviceChoice device = hcl::DeviceChoice::Auto;
-  hcl::train::ProbeInput protocol = hcl::train::ProbeInput::Features;
+  hcl::eval::ProbeInput protocol = hcl::eval::ProbeInput::Features;
   int64_t epochs = 100, batch_size = 512, threads = 0, seed = 0, knn_k = 0, train_size = 0;
   double lr = 1e-3, weight_decay = 1e-6, crop_scale_min = 0.08, knn_temperature = 0.5;
   bool node_shared_data = true;
@@ -54,7 +53,7 @@ po::options_description describe(EvalArgs& a) {
       "version", "print the versions of hcl, LibTorch, MPI and NCCL and exit")(
       "checkpoint", po::value(&a.checkpoint), "checkpoint of hcl-train or file of hcl-export (not with --protocol pixels)")(
       "protocol", hcl::enum_option(&a.protocol, "protocol"),
-      hcl::help_with_choices<hcl::train::ProbeInput>("what the linear classifier reads").c_str())(
+      hcl::help_with_choices<hcl::eval::ProbeInput>("what the linear classifier reads").c_str())(
       "dataset", hcl::enum_option(&a.dataset, "dataset"),
       "dataset of --protocol pixels without --checkpoint (otherwise the one the run used)")(
       "data-dir", po::value(&a.data_dir), "dataset folder (default: the one the run used, or the dataset's own)")(
@@ -81,7 +80,7 @@ po::options_description describe(EvalArgs& a) {
 }
 
 void validate(EvalArgs& a) {
-  using hcl::train::ProbeInput;
+  using hcl::eval::ProbeInput;
   HCL_REQUIRE(a.epochs >= 1, "--epochs: must be >= 1, got ", a.epochs);
   HCL_REQUIRE(a.batch_size >= 1, "--batch-size: must be >= 1, got ", a.batch_size);
   HCL_REQUIRE(std::isfinite(a.lr) && a.lr > 0, "--lr: must be a finite number > 0, got ", a.lr);
@@ -115,21 +114,10 @@ void validate_out_folder(const std::string& out) {
 }
 
 // The probe's description as the name table gives it.
-std::string protocol_note(hcl::train::ProbeInput protocol) {
-  for (const auto& entry : hcl::EnumNames<hcl::train::ProbeInput>::table)
+std::string protocol_note(hcl::eval::ProbeInput protocol) {
+  for (const auto& entry : hcl::EnumNames<hcl::eval::ProbeInput>::table)
     if (entry.value == protocol) return entry.note;
   return "";
-}
-
-// The first `size` images of a fixed permutation of `d` (all of them when size is 0 or larger).
-hcl::data::Dataset subset(const hcl::data::Dataset& d, int64_t size) {
-  if (size == 0 || size >= d.size()) return d;
-  const std::vector<int64_t> order = hcl::data::permutation(d.size(), hcl::data::mix64(0x7261696eULL));
-  const torch::Tensor index = torch::tensor(std::vector<int64_t>(order.begin(), order.begin() + size), torch::kLong);
-  hcl::data::Dataset part = d;
-  part.images = d.images.index_select(0, index).contiguous();
-  part.labels = d.labels.index_select(0, index);
-  return part;
 }
 
 // What the evaluation reads: the trained model (none for pixels without a checkpoint), its
@@ -153,27 +141,19 @@ void load_model(const EvalArgs& a, int local_rank, EvalInputs& in) {
     in.config.data_dir = "";
   }
   if (!a.data_dir.empty()) in.config.data_dir = a.data_dir;
-  in.device = hcl::resolve_device(a.device, local_rank);
+  in.device = hcl::set_up_device(a.device, local_rank, a.threads);
 }
 
-// The train and evaluation splits in memory: the in-memory formats once per node (collective over
-// `node`), an image folder's index made on rank 0 for all (collective over the job) and its centred
-// crops decoded by its workers (only --train-size of the train split when set).
-void load_datasets(const EvalArgs& a, const hcl::dist::NodeComm& node, int local_ranks, EvalInputs& in) {
+// The train and evaluation splits in memory, loaded as hcl-train loads them (train/node_datasets.h),
+// an image folder's centred crops decoded by its workers (only --train-size of the train split when
+// set).
+void load_datasets(const EvalArgs& a, const hcl::train::JobDatasets& splits, EvalInputs& in) {
   const hcl::train::TrainConfig& c = in.config;
-  const hcl::dist::NodeComm job = hcl::dist::NodeComm::whole_job();
-  hcl::data::FolderLoadOptions folder = c.folder_options(local_ranks);
-  folder.indexer = hcl::train::index_once_per_job(job);
-  const bool shared = a.node_shared_data && c.dataset != hcl::data::DatasetKind::ImageFolder;
-  const auto load = [&](const std::string& split) {
-    return shared ? hcl::train::load_dataset_once_per_node(node, c.dataset, c.data_dir, split)
-                  : hcl::data::load_dataset(c.dataset, c.data_dir, split, folder);
-  };
   // Both loads are collective: they come before any decoding, which may fail on one rank only.
-  const hcl::data::Dataset train = load("train");
-  const hcl::data::Dataset test = load(hcl::data::dataset_info(c.dataset).eval_split);
-  in.train = subset(hcl::data::in_memory(train, a.train_size), a.train_size);
-  in.test = hcl::data::in_memory(test, 0);
+  const hcl::data::Dataset train = splits.load("train");
+  const hcl::data::Dataset test = splits.load(hcl::data::dataset_info(c.dataset).eval_split);
+  in.train = hcl::data::subset(train, a.train_size, a.seed, hcl::data::SubsetRole::Train);
+  in.test = hcl::data::in_memory(test);
   hcl::data::check_splits(in.train, in.test, c.data_dir);
 }
 
@@ -185,9 +165,9 @@ nlohmann::json knn_on_full_splits(const EvalArgs& a, EvalInputs& in, hcl::dist::
   const hcl::data::TwoViewAugmenter transform(
       hcl::data::AugmentOptions().output_size(in.train.height()).mean(mean).stddev(stddev), 0);
   const auto start = std::chrono::steady_clock::now();
-  const hcl::train::KnnResult r = hcl::train::knn_evaluate(
+  const hcl::eval::KnnResult r = hcl::eval::knn_evaluate(
       in.model, comm, transform, in.train, in.test,
-      hcl::train::KnnOptions().k(a.knn_k).temperature(a.knn_temperature), in.device);
+      hcl::eval::KnnOptions().k(a.knn_k).temperature(a.knn_temperature), in.device);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   HCL_LOG(info) << "kNN-" << a.knn_k << " weighted vote: top-1 " << 100 * r.top1 << "% (bank " << r.bank << ", test "
                 << r.test << ", " << seconds << " s)";
@@ -227,19 +207,19 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   }
   hcl::log::init({mpi.rank(), mpi.world_size(), hcl::log::Severity::info, ""});
   if (const std::string w = hcl::dist::singleton_warning(mpi.topology()); !w.empty()) HCL_LOG(warning) << w;
-  if (a.threads > 0) torch::set_num_threads(static_cast<int>(a.threads));
   // Loaded on every rank and agreed on before the first collective; then the datasets.
   EvalInputs in;
   hcl::dist::agree_on_start([&] { load_model(a, mpi.topology().local_rank, in); });
-  const hcl::dist::NodeComm node = hcl::dist::NodeComm::of_this_node();
-  hcl::dist::agree_on_start([&] { load_datasets(a, node, mpi.topology().local_size, in); });
+  const hcl::train::JobDatasets splits(in.config.dataset, in.config.data_dir,
+                                       in.config.folder_options(mpi.topology().local_size), a.node_shared_data);
+  hcl::dist::agree_on_start([&] { load_datasets(a, splits, in); });
   if (!in.model.is_empty()) in.model->to(in.device);
   HCL_LOG(info) << "linear evaluation (" << hcl::name_of(a.protocol) << ") of "
                 << (a.checkpoint.empty() ? std::string("raw pixels") : a.checkpoint) << " ("
                 << hcl::name_of(in.config.arch) << ", " << hcl::name_of(in.config.dataset) << ") on " << in.device;
   hcl::dist::Communicator comm;
-  const auto r = hcl::train::linear_evaluation(in.model, comm, in.train, in.test, in.config.dataset,
-                                               hcl::train::LinearEvalOptions()
+  const auto r = hcl::eval::linear_evaluation(in.model, comm, in.train, in.test, in.config.dataset,
+                                               hcl::eval::LinearEvalOptions()
                                                    .input(a.protocol)
                                                    .epochs(a.epochs)
                                                    .batch_size(a.batch_size)
@@ -248,7 +228,7 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
                                                    .crop_scale_min(a.crop_scale_min)
                                                    .seed(a.seed),
                                                in.device);
-  const bool pixels = a.protocol == hcl::train::ProbeInput::Pixels;
+  const bool pixels = a.protocol == hcl::eval::ProbeInput::Pixels;
   const nlohmann::json result = {{"checkpoint", a.checkpoint},
                                  {"dataset", hcl::name_of(in.config.dataset)},
                                  {"arch", pixels ? "pixels" : hcl::name_of(in.config.arch)},

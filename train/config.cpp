@@ -129,6 +129,17 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   return c;
 }
 
+model::ModelOptions TrainConfig::model_options(const model::NormFactory& norm) const {
+  return model::ModelOptions()
+      .encoder(model::EncoderOptions()
+                   .arch(arch)
+                   .stem(stem)
+                   .in_channels(data::dataset_info(dataset).channels)
+                   .norm(norm))
+      .head_hidden(head_hidden)
+      .projection_dim(projection_dim);
+}
+
 nlohmann::json TrainConfig::model_identity() const {
   return {{"dataset", name_of(dataset)}, {"arch", name_of(arch)},
           {"stem", name_of(stem)},       {"projection-dim", projection_dim},

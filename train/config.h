@@ -15,6 +15,7 @@
 #include "dist/communicator.h"
 #include "loss/beta_schedule.h"
 #include "loss/objective.h"
+#include "model/contrastive_model.h"
 #include "model/encoder.h"
 #include "train/global_objective.h"
 #include "train/optim.h"
@@ -176,6 +177,9 @@ struct TrainConfig {
   // How image folders are read: crop size, decode workers (--workers, or the node's cores shared by
   // its `local_ranks` ranks), bad images, and the index cache in the run's folder.
   data::FolderLoadOptions folder_options(int local_ranks) const;
+  // The model this configuration describes (encoder, stem, head; input channels of its dataset),
+  // with the given normalisation layers (BatchNorm by default): model::ContrastiveModel builds it.
+  model::ModelOptions model_options(const model::NormFactory& norm = {}) const;
 };
 
 }  // namespace hcl::train

@@ -11,7 +11,6 @@
 #include "core/check.h"
 #include "data/dataset.h"
 #include "train/checkpoint.h"
-#include "train/trainer.h"
 
 namespace hcl::train {
 namespace {
@@ -31,7 +30,7 @@ std::string exported_head_key(const std::string& key) { return "head." + key.sub
 
 TrainedModel load_checkpoint_model(const std::string& path) {
   const TrainConfig config = read_checkpoint_header(path).config;
-  model::ContrastiveModel net = build_model(config);
+  model::ContrastiveModel net(config.model_options());
   load_checkpoint(path, *net, nullptr, config);
   return {config, net};
 }
@@ -41,7 +40,7 @@ namespace {
 TrainedModel load_exported_model(const std::string& path) {
   const TrainConfig config =
       TrainConfig::from_json(nlohmann::json::parse(read_bytes(path + ".json")).at("config"));
-  model::ContrastiveModel net = build_model(config);
+  model::ContrastiveModel net(config.model_options());
   const std::string bytes = read_bytes(path);
   const c10::IValue value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   HCL_REQUIRE(value.isGenericDict(), path, ": not a state_dict");

@@ -115,4 +115,19 @@ data::FolderIndexer index_once_per_job(const dist::NodeComm& job) {
   };
 }
 
+JobDatasets::JobDatasets(data::DatasetKind kind, std::string dir, data::FolderLoadOptions folder, bool node_shared)
+    : node_(dist::NodeComm::of_this_node()),
+      job_(dist::NodeComm::whole_job()),
+      kind_(kind),
+      dir_(std::move(dir)),
+      folder_(std::move(folder)),
+      node_shared_(node_shared && kind != data::DatasetKind::ImageFolder) {
+  folder_.indexer = index_once_per_job(job_);
+}
+
+data::Dataset JobDatasets::load(const std::string& split) const {
+  return node_shared_ ? load_dataset_once_per_node(node_, kind_, dir_, split)
+                      : data::load_dataset(kind_, dir_, split, folder_);
+}
+
 }  // namespace hcl::train

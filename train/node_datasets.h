@@ -33,4 +33,25 @@ data::ImageIndex index_once_per_job(const dist::NodeComm& job, const std::string
 // That as a data::FolderLoadOptions::indexer (`job` must outlive it).
 data::FolderIndexer index_once_per_job(const dist::NodeComm& job);
 
+// How the programs of hcl (hcl-train, hcl-eval) load the splits of a job's dataset: an in-memory
+// format once per node into shared memory (`node_shared`; else once per rank), an image folder with
+// its index made once per job and its images decoded on demand with `folder`'s options. Made on
+// every rank (collective: it forms the node and job groups); so is each load. Not movable: the
+// folder indexer holds the job group.
+class JobDatasets {
+ public:
+  JobDatasets(data::DatasetKind kind, std::string dir, data::FolderLoadOptions folder, bool node_shared);
+  JobDatasets(const JobDatasets&) = delete;
+  JobDatasets& operator=(const JobDatasets&) = delete;
+
+  data::Dataset load(const std::string& split) const;
+
+ private:
+  dist::NodeComm node_, job_;
+  data::DatasetKind kind_;
+  std::string dir_;
+  data::FolderLoadOptions folder_;
+  bool node_shared_;
+};
+
 }  // namespace hcl::train

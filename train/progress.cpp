@@ -178,13 +178,14 @@ void ProgressReporter::skipped(int64_t epoch, const SkipRecord& skip) {
 }
 
 void ProgressReporter::knn(const char* when, const TrainPosition& position, double epochs_done,
-                           const KnnResult& result, int64_t k, double seconds) {
+                           const eval::KnnResult& result, int64_t k, double seconds) {
   HCL_LOG(info) << "kNN (" << when << ", epoch " << position.epoch << ", step " << position.global_step
                 << "): top-1 " << std::fixed << std::setprecision(2) << 100 * result.top1 << "%, top-5 "
                 << 100 * result.top5 << "% (k " << k << ", bank " << result.bank << ", test " << result.test
                 << ", " << std::setprecision(1) << seconds << " s)";
   write({{"type", "knn"}, {"when", when}, {"epoch", position.epoch}, {"step", position.global_step},
-         {"epochs_done", epochs_done}, {"top1", result.top1}, {"top5", result.top5}});
+         {"epochs_done", epochs_done}, {"top1", result.top1}, {"top5", result.top5}, {"k", k},
+         {"bank", result.bank}, {"test", result.test}});
 }
 
 void ProgressReporter::write(const nlohmann::json& record) {

@@ -16,7 +16,7 @@
 
 #include "dist/communicator.h"
 #include "train/checkpoint.h"
-#include "train/knn.h"
+#include "eval/knn.h"
 #include "train/phase_timer.h"
 #include "train/train_step.h"
 
@@ -120,7 +120,7 @@ class ProgressReporter {
   // A step skipped by the finite check, in the epoch that holds it.
   void skipped(int64_t epoch, const SkipRecord& skip);
   // A kNN evaluation: its log line and record. `epochs_done` may be fractional.
-  void knn(const char* when, const TrainPosition& position, double epochs_done, const KnnResult& result,
+  void knn(const char* when, const TrainPosition& position, double epochs_done, const eval::KnnResult& result,
            int64_t k, double seconds);
   // The epoch that ended at `position` (its step is 0) after `steps` steps in this process (fewer
   // than an epoch's after a resume): rank 0 logs its line and writes its record; a new epoch

@@ -65,10 +65,7 @@ std::string how_views_meet(ObjectiveComm form, int world) {
 // This rank's device, with the thread count and fast math set.
 torch::Device prepare_device(const TrainConfig& config, const dist::Topology& topology) {
   // (What this machine cannot run was refused with the options: TrainConfig::check_environment.)
-  const torch::Device device = resolve_device(config.device, topology.local_rank);
-  if (config.threads > 0) torch::set_num_threads(static_cast<int>(config.threads));
-  configure_fast_math(device);
-  return device;
+  return set_up_device(config.device, topology.local_rank, config.threads);
 }
 
 // The step's communicator over every rank of the job, once every rank is known to run the same
@@ -95,23 +92,16 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config, int 
   // In-memory formats: one copy per node in shared memory, read by all its ranks. An image folder
   // holds only its index in memory, made on rank 0 and sent to the others. The loads are
   // collective, so they come first, all of them (nothing before them may throw on one rank only).
-  const dist::NodeComm node = dist::NodeComm::of_this_node();
-  const dist::NodeComm job = dist::NodeComm::whole_job();
-  data::FolderLoadOptions folder = config.folder_options(local_ranks);
-  folder.indexer = index_once_per_job(job);
-  const bool shared = config.node_shared_data && config.dataset != data::DatasetKind::ImageFolder;
-  const auto load = [&](const std::string& split) {
-    return shared ? load_dataset_once_per_node(node, config.dataset, config.data_dir, split)
-                  : data::load_dataset(config.dataset, config.data_dir, split, folder);
-  };
+  const JobDatasets splits(config.dataset, config.data_dir, config.folder_options(local_ranks), config.node_shared_data);
+  const auto load = [&](const std::string& split) { return splits.load(split); };
   // A problem anywhere: every rank throws InputError with the lowest failing rank's message.
   dist::agree_on_start([&] {
     d.train = load(config.train_split);
     const data::Dataset eval = load(eval_split);
     const data::Dataset labeled = config.train_split == "train" ? d.train : load("train");
     // kNN reads labeled images in memory (an image folder's: the centred crops, decoded now).
-    d.test = data::in_memory(eval, config.knn_test_size);
-    d.knn_bank = data::in_memory(labeled, config.knn_bank_size);
+    d.test = data::subset(eval, config.knn_test_size, config.seed, data::SubsetRole::Test);
+    d.knn_bank = data::subset(labeled, config.knn_bank_size, config.seed, data::SubsetRole::Train);
     fault_plan();  // a malformed HCL_FAULT is bad input too
     data::check_splits(d.knn_bank, d.test, config.data_dir);
     HCL_REQUIRE(world <= d.train.size(), "the job has ", world, " ranks but the dataset has only ",

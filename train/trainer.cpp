@@ -19,9 +19,9 @@
 #include "data/image_folder.h"
 #include "data/view_pipeline.h"
 #include "loss/beta_schedule.h"
+#include "eval/knn.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_writer.h"
-#include "train/knn.h"
 #include "train/optim.h"
 #include "train/progress.h"
 #include "train/resume.h"
@@ -81,7 +81,7 @@ class Trainer {
   const ScheduleOptions lr_schedule_;
   const std::unique_ptr<loss::BetaSchedule> beta_schedule_;
   const loss::ObjectiveOptions objective_base_;
-  const KnnOptions knn_;
+  const eval::KnnOptions knn_;
   TrainPosition position_;
   ProgressReporter reporter_;
   const clock_type::time_point start_ = clock_type::now();
@@ -166,7 +166,7 @@ Trainer::Trainer(const TrainConfig& config, const Datasets& datasets, TrainStep&
                           .tau_plus(config.tau_plus)
                           .column_chunk(config.column_chunk)
                           .check_values(false)),  // the step's finite check catches non-finite values
-      knn_(KnnOptions()
+      knn_(eval::KnnOptions()
                .k(config.knn_k)
                .temperature(config.knn_temperature)
                .bank_size(config.knn_bank_size)
@@ -257,7 +257,7 @@ void Trainer::end_epoch(int64_t first_step) {
 double Trainer::evaluate(const char* when) {
   const ProgressReporter::Pause pause(reporter_, PauseKind::Knn);
   const auto start = clock_type::now();
-  const KnnResult r = knn_evaluate(step_.model(), step_.comm(), augmenter_, datasets_.knn_bank, datasets_.test,
+  const eval::KnnResult r = eval::knn_evaluate(step_.model(), step_.comm(), augmenter_, datasets_.knn_bank, datasets_.test,
                                    knn_, device_);
   step_.model()->train();
   const double epochs_done = static_cast<double>(position_.global_step) / steps_per_epoch_;
@@ -350,17 +350,6 @@ void Trainer::agree_on_write(const std::string& problem) {
 
 }  // namespace
 
-model::ContrastiveModel build_model(const TrainConfig& config, const model::NormFactory& norm) {
-  return model::ContrastiveModel(model::ModelOptions()
-                                     .encoder(model::EncoderOptions()
-                                                  .arch(config.arch)
-                                                  .stem(config.stem)
-                                                  .in_channels(data::dataset_info(config.dataset).channels)
-                                                  .norm(norm))
-                                     .head_hidden(config.head_hidden)
-                                     .projection_dim(config.projection_dim));
-}
-
 TrainSummary run_training(const TrainConfig& config, const dist::Topology& topology,
                           const std::function<void()>& prepare_output) {
   const torch::Device device = prepare_device(config, topology);
@@ -372,7 +361,7 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
   const int world = comm.world_size();
   const auto build = [&](const model::NormFactory& norm) {
     torch::manual_seed(static_cast<uint64_t>(config.seed));  // rank 0's initialisation is broadcast
-    return build_model(config, norm);
+    return model::ContrastiveModel(config.model_options(norm));
   };
   TrainStep step(std::move(comm), build, step_options(config, device), optimizer_options(config, world),
                  device);

@@ -6,7 +6,6 @@
 #include <string>
 
 #include "dist/runtime.h"
-#include "model/contrastive_model.h"
 #include "train/config.h"
 
 namespace hcl::train {
@@ -26,9 +25,5 @@ struct TrainSummary {
 // hcl::Error.
 TrainSummary run_training(const TrainConfig& config, const dist::Topology& topology,
                           const std::function<void()>& prepare_output);
-
-// The model `config` describes (encoder, stem, head; input channels of its dataset), on the CPU,
-// with the given normalisation layers (BatchNorm by default).
-model::ContrastiveModel build_model(const TrainConfig& config, const model::NormFactory& norm = {});
 
 }  // namespace hcl::train

@@ -161,8 +161,34 @@ TEST(ImageFolder, EvaluationImagesAreTheCentredSquares) {
     const int64_t w = images[i].size(2), x0 = (w - 16) / 2;
     EXPECT_TRUE(torch::equal(d.images[i], images[i].narrow(2, x0, 16))) << i;
   }
-  const Dataset some = in_memory(load(root.str(), 16, 1), 5);
-  EXPECT_EQ(some.size(), 5);
+}
+
+// One subset rule for both forms of a dataset: the same images with their labels, in index order;
+// the seed and the role move them; a limit of 0 or beyond the split takes all (no copy in memory).
+TEST(Subset, OneRuleForFoldersAndImagesInMemory) {
+  TempFolder root;
+  write_folder(root.str(), 16, /*lossless=*/true);
+  const Dataset folder = load(root.str(), 16, 1);
+  const Dataset memory = in_memory(folder);
+  for (int64_t seed : {0, 1, 7}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const std::vector<int64_t> chosen = subset_indices(12, 5, seed, SubsetRole::Train);
+    ASSERT_EQ(chosen.size(), 5u);
+    EXPECT_TRUE(std::is_sorted(chosen.begin(), chosen.end()));
+    const Dataset from_folder = subset(folder, 5, seed, SubsetRole::Train);
+    const Dataset from_memory = subset(memory, 5, seed, SubsetRole::Train);
+    EXPECT_TRUE(torch::equal(from_folder.images, from_memory.images));
+    EXPECT_TRUE(torch::equal(from_folder.labels, from_memory.labels));
+    const torch::Tensor index = torch::tensor(chosen, torch::kLong);
+    EXPECT_TRUE(torch::equal(from_memory.images, memory.images.index_select(0, index)));
+    EXPECT_TRUE(torch::equal(from_memory.labels, memory.labels.index_select(0, index)));
+  }
+  EXPECT_NE(subset_indices(1000, 10, 0, SubsetRole::Train), subset_indices(1000, 10, 1, SubsetRole::Train));
+  EXPECT_NE(subset_indices(1000, 10, 0, SubsetRole::Train), subset_indices(1000, 10, 0, SubsetRole::Test));
+  EXPECT_EQ(subset_indices(4, 0, 3, SubsetRole::Test), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(subset_indices(4, 9, 3, SubsetRole::Test), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_TRUE(subset(memory, 12, 3, SubsetRole::Test).images.is_same(memory.images));
+  EXPECT_EQ(subset(folder, 0, 3, SubsetRole::Test).size(), 12);
 }
 
 void expect_views_equal(const Dataset& folder, const Dataset& memory, const TwoViewAugmenter& augmenter, double levels);

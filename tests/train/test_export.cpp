@@ -12,7 +12,6 @@
 #include "core/check.h"
 #include "tests/support/mpi_world.h"
 #include "train/export.h"
-#include "train/trainer.h"
 
 namespace hcl::train {
 namespace {
@@ -31,7 +30,7 @@ class Export : public ::testing::Test {
     config_.projection_dim = 16;
     config_.head_hidden = 32;
     torch::manual_seed(4);
-    net_ = build_model(config_);
+    net_ = model::ContrastiveModel(config_.model_options());
     // Buffers away from their initial values, so that loading them is seen.
     net_->train();
     net_->forward(torch::randn({8, 1, 28, 28}));

@@ -1,6 +1,6 @@
 // The linear probe: the classifier's inputs per protocol (fixed features, augmented views, raw
 // pixels), then one training loop with Adam and the test accuracy.
-#include "train/linear_eval.h"
+#include "eval/linear_eval.h"
 
 #include <cmath>
 #include <functional>
@@ -9,9 +9,9 @@
 #include "core/log.h"
 #include "data/augment.h"
 #include "data/sampler.h"
-#include "train/knn.h"
+#include "eval/knn.h"
 
-namespace hcl::train {
+namespace hcl::eval {
 namespace {
 
 // The classifier's inputs for the train images `index` (int64, every rank the same) in `epoch`.
@@ -146,4 +146,4 @@ LinearEvalResult linear_evaluation(model::ContrastiveModel& model, dist::Communi
   return fit_and_score(comm, views, train_x, train_y, test_x, test_y, train.num_classes, o);
 }
 
-}  // namespace hcl::train
+}  // namespace hcl::eval

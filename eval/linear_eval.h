@@ -16,7 +16,7 @@
 #include "dist/communicator.h"
 #include "model/contrastive_model.h"
 
-namespace hcl::train {
+namespace hcl::eval {
 
 enum class ProbeInput { Features, Augmented, Pixels };
 
@@ -41,13 +41,13 @@ LinearEvalResult linear_evaluation(model::ContrastiveModel& model, dist::Communi
                                    data::DatasetKind dataset, const LinearEvalOptions& options,
                                    const torch::Device& device);
 
-}  // namespace hcl::train
+}  // namespace hcl::eval
 
 template <>
-struct hcl::EnumNames<hcl::train::ProbeInput> {
-  static constexpr NamedValue<train::ProbeInput> table[] = {
-      {train::ProbeInput::Features, "features", "encoder features computed once, no augmentation"},
-      {train::ProbeInput::Augmented, "augmented",
+struct hcl::EnumNames<hcl::eval::ProbeInput> {
+  static constexpr NamedValue<eval::ProbeInput> table[] = {
+      {eval::ProbeInput::Features, "features", "encoder features computed once, no augmentation"},
+      {eval::ProbeInput::Augmented, "augmented",
        "encoder features of a random crop + flip of each train image, new every epoch, as the reference's linear.py"},
-      {train::ProbeInput::Pixels, "pixels", "normalised raw pixels, no encoder: the baseline"}};
+      {eval::ProbeInput::Pixels, "pixels", "normalised raw pixels, no encoder: the baseline"}};
 };

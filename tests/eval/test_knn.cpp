@@ -1,4 +1,4 @@
-// The kNN monitor (train/knn.h): the weighted vote on small cases worked out by hand, and the
+// The kNN monitor (eval/knn.h): the weighted vote on small cases worked out by hand, and the
 // distributed evaluation on images that are nearest to their own class (top-1 100%), equal at
 // every rank count to one process; the evaluation reads one value back to the host however many
 // batches it scores.
@@ -8,9 +8,9 @@
 #include "data/dataset.h"
 #include "core/op_counts.h"
 #include "tests/support/mpi_world.h"
-#include "train/knn.h"
+#include "eval/knn.h"
 
-namespace hcl::train {
+namespace hcl::eval {
 namespace {
 
 TEST(KnnVotes, SmallCaseWithKnownAnswer) {
@@ -122,4 +122,4 @@ TEST(KnnVotes, CountsOnTheDeviceEqualTheHostVote) {
 }
 
 }  // namespace
-}  // namespace hcl::train
+}  // namespace hcl::eval

@@ -1,4 +1,4 @@
-// Linear evaluation (train/linear_eval.h): on images whose class is visible in the frozen features
+// Linear evaluation (eval/linear_eval.h): on images whose class is visible in the frozen features
 // the linear classifier reaches a high accuracy, while the same images with labels that carry no
 // information stay near chance; the same result at every rank count; the augmented-view and
 // raw-pixel protocols; bad inputs are errors.
@@ -7,9 +7,9 @@
 #include "core/check.h"
 #include "data/dataset.h"
 #include "tests/support/mpi_world.h"
-#include "train/linear_eval.h"
+#include "eval/linear_eval.h"
 
-namespace hcl::train {
+namespace hcl::eval {
 namespace {
 
 model::ContrastiveModel small_model() {
@@ -122,4 +122,4 @@ TEST(LinearEval, BadInputsAreErrors) {
 }
 
 }  // namespace
-}  // namespace hcl::train
+}  // namespace hcl::eval

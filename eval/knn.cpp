@@ -1,5 +1,5 @@
 // Distributed weighted kNN evaluation.
-#include "train/knn.h"
+#include "eval/knn.h"
 
 #include <algorithm>
 #include <optional>
@@ -8,14 +8,12 @@
 #include "core/torch_compat.h"
 #include "data/sampler.h"
 
-namespace hcl::train {
+namespace hcl::eval {
 namespace {
 
-// The first `limit` images of a fixed permutation (all when limit is 0 or too large).
-torch::Tensor subset(int64_t n, int64_t limit, uint64_t key) {
-  if (limit <= 0 || limit >= n) return torch::arange(n, torch::kLong);
-  const auto p = data::permutation(n, key);
-  return torch::tensor(std::vector<int64_t>(p.begin(), p.begin() + limit), torch::kLong);
+// The split's subset for the kNN monitor (data::subset_indices: the one rule).
+torch::Tensor subset(int64_t n, int64_t limit, int64_t seed, data::SubsetRole role) {
+  return torch::tensor(data::subset_indices(n, limit, seed, role), torch::kLong);
 }
 
 }  // namespace
@@ -104,8 +102,8 @@ KnnResult knn_evaluate(model::ContrastiveModel& model, dist::Communicator& comm,
                        const data::Dataset& test, const KnnOptions& o, const torch::Device& device) {
   HCL_REQUIRE(all_labeled(train), "kNN monitor: the memory bank split has unlabeled images (use a labeled split)");
   const int w = comm.world_size(), r = comm.rank();
-  const torch::Tensor bank_index = subset(train.size(), o.bank_size(), static_cast<uint64_t>(o.seed()) * 2 + 1);
-  const torch::Tensor test_index = subset(test.size(), o.test_size(), static_cast<uint64_t>(o.seed()) * 2 + 2);
+  const torch::Tensor bank_index = subset(train.size(), o.bank_size(), o.seed(), data::SubsetRole::Train);
+  const torch::Tensor test_index = subset(test.size(), o.test_size(), o.seed(), data::SubsetRole::Test);
 
   const int64_t n_bank = bank_index.size(0);
   const torch::Tensor bank = embed_distributed(model, comm, transform, train.images.index_select(0, bank_index),
@@ -132,4 +130,4 @@ KnnResult knn_evaluate(model::ContrastiveModel& model, dist::Communicator& comm,
           test_index.size(0)};
 }
 
-}  // namespace hcl::train
+}  // namespace hcl::eval

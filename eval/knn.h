@@ -12,7 +12,7 @@
 #include "dist/communicator.h"
 #include "model/contrastive_model.h"
 
-namespace hcl::train {
+namespace hcl::eval {
 
 struct KnnOptions {
   TORCH_ARG(int64_t, k) = 200;
@@ -20,7 +20,7 @@ struct KnnOptions {
   TORCH_ARG(int64_t, bank_size) = 0;  // 0: the whole train split
   TORCH_ARG(int64_t, test_size) = 0;  // 0: the whole test split
   TORCH_ARG(int64_t, batch) = 512;
-  TORCH_ARG(int64_t, seed) = 0;       // which subset, when sizes are limited
+  TORCH_ARG(int64_t, seed) = 0;       // which subset, when sizes are limited (data::subset_indices)
   TORCH_ARG(bool, bf16) = false;      // features under bf16 autocast (CUDA only; ignored on CPU)
 };
 
@@ -68,4 +68,4 @@ std::pair<int64_t, int64_t> knn_votes(const torch::Tensor& queries, const torch:
                                       const torch::Tensor& bank, const torch::Tensor& bank_labels,
                                       int64_t num_classes, int64_t k, double temperature);
 
-}  // namespace hcl::train
+}  // namespace hcl::eval
