@@ -26,7 +26,7 @@ int train(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   // Options, config files and (rank 0) the output folder, agreed on by every rank before any
   // collective: a problem on one rank only ends every rank with exit 2 and one message.
   hcl::launch::ParsedOptions parsed;
-  hcl::dist::agree_on_start([&] { parsed = hcl::launch::parse_train_options(argc, argv); });
+  hcl::dist::agree_on_start([&] { parsed = hcl::launch::parse_train_options(argc, argv, mpi.world_size()); });
   // --help on some ranks only (an MPMD launch): every rank ends with 0, the first that asked prints.
   if (const int asked = hcl::dist::lowest_rank_with(parsed.help); asked >= 0) {
     if (mpi.rank() == asked) std::cout << parsed.help_text;

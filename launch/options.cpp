@@ -70,7 +70,7 @@ po::parsed_options read_config_file(const std::string& file, const po::options_d
 
 }  // namespace
 
-ParsedOptions parse_train_options(int argc, char** argv) {
+ParsedOptions parse_train_options(int argc, char** argv, int world) {
   ParsedOptions parsed;
   po::options_description desc = describe(parsed.config);
   po::variables_map vm;
@@ -93,6 +93,7 @@ ParsedOptions parse_train_options(int argc, char** argv) {
     parsed.help_text = text.str();
     return parsed;
   }
+  parsed.config.resolve_batch(world, vm.count("batch-size") > 0 && !vm["batch-size"].defaulted());
   parsed.config.validate();
   parsed.config.check_environment();
   if (parsed.config.resume == "auto") {  // the --out folder's checkpoint when there is one
@@ -122,6 +123,7 @@ bool same_run(const fs::path& out, const train::TrainConfig& config) {
   nlohmann::json theirs = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (theirs.is_discarded() || !theirs.is_object()) return false;
   nlohmann::json ours = config.to_json();
+  if (!theirs.contains("global-batch")) ours.erase("global-batch");  // written before hcl recorded it
   for (const char* key : {"resume", "force", "log-level", "log-file"}) {
     theirs.erase(key);
     ours.erase(key);

@@ -19,7 +19,8 @@ struct ParsedOptions {
 
 // Throws hcl::Error with a one-line message naming the option for unknown options, values of the
 // wrong type, unreadable config files and invalid values.
-ParsedOptions parse_train_options(int argc, char** argv);
+// `world`: the job's ranks, which share --global-batch (TrainConfig::resolve_batch).
+ParsedOptions parse_train_options(int argc, char** argv, int world = 1);
 
 // Checks the output folder and the resume file without writing anything: "" when fine, else the
 // one-line error. `out` may hold another run only with --force; it may hold the run being

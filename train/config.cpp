@@ -24,6 +24,21 @@ constexpr int64_t kMaxSeed = (int64_t{1} << 53);  // exact in a JSON reader's do
 
 #define HCL_OPTION_CHECK(cond, option, ...) HCL_REQUIRE(cond, "--" option ": ", __VA_ARGS__)
 
+void TrainConfig::resolve_batch(int world, bool batch_size_given) {
+  HCL_OPTION_CHECK(global_batch >= 0 && global_batch <= kMaxImages, "global-batch", "must be in [0, ", kMaxImages,
+                   "] images (0: --batch-size per rank decides), got ", global_batch);
+  if (global_batch == 0) {
+    global_batch = batch_size * world;
+    return;
+  }
+  HCL_OPTION_CHECK(global_batch % world == 0, "global-batch", global_batch, " images cannot be shared by ", world,
+                   " ranks (each rank takes global-batch / ranks): use a multiple of ", world);
+  HCL_OPTION_CHECK(!batch_size_given || batch_size * world == global_batch, "batch-size", batch_size,
+                   " per rank x ", world, " ranks is not --global-batch ", global_batch,
+                   " (give one of the two)");
+  batch_size = global_batch / world;
+}
+
 void TrainConfig::validate() const {
   HCL_OPTION_CHECK(crop_scale_min > 0 && crop_scale_min <= 1, "crop-scale-min", "must be in (0, 1], got ", crop_scale_min);
   HCL_OPTION_CHECK(blur_p >= 0 && blur_p <= 1, "blur-p", "must be in [0, 1], got ", blur_p);
@@ -34,6 +49,7 @@ void TrainConfig::validate() const {
   HCL_OPTION_CHECK(std::isfinite(beta) && beta >= 0, "beta", "must be a finite number >= 0, got ", beta);
   HCL_OPTION_CHECK(column_chunk >= 0 && column_chunk <= kMaxImages, "column-chunk", "must be in [0, ", kMaxImages, "] (0: unchunked), got ", column_chunk);
   HCL_OPTION_CHECK(batch_size >= 2 && batch_size <= kMaxImages, "batch-size", "must be in [2, ", kMaxImages, "] images per rank, got ", batch_size);
+  HCL_OPTION_CHECK(global_batch >= 0 && global_batch <= kMaxImages, "global-batch", "must be in [0, ", kMaxImages, "], got ", global_batch);
   HCL_OPTION_CHECK(accumulate >= 1, "accumulate", "must be >= 1, got ", accumulate);
   HCL_OPTION_CHECK(batch_size % accumulate == 0, "accumulate", accumulate,
                    " does not divide the batch size ", batch_size);

@@ -50,6 +50,7 @@ struct TrainConfig {
   ObjectiveComm objective_comm = ObjectiveComm::AllGather;
   // optimisation
   int64_t batch_size = 256;
+  int64_t global_batch = 0;  // images per step over all ranks; 0 until resolve_batch (batch-size x ranks)
   int64_t accumulate = 1;
   int64_t epochs = 100;
   int64_t max_steps = 0;
@@ -116,7 +117,10 @@ struct TrainConfig {
     visit("beta-schedule", c.beta_schedule, "");
     visit("column-chunk", c.column_chunk, "objective column chunk to bound memory (0: none)");
     visit("objective-comm", c.objective_comm, "how the objective meets the other ranks' views");
-    visit("batch-size", c.batch_size, "images per rank per step (global batch: x ranks)");
+    visit("global-batch", c.global_batch,
+          "images per step over all ranks, the objective's batch: each rank takes global-batch / ranks, which "
+          "must be a whole number (0: --batch-size per rank decides; the log and config.json give both)");
+    visit("batch-size", c.batch_size, "images per rank per step (global batch: x ranks); --global-batch sets it");
     visit("accumulate", c.accumulate, "micro-batches per step (divides batch-size)");
     visit("epochs", c.epochs, "epochs of pretraining");
     visit("max-steps", c.max_steps, "stop after this many steps (0: no limit)");
@@ -163,6 +167,10 @@ struct TrainConfig {
     visit("log-file", c.log_file, "also write a log file per rank in the output folder");
   }
 
+  // Makes --global-batch and --batch-size agree for a job of `world` ranks. With --global-batch G the
+  // per-rank batch is G / world (world must divide G; a --batch-size also given must equal it);
+  // without, G = --batch-size x world. Throws hcl::Error naming the option (bad input: exit 2).
+  void resolve_batch(int world, bool batch_size_given);
   // Throws hcl::Error "--option: problem" naming the first invalid value.
   void validate() const;
   // Throws hcl::Error "--option: problem" when this machine cannot run the configuration: --device

@@ -41,7 +41,7 @@ void check_global_batch(const Checkpoint& c, int64_t global_batch, int world, in
     HCL_REQUIRE(c.global_batch == global_batch, "--resume: the global batch is ", c.global_batch, " images in ",
                 path, " but ", global_batch, " here (--batch-size ", global_batch / world, " x ", world,
                 " ranks); a resumed run keeps it (",
-                per_rank >= 2 ? detail::concat("use --batch-size ", per_rank, " on ", world, " ranks, or ")
+                per_rank >= 2 ? detail::concat("use --global-batch ", c.global_batch, ", or ")
                               : std::string(),
                 "start a new run in another --out)");
     return;

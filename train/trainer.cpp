@@ -359,6 +359,9 @@ TrainSummary run_training(const TrainConfig& config, const dist::Topology& topol
   save_index_cache(config, datasets, comm.rank());
   log_datasets(config, datasets);
   const int world = comm.world_size();
+  HCL_LOG(info) << "batch: global " << config.batch_size * world << " images per step = " << config.batch_size
+                << " per rank x " << world << " ranks (" << 2 * config.batch_size * world - 2
+                << " negatives per anchor)";
   const auto build = [&](const model::NormFactory& norm) {
     torch::manual_seed(static_cast<uint64_t>(config.seed));  // rank 0's initialisation is broadcast
     return model::ContrastiveModel(config.model_options(norm));

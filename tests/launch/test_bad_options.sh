@@ -64,6 +64,8 @@ expect_error "holds another run" --out "$work/taken"
 [ "$(cat "$work/taken/config.json")" = "{}" ] || fail "existing run overwritten"
 expect_error "--batch-size" --batch-size 2.5 --out "$work/new"
 expect_error "--accumulate: 3 does not divide the batch size 256" --accumulate 3 --out "$work/new"
+NP=3 expect_error "--global-batch: 256 images cannot be shared by 3 ranks" --global-batch 256 --out "$work/new"
+expect_error "--batch-size: 32 per rank x 2 ranks is not --global-batch 128" --global-batch 128 --batch-size 32 --out "$work/new"
 expect_error "--precision: bf16 needs a CUDA device" --precision bf16 --out "$work/new"
 # What this machine cannot run (no GPU in CI): exit 2, one line, nothing written.
 if ! nvidia-smi -L > /dev/null 2>&1; then

@@ -22,6 +22,11 @@ assert [r["when"] for r in knn] == ["before training", "after training"], knn
 print(f"loss {first:.4f} -> {last:.4f}; kNN top-1 {knn[0]['top1']:.3f} -> {knn[1]['top1']:.3f}")
 PY
 grep -q "img/s" "$work/log" || fail "no progress lines"
+# The global batch is stated (log and config.json): 32 per rank x 2 ranks.
+grep -q "batch: global 64 images per step = 32 per rank x 2 ranks (126 negatives per anchor)" "$work/log" ||
+  fail "no global-batch line"
+python3 -c 'import json,sys; c = json.load(open(sys.argv[1])); assert (c["global-batch"], c["batch-size"]) == (64, 32), c' \
+  "$work/run/config.json" || fail "config.json lacks the global batch"
 grep -q "\[rank 0/2\] info: kNN (after training" "$work/log" || fail "no kNN line"
 
 # Plots of that run (gnuplot is installed by scripts/setup).

@@ -20,18 +20,18 @@ namespace {
 
 using train::TrainConfig;
 
-ParsedOptions parse_args(std::vector<std::string> args) {
+ParsedOptions parse_args(std::vector<std::string> args, int world = 1) {
   args.insert(args.begin(), "hcl-train");
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  return parse_train_options(static_cast<int>(args.size()), argv.data());
+  return parse_train_options(static_cast<int>(args.size()), argv.data(), world);
 }
 
-// The message of the hcl::Error that parsing `args` throws ("" when it throws none).
-std::string error_of(const std::vector<std::string>& args) {
+// The message of the hcl::Error that parsing `args` for `world` ranks throws ("" when it throws none).
+std::string error_of(const std::vector<std::string>& args, int world = 1) {
   try {
-    parse_args(args);
+    parse_args(args, world);
   } catch (const Error& e) {
     return e.what();
   }
@@ -53,7 +53,40 @@ class ConfigFile : public ::testing::Test {
 TEST(Options, NoArgumentsGiveTheDefaults) {
   const ParsedOptions parsed = parse_args({});
   EXPECT_FALSE(parsed.help);
-  EXPECT_EQ(parsed.config.to_json(), TrainConfig().to_json());
+  TrainConfig expected;
+  expected.global_batch = expected.batch_size;  // resolved for the job's one rank
+  EXPECT_EQ(parsed.config.to_json(), expected.to_json());
+}
+
+// --global-batch states the objective's batch whatever the rank count; --batch-size (per rank)
+// without it gives global = per rank x ranks. Both end up in the configuration (config.json).
+TEST(Options, GlobalBatchIsSharedByTheRanks) {
+  for (int world : {1, 2, 4, 8}) {
+    const TrainConfig c = parse_args({"--global-batch", "256"}, world).config;
+    EXPECT_EQ(c.global_batch, 256);
+    EXPECT_EQ(c.batch_size, 256 / world);
+    EXPECT_EQ(c.to_json().at("global-batch"), 256);
+    const TrainConfig per_rank = parse_args({"--batch-size", "32"}, world).config;
+    EXPECT_EQ(per_rank.batch_size, 32);
+    EXPECT_EQ(per_rank.global_batch, 32 * world);
+  }
+  // Both given: they must agree (a config.json read back at its own rank count does).
+  EXPECT_EQ(parse_args({"--global-batch", "128", "--batch-size", "32"}, 4).config.batch_size, 32);
+  EXPECT_EQ(error_of({"--global-batch", "128", "--batch-size", "32"}, 2),
+            "--batch-size: 32 per rank x 2 ranks is not --global-batch 128 (give one of the two)");
+  EXPECT_EQ(error_of({"--global-batch", "256"}, 3),
+            "--global-batch: 256 images cannot be shared by 3 ranks (each rank takes global-batch / ranks): use a "
+            "multiple of 3");
+  EXPECT_EQ(error_of({"--global-batch", "-4"}),
+            "--global-batch: must be in [0, 1073741824] images (0: --batch-size per rank decides), got -4");
+  // The per-rank share is checked as --batch-size is (at least 2 images per rank).
+  EXPECT_EQ(error_of({"--global-batch", "4"}, 4), "--batch-size: must be in [2, 1073741824] images per rank, got 1");
+}
+
+TEST_F(ConfigFile, GlobalBatchInAFileAndTheCommandLineWins) {
+  write("global-batch = 512\n");
+  EXPECT_EQ(parse_args({"--config", path_}, 4).config.batch_size, 128);
+  EXPECT_EQ(parse_args({"--config", path_, "--global-batch", "64"}, 4).config.batch_size, 16);
 }
 
 TEST(Options, CommandLineSetsEnumsNumbersAndFlags) {

@@ -70,7 +70,7 @@ expect_refused() {  # expect_refused FRAGMENT NP ARGS...
     { cat "$work/err"; fail "not one line with '$fragment'"; }
   [ "$(cat "$work/ranks/metrics.jsonl" "$work/ranks/config.json" | md5sum)" = "$before" ] || fail "files written before refusing"
 }
-expect_refused "--resume: the global batch is 64 images in $work/ranks/checkpoint.pt but 128 here (--batch-size 32 x 4 ranks); a resumed run keeps it (use --batch-size 16 on 4 ranks, or start a new run in another --out)" \
+expect_refused "--resume: the global batch is 64 images in $work/ranks/checkpoint.pt but 128 here (--batch-size 32 x 4 ranks); a resumed run keeps it (use --global-batch 64, or start a new run in another --out)" \
   4 --max-steps 12 --out "$work/ranks4" --resume "$work/ranks/checkpoint.pt"
 [ ! -e "$work/ranks4" ] || fail "output folder made for a refused resume"
 BATCH=16 expect_refused "--resume: the global batch is 64 images in $work/ranks/checkpoint.pt but 32 here" \
