@@ -26,6 +26,15 @@ std::string_view as_bytes(const std::vector<char>& bytes) { return {bytes.data()
 // "layers.3.weight" (our head) <-> "head.3.weight" (the export).
 std::string exported_head_key(const std::string& key) { return "head." + key.substr(std::strlen("layers.")); }
 
+// How Python builds the encoder that `arch` and `stem` name (what python/hcl_weights.py does).
+std::string encoder_recipe(model::Arch arch, model::Stem stem) {
+  if (arch == model::Arch::Small) return "hcl_weights.SmallConvNet(in_channels) (model/encoder.cpp's small conv net)";
+  const std::string resnet = "torchvision.models." + std::string(name_of(arch)) + "(); fc = Identity(); ";
+  return resnet + (stem == model::Stem::Cifar
+                       ? "conv1 = Conv2d(in_channels, 64, 3, 1, 1, bias=False); maxpool = Identity()"
+                       : "conv1 = Conv2d(in_channels, 64, 7, 2, 3, bias=False)");
+}
+
 }  // namespace
 
 TrainedModel load_checkpoint_model(const std::string& path) {
@@ -88,15 +97,15 @@ void export_for_python(model::ContrastiveModel& model, const TrainConfig& config
   write_file_atomically(path, as_bytes(torch::pickle_save(c10::IValue(state))));
   const data::DatasetInfo& shape = data::dataset_info(config.dataset);
   const nlohmann::json meta = {
-      {"format", "state_dict for torch.load; encoder keys as torchvision's ResNet"},
+      {"format", "state_dict for torch.load: python/hcl_weights.py load_encoder(path) builds the encoder "
+                 "this file names (arch, stem, in_channels) and loads it strictly"},
       {"arch", name_of(config.arch)},
       {"stem", name_of(config.stem)},
       {"in_channels", shape.channels},
       {"image_size", shape.size},
       {"feature_dim", model->encoder->feature_dim()},
       {"with_head", with_head},
-      {"torchvision_cifar_stem",
-       "conv1 = Conv2d(in_channels, 64, 3, 1, 1, bias=False); maxpool = Identity(); fc = Identity()"},
+      {"encoder", encoder_recipe(config.arch, config.stem)},
       {"config", config.to_json()}};
   const std::string text = meta.dump(2) + "\n";
   write_file_atomically(path + ".json", text);
