@@ -1,17 +1,23 @@
 // NodeComm (the ranks of one node) and NodeSharedBuffer (POSIX shared memory mapped by all of them).
 #include "dist/node_shared_buffer.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <random>
 #include <utility>
 
+#include "core/log.h"
 #include "dist/mpi_check.h"
 
 namespace hcl::dist {
@@ -98,10 +104,53 @@ std::string shm_limits() {
                         mib(unit * static_cast<double>(s.f_bavail)), ")");
 }
 
+// This process's PID namespace as a number (the inode of /proc/self/ns/pid; "0" where unknown):
+// segment names carry it, so that a pid in a name is only ever looked up in its own namespace.
+const std::string& pid_namespace() {
+  static const std::string ns = [] {
+    struct stat s {};
+    return std::to_string(stat("/proc/self/ns/pid", &s) == 0 ? static_cast<uint64_t>(s.st_ino) : 0);
+  }();
+  return ns;
+}
+
+// /hcl-<pid namespace>-<pid>-<counter>-<random>: whose it is, for remove_segments_of_dead_processes.
 std::string unique_name() {
   static std::atomic<uint64_t> counter{0};
   std::random_device random;
-  return detail::concat("/hcl-", getpid(), "-", counter++, "-", std::hex, random());
+  return detail::concat("/hcl-", pid_namespace(), "-", getpid(), "-", counter++, "-", std::hex, random());
+}
+
+// A segment's name is unlinked once every rank has mapped it; a process killed in between (kill -9
+// of a node's first rank while it loads) leaves it in /dev/shm. Node leaders remove, once per
+// process and before they create one, the segments whose creator (same PID namespace) is gone.
+void remove_segments_of_dead_processes() {
+  static std::atomic<bool> done{false};
+  if (done.exchange(true)) return;
+  DIR* dir = opendir(kShmDir);
+  if (dir == nullptr) return;
+  const std::string prefix = "hcl-" + pid_namespace() + "-";
+  int removed = 0;
+  double bytes = 0;
+  std::string pids;
+  while (const dirent* entry = readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(name.c_str() + prefix.size(), &end, 10);
+    if (pid <= 0 || end == nullptr || *end != '-') continue;
+    if (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+    struct stat s {};
+    const double size = stat((std::string(kShmDir) + "/" + name).c_str(), &s) == 0 ? static_cast<double>(s.st_size) : 0;
+    if (shm_unlink(("/" + name).c_str()) != 0) continue;
+    ++removed;
+    bytes += size;
+    pids += (pids.empty() ? "" : ", ") + std::to_string(pid);
+  }
+  closedir(dir);
+  if (removed > 0)
+    HCL_LOG(warning) << "node-shared memory: removed " << removed << " segment(s) of " << mib(bytes) << " from "
+                     << kShmDir << " left by processes that died while loading (pid " << pids << ")";
 }
 
 // Maps the named memory of `bytes` bytes read-write; "" or the problem.
@@ -141,6 +190,7 @@ NodeSharedBuffer NodeSharedBuffer::allocate(const NodeComm& node, size_t bytes) 
                                -range[1], " to ", range[0], " bytes); every rank must ask for the same"));
   if (bytes == 0) return {};
 
+  if (node.is_leader()) remove_segments_of_dead_processes();
   std::string name = node.is_leader() ? unique_name() : "";
   void* data = nullptr;
   node.agree(node.is_leader() ? map_named(name, bytes, true, &data) : "");

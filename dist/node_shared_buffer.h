@@ -6,8 +6,10 @@
 // Why POSIX shared memory (shm_open + mmap) and not an MPI-3 shared window: the mapping is released
 // by munmap alone, a local call, so the buffer can live as long as the last tensor using it, with no
 // collective MPI_Win_free at a time each rank reaches differently (during unwinding, at exit); the
-// name is unlinked as soon as every rank has mapped it, so nothing is left in /dev/shm even if the
-// job is killed; and the pages are reserved up front (posix_fallocate), so a /dev/shm too small
+// name is unlinked as soon as every rank has mapped it, so nothing is left in /dev/shm if the job is
+// killed later (a kill in the moment between creating and unlinking leaves the segment: its name
+// holds its creator's pid, and the next node leader on this machine removes it when that process is
+// gone); and the pages are reserved up front (posix_fallocate), so a /dev/shm too small
 // for the data is a clear error at allocation instead of a SIGBUS at the first write.
 #pragma once
 
