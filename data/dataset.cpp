@@ -251,7 +251,8 @@ Dataset load_folder(const DatasetInfo& info, const std::string& dir, const std::
   d.labels = torch::tensor(index.labels, torch::kLong);
   d.folder = std::make_shared<const ImageFolder>(
       std::move(index),
-      ImageFolderOptions().crop_size(o.crop_size).workers(o.workers).skip_bad_images(o.skip_bad_images));
+      ImageFolderOptions().crop_size(o.crop_size).workers(o.workers).skip_bad_images(o.skip_bad_images)
+          .max_pixels(o.max_image_pixels));
   return d;
 }
 

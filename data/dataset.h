@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/named_enum.h"
+#include "data/image_codec.h"
 #include "data/image_index.h"
 
 namespace hcl::data {
@@ -61,6 +62,7 @@ struct FolderLoadOptions {
   int64_t crop_size = 224;       // views and evaluation images, in pixels
   int workers = 1;               // decode threads
   bool skip_bad_images = false;  // replace images that cannot be read or decoded (logged, counted)
+  int64_t max_image_pixels = kDefaultMaxImagePixels;  // decode_image's limit; 0: none
   std::string index_cache;       // folder of cached indexes to use ("": none; see write_index_cache)
   // Makes a split's index; empty: data::index_image_folder. The trainer passes one that indexes on
   // rank 0 only and shares the result (train/node_datasets.h).

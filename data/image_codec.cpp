@@ -74,9 +74,33 @@ tjscalingfactor jpeg_scale(double min_scale) {
   return best;
 }
 
-RgbImage decode_jpeg(const std::string& bytes, const std::string& path, double min_scale) {
+// Throws unless a decode of `height` x `width` pixels fits in `max_pixels` (0: no limit).
+void require_pixels(int64_t height, int64_t width, int64_t max_pixels, const std::string& path, const char* how) {
+  if (max_pixels <= 0 || height * width <= max_pixels) return;
+  throw Error(detail::concat(path, ": ", width, "x", height, " pixels ", how, " exceed the limit of ", max_pixels,
+                             " (--max-image-pixels; 0: no limit)"));
+}
+
+// `f`, or the largest smaller scale whose decode of `h` fits in `max_pixels`; throws when none does.
+tjscalingfactor jpeg_scale_within(tjscalingfactor f, const JpegHeader& h, int64_t max_pixels, const std::string& path) {
+  const auto pixels = [&](const tjscalingfactor& s) {
+    return static_cast<int64_t>(TJSCALED(h.width, s)) * static_cast<int64_t>(TJSCALED(h.height, s));
+  };
+  if (max_pixels <= 0 || pixels(f) <= max_pixels) return f;
+  int count = 0;
+  const tjscalingfactor* factors = tjGetScalingFactors(&count);
+  tjscalingfactor best{0, 1};
+  for (int i = 0; i < count; ++i) {
+    const double s = static_cast<double>(factors[i].num) / factors[i].denom;
+    if (s <= 1.0 && pixels(factors[i]) <= max_pixels && s > static_cast<double>(best.num) / best.denom) best = factors[i];
+  }
+  if (best.num == 0) require_pixels(h.height, h.width, max_pixels, path, "(even decoded at 1/8 scale)");
+  return best;
+}
+
+RgbImage decode_jpeg(const std::string& bytes, const std::string& path, double min_scale, int64_t max_pixels) {
   const JpegHeader h = jpeg_header(bytes, path);
-  const tjscalingfactor f = jpeg_scale(min_scale);
+  const tjscalingfactor f = jpeg_scale_within(jpeg_scale(min_scale), h, max_pixels, path);
   RgbImage out;
   out.width = TJSCALED(h.width, f);
   out.height = TJSCALED(h.height, f);
@@ -105,7 +129,7 @@ struct PngImage {
   ~PngImage() { png_image_free(&image); }
 };
 
-RgbImage decode_png(const std::string& bytes, const std::string& path) {
+RgbImage decode_png(const std::string& bytes, const std::string& path, int64_t max_pixels) {
   PngImage png;
   if (png_image_begin_read_from_memory(&png.image, bytes.data(), bytes.size()) == 0)
     throw Error(detail::concat(path, ": corrupt PNG (", png.image.message, ")"));
@@ -113,7 +137,9 @@ RgbImage decode_png(const std::string& bytes, const std::string& path) {
   RgbImage out;
   out.width = png.image.width;
   out.height = png.image.height;
-  out.pixels.assign(PNG_IMAGE_SIZE(png.image), 0);
+  require_pixels(out.height, out.width, max_pixels, path, "(a PNG decodes whole)");
+  // In 64 bits: PNG_IMAGE_SIZE is 32-bit arithmetic and wraps for large images.
+  out.pixels.resize(static_cast<size_t>(out.height) * static_cast<size_t>(out.width) * 3);
   if (png_image_finish_read(&png.image, nullptr, out.pixels.data(), 0, nullptr) == 0)
     throw Error(detail::concat(path, ": corrupt or truncated PNG (", png.image.message, ")"));
   return out;
@@ -185,9 +211,10 @@ ImageSize read_image_size(const std::string& bytes, const std::string& path) {
   return {png.image.height, png.image.width};
 }
 
-RgbImage decode_image(const std::string& bytes, const std::string& path, double min_scale) {
+RgbImage decode_image(const std::string& bytes, const std::string& path, double min_scale, int64_t max_pixels) {
   require_image(bytes, path);
-  RgbImage image = sniff_format(bytes) == ImageFormat::Jpeg ? decode_jpeg(bytes, path, min_scale) : decode_png(bytes, path);
+  RgbImage image = sniff_format(bytes) == ImageFormat::Jpeg ? decode_jpeg(bytes, path, min_scale, max_pixels)
+                                                            : decode_png(bytes, path, max_pixels);
   HCL_REQUIRE(image.height > 0 && image.width > 0, path, ": empty image (", image.height, "x", image.width, ")");
   return image;
 }

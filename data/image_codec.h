@@ -32,11 +32,18 @@ struct RgbImage {
   std::vector<uint8_t> pixels;
 };
 
+// The most pixels an image may decode to by default (PIL's MAX_IMAGE_PIXELS: about 9459 x 9459,
+// 268 MB of RGB); a header can claim any size, and the decoder would allocate it.
+constexpr int64_t kDefaultMaxImagePixels = 89478485;
+
 // Decodes the whole image. A JPEG is decoded at the smallest of libjpeg-turbo's scales (k/8) that
-// is at least `min_scale` (1: full size); a PNG always at full size. A truncated or corrupt image
-// throws hcl::Error naming `path` (libjpeg-turbo's warnings, such as a premature end of data,
-// count as errors: the pixels would be partly made up).
-RgbImage decode_image(const std::string& bytes, const std::string& path, double min_scale = 1.0);
+// is at least `min_scale` (1: full size), or smaller while the result would exceed `max_pixels`;
+// a PNG always at full size. An image that cannot be decoded within `max_pixels` (0: no limit) is
+// refused from its header, before anything is allocated. A truncated or corrupt image throws
+// hcl::Error naming `path` (libjpeg-turbo's warnings, such as a premature end of data, count as
+// errors: the pixels would be partly made up).
+RgbImage decode_image(const std::string& bytes, const std::string& path, double min_scale = 1.0,
+                      int64_t max_pixels = kDefaultMaxImagePixels);
 
 // A crop box in pixels of the image it applies to: x0, y0, width, height (fractional).
 struct CropBox {

@@ -95,7 +95,7 @@ ImageFolder::Source ImageFolder::open(int64_t i) const {
 }
 
 RgbImage ImageFolder::decode(const Source& s, double min_scale) const {
-  return decode_image(s.bytes, index_.path(s.index), min_scale);
+  return decode_image(s.bytes, index_.path(s.index), min_scale, options_.max_pixels());
 }
 
 void ImageFolder::cut(int64_t i, int count, const std::function<void(const ImageSize&, CropBox*)>& boxes_for,

@@ -27,6 +27,7 @@ struct ImageFolderOptions {
   TORCH_ARG(int64_t, crop_size) = 224;  // side of the views and of the evaluation images
   TORCH_ARG(int, workers) = 1;          // decode threads
   TORCH_ARG(bool, skip_bad_images) = false;
+  TORCH_ARG(int64_t, max_pixels) = kDefaultMaxImagePixels;  // decode_image's limit (0: none)
 };
 
 class ImageFolder {

@@ -90,6 +90,7 @@ void validate(EvalArgs& a) {
               "--crop-scale-min: must be in (0, 1], got ", a.crop_scale_min);
   HCL_REQUIRE(a.knn_k >= 0, "--knn-k: must be >= 0, got ", a.knn_k);
   HCL_REQUIRE(a.train_size >= 0, "--train-size: must be >= 0, got ", a.train_size);
+  HCL_REQUIRE(a.threads >= 0, "--threads: must be >= 0 (0: LibTorch's default), got ", a.threads);
   HCL_REQUIRE(std::isfinite(a.knn_temperature) && a.knn_temperature > 0, "--knn-temperature: must be a finite number > 0, got ",
               a.knn_temperature);
   hcl::require_usable_path("--checkpoint", a.checkpoint);  // all three are written into the result
@@ -108,6 +109,7 @@ void validate(EvalArgs& a) {
 }
 
 void validate_out_folder(const std::string& out) {
+  HCL_REQUIRE(!std::filesystem::is_directory(out), "--out: '", out, "' is a folder; give the result's file name");
   const std::filesystem::path folder = std::filesystem::absolute(out).parent_path();
   HCL_REQUIRE(std::filesystem::is_directory(folder), "--out: folder '", folder.string(), "' does not exist");
   HCL_REQUIRE(::access(folder.c_str(), W_OK) == 0, "--out: folder '", folder.string(), "' is not writable");

@@ -46,6 +46,9 @@ int export_model(int argc, char** argv) {
       HCL_REQUIRE(written.empty() || !std::filesystem::equivalent(written, checkpoint, ec), "--out: '", written,
                   "' is the --checkpoint being exported; choose another file");
     }
+    for (const auto& [option, path] : {std::pair{"--out", out}, {"--out", out + ".json"}, {"--verification-sample", sample}})
+      HCL_REQUIRE(path.empty() || !std::filesystem::is_directory(path), option, ": '", path,
+                  "' is a folder; give a file name");
     const std::filesystem::path folder = std::filesystem::absolute(out).parent_path();
     HCL_REQUIRE(std::filesystem::is_directory(folder), "--out: folder '", folder.string(), "' does not exist");
     return false;

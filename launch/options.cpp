@@ -68,6 +68,24 @@ po::parsed_options read_config_file(const std::string& file, const po::options_d
   return parsed;
 }
 
+// A path as a shell would have given it: "~" and "~/..." under $HOME (config files are not
+// expanded by any shell; a folder named "~" is never what was meant).
+std::string expand_home(const std::string& path) {
+  if (path != "~" && path.rfind("~/", 0) != 0) return path;
+  const char* home = std::getenv("HOME");
+  HCL_REQUIRE(home != nullptr && *home != '\0', "'", path, "': cannot expand '~' (HOME is not set); give the full path");
+  return std::string(home) + path.substr(1);
+}
+
+// The paths of a run as it stores them: '~' expanded, and --data-dir absolute, so that config.json
+// and the checkpoint name the data wherever hcl-eval is run from later.
+void settle_paths(train::TrainConfig& c) {
+  c.out = expand_home(c.out);
+  c.resume = expand_home(c.resume);
+  c.data_dir = expand_home(c.data_dir);
+  if (!c.data_dir.empty()) c.data_dir = fs::absolute(c.data_dir).lexically_normal().string();
+}
+
 }  // namespace
 
 ParsedOptions parse_train_options(int argc, char** argv, int world) {
@@ -93,6 +111,7 @@ ParsedOptions parse_train_options(int argc, char** argv, int world) {
     parsed.help_text = text.str();
     return parsed;
   }
+  settle_paths(parsed.config);
   parsed.config.resolve_batch(world, vm.count("batch-size") > 0 && !vm["batch-size"].defaulted());
   parsed.config.validate();
   parsed.config.check_environment();
@@ -124,6 +143,8 @@ bool same_run(const fs::path& out, const train::TrainConfig& config) {
   if (theirs.is_discarded() || !theirs.is_object()) return false;
   nlohmann::json ours = config.to_json();
   if (!theirs.contains("global-batch")) ours.erase("global-batch");  // written before hcl recorded it
+  if (theirs.contains("data-dir") && theirs["data-dir"].is_string() && !theirs["data-dir"].get<std::string>().empty())
+    theirs["data-dir"] = fs::absolute(theirs["data-dir"].get<std::string>()).lexically_normal().string();
   for (const char* key : {"resume", "force", "log-level", "log-file"}) {
     theirs.erase(key);
     ours.erase(key);

@@ -64,6 +64,7 @@ void TrainConfig::validate() const {
   HCL_OPTION_CHECK(max_skipped_steps >= 1 && max_skipped_steps <= kMaxSteps, "max-skipped-steps", "must be in [1, ", kMaxSteps, "], got ", max_skipped_steps);
   HCL_OPTION_CHECK(bucket_mb >= 1 && bucket_mb <= kMaxBucketMb, "bucket-mb", "must be in [1, ", kMaxBucketMb, "], got ", bucket_mb);
   HCL_OPTION_CHECK(threads >= 0 && threads <= kMaxThreads, "threads", "must be in [0, ", kMaxThreads, "], got ", threads);
+  HCL_OPTION_CHECK(max_image_pixels >= 0, "max-image-pixels", "must be >= 0 (0: no limit), got ", max_image_pixels);
   HCL_OPTION_CHECK(workers >= 0 && workers <= kMaxThreads, "workers", "must be in [0, ", kMaxThreads, "], got ", workers);
   HCL_OPTION_CHECK(crop_size == 0 || (crop_size >= 8 && crop_size <= 4096), "crop-size",
                    "must be 0 (the images' size) or in [8, 4096] pixels, got ", crop_size);
@@ -93,6 +94,7 @@ data::FolderLoadOptions TrainConfig::folder_options(int local_ranks) const {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   o.workers = workers > 0 ? static_cast<int>(workers) : std::max(1, cores / std::max(1, local_ranks));
   o.skip_bad_images = skip_bad_images;
+  o.max_image_pixels = max_image_pixels;
   o.index_cache = out + "/image-index";
   return o;
 }

@@ -33,6 +33,7 @@ struct TrainConfig {
   int64_t crop_size = 0;  // 0: the images' own size (image-folder: 224)
   int64_t workers = 0;    // 0: the cores of the node / ranks on the node
   bool skip_bad_images = false;
+  int64_t max_image_pixels = data::kDefaultMaxImagePixels;
   // model
   model::Arch arch = model::Arch::ResNet18;
   model::Stem stem = model::Stem::Cifar;
@@ -104,6 +105,9 @@ struct TrainConfig {
     visit("skip-bad-images", c.skip_bad_images,
           "image-folder: replace an unreadable or corrupt image by the next one (each logged and counted) "
           "instead of stopping with an error naming the file");
+    visit("max-image-pixels", c.max_image_pixels,
+          "image-folder: the most pixels one image may decode to (a JPEG is decoded at a reduced scale to fit; "
+          "a larger PNG is a bad image, refused from its header before any memory is taken; 0: no limit)");
     visit("arch", c.arch, "encoder");
     visit("stem", c.stem, "");
     visit("projection-dim", c.projection_dim, "output dimension of the projection head");

@@ -44,12 +44,15 @@ void check_global_batch(const Checkpoint& c, int64_t global_batch, int world, in
                 per_rank >= 2 ? detail::concat("use --global-batch ", c.global_batch, ", or ")
                               : std::string(),
                 "start a new run in another --out)");
-    return;
   }
+  // The position must fall inside an epoch of this dataset (fewer images than the run had, or
+  // another global batch for checkpoints that do not record it, would put it past the end).
   const int64_t steps_per_epoch = images / global_batch;
   HCL_REQUIRE(c.position.step < steps_per_epoch, "--resume: ", path, " stopped at step ", c.position.step,
-              " of an epoch, but an epoch has only ", steps_per_epoch, " steps at this global batch (",
-              global_batch, " images); resume with the global batch it was written with");
+              " of an epoch, but an epoch of this dataset (", images, " images) has only ", steps_per_epoch,
+              " steps of ", global_batch, " images; resume with the data",
+              c.global_batch > 0 ? "" : " and the global batch", " it was trained with");
+  if (c.global_batch > 0) return;
   if (job::rank() == 0)
     HCL_LOG(warning) << "--resume: " << path << " does not record its global batch (written by an older hcl); "
                      << "resuming with " << global_batch << " images per step, unchecked";

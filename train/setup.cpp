@@ -2,6 +2,7 @@
 #include "train/setup.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include "core/device.h"
 #include "core/log.h"
 #include "data/image_folder.h"
+#include "data/sampler.h"
 #include "train/fault_injection.h"
 #include "train/node_datasets.h"
 #include "train/resume.h"
@@ -109,6 +111,13 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config, int 
     HCL_REQUIRE(global_batch <= d.train.size(), "--batch-size: the global batch (", config.batch_size,
                 " per rank x ", world, " ranks = ", global_batch, ") exceeds the dataset (",
                 d.train.size(), " images)");
+    // An interval shorter than one step would silently mean "never" (intervals count whole steps).
+    const int64_t steps_per_epoch = data::DistributedSampler(d.train.size(), config.batch_size, 0, world, 0).steps_per_epoch();
+    for (const auto& [name, epochs] : {std::pair{"eval-interval", config.eval_interval},
+                                       std::pair{"checkpoint-interval", config.checkpoint_interval}})
+      HCL_REQUIRE(epochs == 0 || epochs * static_cast<double>(steps_per_epoch) >= 1, "--", name, ": ", epochs,
+                  " epochs is less than one step (an epoch is ", steps_per_epoch, " steps of ", global_batch,
+                  " images); use 0 or at least ", 1.0 / static_cast<double>(steps_per_epoch));
     if (!config.resume.empty()) {
       const Checkpoint header = read_checkpoint_header(config.resume);
       check_compatible(header, config, config.resume);

@@ -2,6 +2,7 @@
 // PNG exactly), scaled JPEG decoding, the crop-resize against LibTorch's bilinear resampling and a
 // flat image, and a clear error for each bad file.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include "core/check.h"
 #include "data/image_codec.h"
@@ -89,6 +90,39 @@ TEST(ImageCodec, CropResizeOfAFlatImageIsFlatAtAnyReduction) {
   crop_resize(rgb, {10.5, 3.25, 180, 290}, 16, out.data_ptr<uint8_t>(), 16 * 16);  // ~ 11x to 18x smaller
   EXPECT_EQ(out.min().item<int>(), 77);
   EXPECT_EQ(out.max().item<int>(), 77);
+}
+
+// `png` with the size its header claims changed to height x width (IHDR's CRC made right again),
+// as a "decompression bomb" of a few bytes that claims 100000 x 100000 pixels.
+std::string claim_size(std::string png, uint32_t height, uint32_t width) {
+  const auto put = [&](size_t at, uint32_t v) {
+    for (int b = 0; b < 4; ++b) png[at + b] = static_cast<char>((v >> (24 - 8 * b)) & 0xff);
+  };
+  put(16, width);  // after the signature (8), IHDR's length (4) and type (4)
+  put(20, height);
+  const auto* ihdr = reinterpret_cast<const Bytef*>(png.data() + 12);  // type + 13 bytes of data
+  put(29, static_cast<uint32_t>(crc32(0, ihdr, 17)));
+  return png;
+}
+
+TEST(ImageCodec, ImagesBeyondThePixelLimitAreRefusedFromTheHeader) {
+  const std::string png = encode(smooth_image(30, 40, 5), FileKind::Png);
+  // Refused before anything is allocated (a 30 GB buffer otherwise): the header is all it reads.
+  const std::string bomb = claim_size(png, 100000, 100000);
+  EXPECT_EQ(read_image_size(bomb, "x").height, 100000);
+  EXPECT_ERROR(decode_image(bomb, "/d/bomb.png"),
+               "/d/bomb.png: 100000x100000 pixels (a PNG decodes whole) exceed the limit of 89478485 "
+               "(--max-image-pixels; 0: no limit)");
+  // A real PNG: the limit is on its pixels; at or under it, it decodes as before.
+  EXPECT_ERROR(decode_image(png, "/d/a.png", 1.0, 1199), "40x30 pixels (a PNG decodes whole) exceed the limit of 1199");
+  EXPECT_EQ(decode_image(png, "/d/a.png", 1.0, 1200).width, 40);
+  // A JPEG is decoded at a smaller DCT scale until it fits (96 x 64: 1/2 fits 1536, 1/8 fits 96),
+  // and refused only when even 1/8 does not.
+  const std::string jpeg = encode(smooth_image(64, 96, 2), FileKind::Jpeg);
+  EXPECT_EQ(decode_image(jpeg, "x", 1.0, 1536).width, 48);
+  EXPECT_EQ(decode_image(jpeg, "x", 1.0, 1535).width, 36);
+  EXPECT_EQ(decode_image(jpeg, "x", 1.0, 96).width, 12);
+  EXPECT_ERROR(decode_image(jpeg, "/d/b.jpg", 1.0, 95), "/d/b.jpg: 96x64 pixels (even decoded at 1/8 scale) exceed");
 }
 
 TEST(ImageCodec, BadBytesAreErrorsNamingTheFile) {

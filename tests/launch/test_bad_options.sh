@@ -57,6 +57,9 @@ expect_error "--out: the path is too long (5000 bytes" --out "/$(printf 'y/%.0s'
 # Bad input found while loading, agreed on by every rank before anything is written.
 expect_error "no such file" --dataset cifar10 --data-dir "$work/no-cifar" --out "$work/new"
 expect_error "exceeds the dataset (60000 images)" --batch-size 40000 --out "$work/new"
+expect_error "--eval-interval: 0.0001 epochs is less than one step (an epoch is 117 steps of 512 images); use 0 or at least 0.008547" \
+  --eval-interval 0.0001 --out "$work/new"
+expect_error "--checkpoint-interval: 0.005 epochs is less than one step" --checkpoint-interval 0.005 --out "$work/new"
 head -c 1000 /dev/urandom > "$work/garbage.pt"
 expect_error "not an hcl checkpoint" --resume "$work/garbage.pt" --out "$work/new"
 mkdir -p "$work/taken" && echo '{}' > "$work/taken/config.json"
@@ -149,6 +152,15 @@ expect_error "--resume: --seed is 0 in $work/run/checkpoint.pt but 1 here; a res
   --resume "$work/run/checkpoint.pt" --data-dir "$work/small" --batch-size 16 --arch small --out "$work/new"
 expect_error "--resume: --estimator is \"hard\" in" --estimator easy \
   --resume "$work/run/checkpoint.pt" --data-dir "$work/small" --batch-size 16 --arch small --out "$work/new"
+# Resumed with fewer images than the run had (a smaller dataset, an image folder that lost files):
+# the position lies past the end of an epoch; refused before anything is written.
+tiny_dataset "$work/mid" 128
+BATCH=16 train 2 --data-dir "$work/mid" --max-steps 2 --out "$work/midrun" > "$work/run.log" 2>&1 ||
+  { cat "$work/run.log"; fail "setup run (mid-epoch)"; }
+before="$(cat "$work/midrun/config.json" "$work/midrun/metrics.jsonl" | md5sum)"
+expect_error "--resume: $work/midrun/checkpoint.pt stopped at step 2 of an epoch, but an epoch of this dataset (64 images) has only 2 steps of 32 images; resume with the data it was trained with" \
+  --resume "$work/midrun/checkpoint.pt" --data-dir "$work/small" --batch-size 16 --arch small --out "$work/midrun"
+[ "$(cat "$work/midrun/config.json" "$work/midrun/metrics.jsonl" | md5sum)" = "$before" ] || fail "files written before refusing"
 # A checkpoint resumed into the folder of another run (it would overwrite that run's files).
 mkdir -p "$work/other" && echo '{}' > "$work/other/config.json"
 expect_error "--out: folder '$work/other' holds another run than the one in '$work/run/checkpoint.pt'" \
@@ -162,6 +174,19 @@ head -c 2000 "$work/export.pt" > "$work/cut.pt" && cp "$work/export.pt.json" "$w
 expect_tool 2 "$work/cut.pt: not a checkpoint of hcl-train nor a complete file of hcl-export" "$HCL_EVAL" --checkpoint "$work/cut.pt"
 cp "$work/export.pt" "$work/nojson.pt" && echo '{"format": 1}' > "$work/nojson.pt.json"
 expect_tool 2 "$work/nojson.pt.json: not the description hcl-export writes" "$HCL_EVAL" --checkpoint "$work/nojson.pt"
+# Output paths that are folders, and a negative thread count: refused before any work.
+expect_tool 2 "--out: '$work/other' is a folder; give the result's file name" "$HCL_EVAL" --checkpoint "$work/run/checkpoint.pt" \
+  --data-dir "$work/small" --out "$work/other"
+expect_tool 2 "--threads: must be >= 0" "$HCL_EVAL" --checkpoint "$work/run/checkpoint.pt" --threads -3
+for args in "--out $work/other" "--out $work/new.pt --verification-sample $work/other"; do
+  status=0
+  # shellcheck disable=SC2086
+  "$HCL_EXPORT" --checkpoint "$work/run/checkpoint.pt" $args > /dev/null 2> "$work/err" || status=$?
+  [ "$status" -eq 2 ] && [ "$(wc -l < "$work/err")" -eq 1 ] && grep -q "^hcl-export: error: --.*: '$work/other' is a folder" "$work/err" ||
+    { cat "$work/err"; fail "hcl-export $args: exit $status"; }
+  [ ! -e "$work/new.pt" ] || fail "hcl-export wrote for a refused $args"
+  passed=$((passed + 1))
+done
 status=0
 "$HCL_EXPORT" --checkpoint "$work/truncated.pt" --out "$work/new.pt" > /dev/null 2> "$work/err" || status=$?
 [ "$status" -eq 2 ] && [ "$(wc -l < "$work/err")" -eq 1 ] && grep -q "^hcl-export: error: checkpoint .*: truncated" "$work/err" ||

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -81,6 +82,26 @@ TEST(Options, GlobalBatchIsSharedByTheRanks) {
             "--global-batch: must be in [0, 1073741824] images (0: --batch-size per rank decides), got -4");
   // The per-rank share is checked as --batch-size is (at least 2 images per rank).
   EXPECT_EQ(error_of({"--global-batch", "4"}, 4), "--batch-size: must be in [2, 1073741824] images per rank, got 1");
+}
+
+// Paths as a shell would give them: '~' under $HOME in config files too (no folder named '~'), and
+// --data-dir absolute, so config.json and checkpoints name the data from any working folder.
+TEST_F(ConfigFile, PathsAreStoredAsAShellWouldGiveThem) {
+  const char* home = std::getenv("HOME");
+  const std::string saved = home ? home : "";
+  ::setenv("HOME", "/home/researcher", 1);
+  write("out = ~/runs/x\ndata-dir = data/fmnist\nresume = ~/runs/x/checkpoint.pt\n");
+  const TrainConfig c = parse_args({"--config", path_}).config;
+  EXPECT_EQ(c.out, "/home/researcher/runs/x");
+  EXPECT_EQ(c.resume, "/home/researcher/runs/x/checkpoint.pt");
+  EXPECT_EQ(c.data_dir, (std::filesystem::current_path() / "data/fmnist").string());
+  EXPECT_EQ(parse_args({"--out", "~"}).config.out, "/home/researcher");
+  EXPECT_EQ(parse_args({"--out", "a~/b", "--data-dir", "/abs/./d"}).config.out, "a~/b");
+  EXPECT_EQ(parse_args({"--data-dir", "/abs/./d"}).config.data_dir, "/abs/d");
+  EXPECT_EQ(parse_args({}).config.data_dir, "");  // the dataset's default folder
+  ::unsetenv("HOME");
+  EXPECT_EQ(error_of({"--out", "~/x"}), "'~/x': cannot expand '~' (HOME is not set); give the full path");
+  if (home) ::setenv("HOME", saved.c_str(), 1);
 }
 
 TEST_F(ConfigFile, GlobalBatchInAFileAndTheCommandLineWins) {
