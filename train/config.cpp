@@ -1,8 +1,11 @@
 // Validation and JSON form of TrainConfig.
 #include "train/config.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <thread>
 
 #include "core/check.h"
@@ -88,11 +91,21 @@ void TrainConfig::validate() const {
   HCL_OPTION_CHECK(known_split, "train-split", "not a split of ", name_of(dataset), ": '", train_split.substr(0, 40), "'");
 }
 
+int default_decode_workers(int local_ranks) {
+  if (const char* per_task = std::getenv("SLURM_CPUS_PER_TASK"); per_task != nullptr && std::atoi(per_task) > 0)
+    return std::atoi(per_task);
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  const int cpus = sched_getaffinity(0, sizeof allowed, &allowed) == 0
+                       ? CPU_COUNT(&allowed)
+                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cpus / std::max(1, local_ranks));
+}
+
 data::FolderLoadOptions TrainConfig::folder_options(int local_ranks) const {
   data::FolderLoadOptions o;
   o.crop_size = crop_size > 0 ? crop_size : data::dataset_info(dataset).size;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  o.workers = workers > 0 ? static_cast<int>(workers) : std::max(1, cores / std::max(1, local_ranks));
+  o.workers = workers > 0 ? static_cast<int>(workers) : default_decode_workers(local_ranks);
   o.skip_bad_images = skip_bad_images;
   o.max_image_pixels = max_image_pixels;
   o.index_cache = out + "/image-index";

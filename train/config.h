@@ -23,6 +23,11 @@
 
 namespace hcl::train {
 
+// Decode workers per rank when --workers is 0: SLURM_CPUS_PER_TASK when Slurm set it (srun
+// --cpus-per-task), else the CPUs this process may run on (its affinity: a cgroup cpuset, a
+// container's --cpuset-cpus, mpirun's binding) shared by the `local_ranks` ranks of its node.
+int default_decode_workers(int local_ranks);
+
 struct TrainConfig {
   // data
   data::DatasetKind dataset = data::DatasetKind::FashionMnist;
@@ -101,7 +106,9 @@ struct TrainConfig {
     visit("blur-p", c.blur_p, "probability of Gaussian blur");
     visit("crop-size", c.crop_size,
           "side of the augmented views in pixels (0: the images' own size; image-folder: 224)");
-    visit("workers", c.workers, "image-folder decode threads per rank (0: the node's cores / its ranks)");
+    visit("workers", c.workers,
+          "image-folder decode threads per rank (0: SLURM_CPUS_PER_TASK, else the CPUs this rank may use / the "
+          "ranks of its node)");
     visit("skip-bad-images", c.skip_bad_images,
           "image-folder: replace an unreadable or corrupt image by the next one (each logged and counted) "
           "instead of stopping with an error naming the file");
@@ -186,8 +193,8 @@ struct TrainConfig {
   static TrainConfig from_json(const nlohmann::json& j);
   // The options that must match to continue a run from a checkpoint (architecture, dimensions).
   nlohmann::json model_identity() const;
-  // How image folders are read: crop size, decode workers (--workers, or the node's cores shared by
-  // its `local_ranks` ranks), bad images, and the index cache in the run's folder.
+  // How image folders are read: crop size, decode workers (--workers, or default_decode_workers),
+  // bad images, and the index cache in the run's folder.
   data::FolderLoadOptions folder_options(int local_ranks) const;
   // The model this configuration describes (encoder, stem, head; input channels of its dataset),
   // with the given normalisation layers (BatchNorm by default): model::ContrastiveModel builds it.

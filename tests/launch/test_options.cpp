@@ -4,8 +4,10 @@
 // config.json and checkpoints have always held them, unknown keys rejected) and model_identity.
 #include <gtest/gtest.h>
 
+#include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
@@ -102,6 +104,31 @@ TEST_F(ConfigFile, PathsAreStoredAsAShellWouldGiveThem) {
   ::unsetenv("HOME");
   EXPECT_EQ(error_of({"--out", "~/x"}), "'~/x': cannot expand '~' (HOME is not set); give the full path");
   if (home) ::setenv("HOME", saved.c_str(), 1);
+}
+
+// --workers 0: what Slurm gave the task, else this process's CPUs (its affinity) shared by the
+// ranks of its node; never 0.
+TEST(Options, DecodeWorkersFollowTheCpusThisTaskMayUse) {
+  const char* saved = std::getenv("SLURM_CPUS_PER_TASK");
+  const std::string kept = saved ? saved : "";
+  ::unsetenv("SLURM_CPUS_PER_TASK");
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  const int cpus = CPU_COUNT(&allowed);
+  EXPECT_EQ(train::default_decode_workers(1), cpus);
+  EXPECT_EQ(train::default_decode_workers(2), std::max(1, cpus / 2));
+  EXPECT_EQ(train::default_decode_workers(100000), 1);
+  EXPECT_EQ(TrainConfig().folder_options(1).workers, cpus);
+  ::setenv("SLURM_CPUS_PER_TASK", "3", 1);
+  EXPECT_EQ(train::default_decode_workers(4), 3);
+  EXPECT_EQ(TrainConfig().folder_options(4).workers, 3);
+  ::setenv("SLURM_CPUS_PER_TASK", "junk", 1);
+  EXPECT_EQ(train::default_decode_workers(1), cpus);
+  TrainConfig given;
+  given.workers = 5;
+  EXPECT_EQ(given.folder_options(4).workers, 5);
+  if (saved) ::setenv("SLURM_CPUS_PER_TASK", kept.c_str(), 1); else ::unsetenv("SLURM_CPUS_PER_TASK");
 }
 
 TEST_F(ConfigFile, GlobalBatchInAFileAndTheCommandLineWins) {
