@@ -143,6 +143,7 @@ bool same_run(const fs::path& out, const train::TrainConfig& config) {
   if (theirs.is_discarded() || !theirs.is_object()) return false;
   nlohmann::json ours = config.to_json();
   if (!theirs.contains("global-batch")) ours.erase("global-batch");  // written before hcl recorded it
+  theirs.erase("run-id");  // the run's id, not an option
   if (theirs.contains("data-dir") && theirs["data-dir"].is_string() && !theirs["data-dir"].get<std::string>().empty())
     theirs["data-dir"] = fs::absolute(theirs["data-dir"].get<std::string>()).lexically_normal().string();
   for (const char* key : {"resume", "force", "log-level", "log-file"}) {

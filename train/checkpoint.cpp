@@ -166,6 +166,7 @@ std::string serialise(const CheckpointState& state) {
   const TrainPosition& p = state.position;
   archive.write("position", c10::IValue(std::vector<int64_t>{p.epoch, p.step, p.global_step}));
   if (state.global_batch > 0) archive.write("global-batch", c10::IValue(state.global_batch));
+  if (!state.run_id.empty()) archive.write("run-id", c10::IValue(state.run_id));
   std::string payload;
   archive.save_to([&](const void* data, size_t size) -> size_t {
     payload.append(static_cast<const char*>(data), size);
@@ -178,10 +179,10 @@ std::string serialise(const CheckpointState& state) {
 
 CheckpointState snapshot_checkpoint(torch::nn::Module& model, torch::optim::Optimizer* optimizer,
                                     const TrainPosition& position, const TrainConfig& config,
-                                    int64_t global_batch) {
+                                    int64_t global_batch, const std::string& run_id) {
   torch::NoGradGuard no_grad;
   HostCopier copy;
-  CheckpointState state{{}, {}, nullptr, position, config, global_batch};
+  CheckpointState state{{}, {}, nullptr, position, config, global_batch, run_id};
   for (const auto& p : model.named_parameters()) state.parameters.emplace_back(p.key(), copy(p.value()));
   for (const auto& b : model.named_buffers()) state.buffers.emplace_back(b.key(), copy(b.value()));
   if (optimizer != nullptr) state.optimizer = copy_optimizer(*optimizer, copy);
@@ -191,8 +192,8 @@ CheckpointState snapshot_checkpoint(torch::nn::Module& model, torch::optim::Opti
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainPosition& position,
-                     const TrainConfig& config, int64_t global_batch) {
-  CheckpointState state{{}, {}, borrowed(optimizer), position, config, global_batch};
+                     const TrainConfig& config, int64_t global_batch, const std::string& run_id) {
+  CheckpointState state{{}, {}, borrowed(optimizer), position, config, global_batch, run_id};
   for (const auto& p : model.named_parameters()) state.parameters.emplace_back(p.key(), p.value().detach().cpu());
   for (const auto& b : model.named_buffers()) state.buffers.emplace_back(b.key(), b.value().cpu());
   write_checkpoint(path, state);
@@ -231,6 +232,8 @@ Checkpoint header_of(torch::serialize::InputArchive& archive, const std::string&
   }
   c10::IValue global_batch;  // absent from older checkpoints: unknown
   if (archive.try_read("global-batch", global_batch)) c.global_batch = global_batch.toInt();
+  c10::IValue run_id;  // absent from older checkpoints and from tools' files
+  if (archive.try_read("run-id", run_id)) c.run_id = run_id.toStringRef();
   return c;
 }
 

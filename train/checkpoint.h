@@ -34,6 +34,9 @@ struct Checkpoint {
   // Images per step over all ranks (--batch-size x ranks): a step of the position means this many
   // images. 0: not recorded (files written before it was, or by tools that do not train).
   int64_t global_batch = 0;
+  // The run that wrote it (made at its fresh start, kept by every resume; config.json holds it too):
+  // "" where not recorded.
+  std::string run_id;
 };
 
 // Everything one checkpoint file holds.
@@ -43,6 +46,7 @@ struct CheckpointState {
   TrainPosition position;
   TrainConfig config;
   int64_t global_batch = 0;  // images per step over all ranks; 0: not recorded
+  std::string run_id;        // "": not recorded
 };
 
 // A copy of what a checkpoint of `model` and `optimizer` (may be null) holds, which nothing else
@@ -54,7 +58,7 @@ struct CheckpointState {
 // another optimizer type.
 CheckpointState snapshot_checkpoint(torch::nn::Module& model, torch::optim::Optimizer* optimizer,
                                     const TrainPosition& position, const TrainConfig& config,
-                                    int64_t global_batch = 0);
+                                    int64_t global_batch = 0, const std::string& run_id = "");
 
 // Writes `state` atomically (serialised, length and CRC-32, `path`.tmp flushed then renamed; a
 // failure throws hcl::Error naming the file and removes the .tmp). Safe on another thread as long
@@ -62,10 +66,10 @@ CheckpointState snapshot_checkpoint(torch::nn::Module& model, torch::optim::Opti
 void write_checkpoint(const std::string& path, const CheckpointState& state);
 
 // Writes the live state atomically (write_checkpoint without a copy); `optimizer` may be null
-// (model-only files); `global_batch` 0 is not recorded.
+// (model-only files); `global_batch` 0 and `run_id` "" are not recorded.
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainPosition& position,
-                     const TrainConfig& config, int64_t global_batch = 0);
+                     const TrainConfig& config, int64_t global_batch = 0, const std::string& run_id = "");
 
 // Throws hcl::Error when `checkpoint`'s model identity (arch, dimensions) differs from `expected`,
 // naming the difference.

@@ -1,8 +1,11 @@
 // hcl-train's resume policy (train/resume.h).
 #include "train/resume.h"
 
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include <nlohmann/json.hpp>
 
@@ -58,14 +61,41 @@ void check_global_batch(const Checkpoint& c, int64_t global_batch, int world, in
                      << "resuming with " << global_batch << " images per step, unchecked";
 }
 
-TrainPosition resume_if_asked(const TrainConfig& config, TrainStep& step) {
+std::string new_run_id() {
+  std::random_device random;
+  const unsigned long long bits = (static_cast<unsigned long long>(random()) << 32) ^ random();
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char id[40];
+  const size_t n = std::strftime(id, sizeof id, "%Y%m%dT%H%M%S", &utc);
+  std::snprintf(id + n, sizeof id - n, "-%016llx", bits);
+  return id;
+}
+
+void check_run_id(const Checkpoint& c, const TrainConfig& config) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (c.run_id.empty() || !fs::equivalent(fs::path(config.resume).parent_path(), config.out, ec)) return;
+  const fs::path written = fs::path(config.out) / "config.json";
+  std::ifstream in(written);
+  const nlohmann::json theirs = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (theirs.is_discarded() || !theirs.is_object() || !theirs.contains("run-id") || !theirs["run-id"].is_string()) return;
+  const std::string folder_run = theirs["run-id"].get<std::string>();
+  HCL_REQUIRE(folder_run == c.run_id, "--resume: ", config.resume, " belongs to run ", c.run_id, " but ",
+              written.string(), " to run ", folder_run,
+              ": the folder holds another run's checkpoint (start afresh with --force, or resume that checkpoint "
+              "from its own folder)");
+}
+
+Checkpoint resume_if_asked(const TrainConfig& config, TrainStep& step) {
   if (config.resume.empty()) return {};
   const Checkpoint c = load_checkpoint(config.resume, *step.model(), &step.optimizer().checkpoint_state(), config);
   step.optimizer().state_loaded();
   step.data_parallel().verify_replicas();
   HCL_LOG(info) << "resumed from " << config.resume << " at epoch " << c.position.epoch << ", step "
                 << c.position.step << " (" << c.position.global_step << " steps done)";
-  return c.position;
+  return c;
 }
 
 // After a resume, metrics.jsonl keeps one record per step: records past the checkpoint's step

@@ -122,6 +122,7 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config, int 
       const Checkpoint header = read_checkpoint_header(config.resume);
       check_compatible(header, config, config.resume);
       check_kept_on_resume(header.config, config, config.resume);
+      check_run_id(header, config);
       check_global_batch(header, global_batch, world, d.train.size(), config.resume);
     }
   });

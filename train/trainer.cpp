@@ -82,6 +82,8 @@ class Trainer {
   const std::unique_ptr<loss::BetaSchedule> beta_schedule_;
   const loss::ObjectiveOptions objective_base_;
   const eval::KnnOptions knn_;
+  const Checkpoint resumed_;  // the checkpoint's header when resuming (loaded into the step), else empty
+  const std::string run_id_;  // the checkpoint's run id, or a new one (config.json and checkpoints hold it)
   TrainPosition position_;
   ProgressReporter reporter_;
   const clock_type::time_point start_ = clock_type::now();
@@ -173,10 +175,16 @@ Trainer::Trainer(const TrainConfig& config, const Datasets& datasets, TrainStep&
                .test_size(config.knn_test_size)
                .seed(config.seed)
                .bf16(config.precision == Precision::Bf16)),
-      position_(trim_metrics(config, resume_if_asked(config, step), rank0_)),
+      resumed_(resume_if_asked(config, step)),
+      run_id_(resumed_.run_id.empty() ? new_run_id() : resumed_.run_id),
+      position_(trim_metrics(config, resumed_.position, rank0_)),
       reporter_(step.comm(), std::filesystem::path(config.out) / "metrics.jsonl", sampler_.global_batch(),
                 total_steps_, step.device()) {
-  if (rank0_) write_file_atomically((std::filesystem::path(config.out) / "config.json").string(), config.to_json().dump(2) + "\n");
+  if (!rank0_) return;
+  nlohmann::json written = config.to_json();
+  written["run-id"] = run_id_;
+  write_file_atomically((std::filesystem::path(config.out) / "config.json").string(), written.dump(2) + "\n");
+  HCL_LOG(info) << "run " << run_id_ << (resumed_.run_id.empty() ? " (new)" : " (continued)");
 }
 
 // Progress lines at every log_interval-th step and at the last.
@@ -293,7 +301,7 @@ void Trainer::save(const char* why, bool background) {
     const auto start = clock_type::now();
     try {
       save_checkpoint(path, *step_.model(), &step_.optimizer().checkpoint_state(), position_, config_,
-                      sampler_.global_batch());
+                      sampler_.global_batch(), run_id_);
       HCL_LOG(info) << "checkpoint (" << why << "): " << path << " at step " << position_.global_step
                     << " (written in " << seconds_since(start) << " s while the step loop waited)";
     } catch (const std::exception& e) {
@@ -312,7 +320,7 @@ void Trainer::start_background_save(const char* why, const std::string& path) {
   CheckpointState state;
   try {
     state = snapshot_checkpoint(*step_.model(), &step_.optimizer().checkpoint_state(), position_, config_,
-                                sampler_.global_batch());
+                                sampler_.global_batch(), run_id_);
   } catch (const std::exception& e) {
     snapshot_problem_ = "checkpoint " + path + ": snapshot failed: " + e.what();
     return;

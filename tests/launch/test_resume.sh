@@ -6,9 +6,14 @@ source "$(dirname "$0")/common.sh"
 
 run() { train "$@" > "$work/log" 2>&1 || { cat "$work/log"; fail "hcl-train $*"; }; }
 
+run_id() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run-id"])' "$1/config.json"; }
 run 2 --max-steps 12 --out "$work/whole"
 run 2 --max-steps 6 --out "$work/part"
+id="$(run_id "$work/part")"
+[ "$id" != "$(run_id "$work/whole")" ] || fail "two runs share the run id $id"
 run 2 --max-steps 12 --out "$work/part" --resume "$work/part/checkpoint.pt"
+[ "$(run_id "$work/part")" = "$id" ] || fail "the resumed run's id changed from $id"
+grep -q "run $id (continued)" "$work/log" || { cat "$work/log"; fail "no line naming the continued run"; }
 losses "$work/whole/metrics.jsonl" > "$work/whole.txt"
 losses "$work/part/metrics.jsonl" > "$work/part.txt"
 [ "$(wc -l < "$work/part.txt")" -eq 12 ] || fail "resumed run has $(wc -l < "$work/part.txt") records"
@@ -57,6 +62,17 @@ run 2 --max-steps 4 --force --resume auto --out "$work/forced"
 ! grep -q "resumed from" "$work/log" || { cat "$work/log"; fail "--force --resume auto continued the old run"; }
 [ "$(losses "$work/forced/metrics.jsonl" | wc -l)" -eq 4 ] || fail "the forced run's metrics.jsonl"
 
+# A checkpoint belongs to its run (the run id in config.json and in every checkpoint): another
+# run's checkpoint put in the folder is refused, not continued, and nothing is written.
+run 2 --max-steps 2 --out "$work/other_run"
+cp "$work/other_run/checkpoint.pt" "$work/part/checkpoint.pt"
+before="$(cat "$work/part/config.json" "$work/part/metrics.jsonl" | md5sum)"
+status=0
+train 2 --max-steps 14 --resume auto --out "$work/part" > "$work/log" 2> "$work/err" || status=$?
+[ "$status" -eq 2 ] && grep -q "^hcl-train: error: --resume: $work/part/checkpoint.pt belongs to run $(run_id "$work/other_run") but $work/part/config.json to run $id: the folder holds another run's checkpoint" "$work/err" ||
+  { cat "$work/log" "$work/err"; fail "another run's checkpoint: exit $status"; }
+[ "$(cat "$work/part/config.json" "$work/part/metrics.jsonl" | md5sum)" = "$before" ] || fail "files written before refusing"
+
 # Another global batch (32 x 4 ranks = 128 instead of 32 x 2 = 64) is refused up front on every
 # rank: exit 2, one line, nothing written (a new folder is not made, the run's own is untouched).
 expect_refused() {  # expect_refused FRAGMENT NP ARGS...
@@ -75,4 +91,4 @@ expect_refused "--resume: the global batch is 64 images in $work/ranks/checkpoin
 [ ! -e "$work/ranks4" ] || fail "output folder made for a refused resume"
 BATCH=16 expect_refused "--resume: the global batch is 64 images in $work/ranks/checkpoint.pt but 32 here" \
   2 --max-steps 12 --out "$work/ranks" --resume auto
-echo "5 passed, 0 failed"
+echo "7 passed, 0 failed"
