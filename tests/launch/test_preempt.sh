@@ -78,6 +78,21 @@ preempted 2 TERM 1 32        # SLURM-like: one rank gets SIGTERM, every rank sto
 preempted 4 USR1 mpirun 16   # mpirun forwards SIGUSR1 to every rank
 preempted 4 TERM 3 16
 
+# A SIGTERM during start-up, while the kNN pass before training runs (a large bank on purpose): the
+# stop waits for the first agreed check and ends as any other (checkpoint, line, exit 3).
+KNN_BANK=30000 KNN_TEST=5000 train 2 --max-steps 30 --checkpoint-interval 0 --out "$work/early" > "$work/early.log" 2>&1 &
+job=$!
+for i in $(seq $((LIMIT * 5))); do grep -q "batch: global" "$work/early.log" 2>/dev/null && break; sleep 0.2; done
+grep -q "batch: global" "$work/early.log" || { cat "$work/early.log"; fail "early stop: the run did not start"; }
+kill -TERM "$(rank_pid "$work/early" 1)"
+status=0
+wait "$job" || status=$?
+[ "$status" -eq 3 ] && grep -q "info: stopped by SIGTERM after step 10 of 30; checkpoint written" "$work/early.log" ||
+  { cat "$work/early.log"; fail "SIGTERM during the kNN before training: exit $status"; }
+grep -q "kNN (before training" "$work/early.log" || { cat "$work/early.log"; fail "early stop: no kNN line"; }
+echo "SIGTERM during the kNN pass before training: stopped after step 10 (exit 3)"
+passed=$((passed + 1))
+
 # A run that crashed before its first checkpoint: --resume auto starts it afresh in the same folder
 # (the records of the crashed attempt are replaced); another configuration there is refused.
 args=(--data-dir "$work/tiny" --max-steps 12 --checkpoint-interval 0 --resume auto --out "$work/crash")
