@@ -303,25 +303,30 @@ for i in 0 1; do
   ip -n "${netns[$i]}" addr add 172.31.255.1/24 dev dock0
   ip -n "${netns[$i]}" link set dock0 up
 done
-# Without a flag: hcl's start-up deadline (15 s) ends the job with a line naming the cause, well
-# before the outer timeout; or the job works. A hang (the timeout fires) or another end fails.
-start=$SECONDS status=0
-HCL_START_TIMEOUT=15 LIMIT=90 nodes_train nodeA:1,nodeB:1 2 "$work/same-address" || status=$?
-elapsed=$((SECONDS - start))
-no_strays "the run with dock0"
-if [ "$status" -eq 0 ]; then
-  same_losses "$work/one-node-2" "$work/same-address"
-  echo "same address on both nodes, no flag: works (${elapsed} s), losses equal to one node's"
-elif [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
-  cat "$work/same-address.log"
-  fail "same address on both nodes, no flag: still running after $run_limit s (a hang; HCL_START_TIMEOUT=15)"
-elif grep -q "^hcl: error: MPI start-up did not finish within 15 s (rank [01] on node[AB]).*btl_tcp_if_include" "$work/same-address.log"; then
-  echo "same address on both nodes, no flag: exit $status after ${elapsed} s with:"
-  grep "^hcl: error: MPI start-up" "$work/same-address.log" | cut -c 1-160
-else
-  cat "$work/same-address.log"
-  fail "same address on both nodes, no flag: exit $status after ${elapsed} s without hcl's start-up error"
-fi
+# Without a flag (2x1, and 2x2 where the misrouted connections reach the node's own ranks): hcl's
+# start-up deadline (15 s) ends the job with a line naming the cause, well before the outer
+# timeout; or the job works. A hang (the timeout fires) or another end fails.
+no_flag() {  # no_flag HOSTS NP REF
+  local out="$work/same-address-$2" start=$SECONDS status=0 elapsed
+  HCL_START_TIMEOUT=15 LIMIT=90 nodes_train "$1" "$2" "$out" || status=$?
+  elapsed=$((SECONDS - start))
+  no_strays "the run with dock0 on $1"
+  if [ "$status" -eq 0 ]; then
+    same_losses "$3" "$out"
+    echo "same address on both nodes, $1, no flag: works (${elapsed} s), losses equal to one node's"
+  elif [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    cat "$out.log"
+    fail "same address on both nodes, $1, no flag: still running after $run_limit s (a hang; HCL_START_TIMEOUT=15)"
+  elif grep -q "^hcl: error: MPI start-up did not finish within 15 s (rank [0-3] on node[AB]).*btl_tcp_if_include" "$out.log"; then
+    echo "same address on both nodes, $1, no flag: exit $status after ${elapsed} s with:"
+    grep "^hcl: error: MPI start-up" "$out.log" | cut -c 1-120
+  else
+    cat "$out.log"
+    fail "same address on both nodes, $1, no flag: exit $status after ${elapsed} s without hcl's start-up error"
+  fi
+}
+no_flag nodeA:1,nodeB:1 2 "$work/one-node-2"
+no_flag nodeA:2,nodeB:2 4 "$work/one-node-4"
 passed=$((passed + 1))
 # With the documented flags: through launch/mpirun_example.sh (2x2), and plain mpirun (2x1).
 if_flags=(--mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0)
