@@ -248,11 +248,15 @@ check_whole() {  # the uninterrupted run
 }
 
 check_usr1() {  # the script's own --signal: USR1 to the batch shell shortly before the time limit
-  local job hold
+  local job hold end early
   job="$(submit usr1 --time=1 --signal=B:USR1@15)"
   until_true usr1 "$job" "3 steps" train_steps usr1 3
   signal_tasks usr1 "$job" STOP
+  end="$(date -d "$(field "$job" EndTime)" +%s)"
   until_true usr1 "$job" "SIGUSR1 from --signal" in_output usr1 "$job" "slurm.sbatch: SIGUSR1 received"
+  # slurmctld sends it at its first 30-s check with at most 15 + 30 s left.
+  early=$((end - $(date +%s)))
+  [ "$early" -ge 13 ] && [ "$early" -le 46 ] || die usr1 "$job" "SIGUSR1 came $early s before the time limit (expected 15 to 45)"
   signal_tasks usr1 "$job" CONT
   until_true usr1 "$job" "requeue" requeued "$job"
   stopped usr1 "$job" SIGUSR1
@@ -262,7 +266,7 @@ check_usr1() {  # the script's own --signal: USR1 to the batch shell shortly bef
   release "$job"
   run_to_end usr1 "$job"
   resumed_equal usr1 "$job"
-  echo "ok usr1: --signal=B:USR1 reached the script, $(stop_line usr1 "$job"), exit 3, requeued by the script" \
+  echo "ok usr1: --signal=B:USR1@15 reached the script $early s before the limit, $(stop_line usr1 "$job"), exit 3, requeued by the script" \
     "(held ${hold} s, released with StartTime=now), resumed to the end ($(field "$job" Restarts) requeues in all:" \
     "--time=1 signals each attempt): same losses"
 }
@@ -296,17 +300,19 @@ check_bterm() {  # SIGTERM to the batch shell only
 }
 
 check_timeout() {  # the time limit itself, no early signal
-  local job; job="$(submit timeout --time=1 --signal=B:USR1@0)"
+  local job end late; job="$(submit timeout --time=1 --signal=B:USR1@0)"
   until_true timeout "$job" "3 steps" train_steps timeout 3
   signal_tasks timeout "$job" STOP
+  end="$(date -d "$(field "$job" EndTime)" +%s)"
   until_true timeout "$job" "end at the time limit" ended "$job"
+  late=$(($(date +%s) - end))
   state_is "$job" TIMEOUT || die timeout "$job" "expected TIMEOUT"
   in_output timeout "$job" "CANCELLED AT .* DUE TO TIME LIMIT" || die timeout "$job" "no time-limit line"
   stopped timeout "$job" "SIGTERM|SIGUSR1"
   [ "$(field "$job" Restarts)" = 0 ] || die timeout "$job" "requeued"
   local line; line="$(stop_line timeout "$job")"
   continue_run timeout
-  echo "ok timeout: --time=1 reached, no early signal: $line, exit 3, TIMEOUT," \
+  echo "ok timeout: --time=1 reached (acted on $late s after the limit), no early signal: $line, exit 3, TIMEOUT," \
     "not requeued; resubmitted: same losses"
 }
 
