@@ -161,7 +161,8 @@ until_true() {
 }
 train_steps() { [ -f "$work/$1/metrics.jsonl" ] && [ "$(grep -c '"type":"train"' "$work/$1/metrics.jsonl")" -ge "$2" ]; }
 state_is() { local state; state="$(field "$1" JobState)"; shift; [[ " $* " == *" $state "* ]]; }
-ended() { state_is "$1" COMPLETED FAILED CANCELLED TIMEOUT NODE_FAIL PREEMPTED OUT_OF_MEMORY BOOT_FAIL DEADLINE; }
+terminal="COMPLETED FAILED CANCELLED TIMEOUT NODE_FAIL PREEMPTED OUT_OF_MEMORY BOOT_FAIL DEADLINE"
+ended() { state_is "$1" $terminal; }
 requeued() { local r; r="$(field "$1" Restarts)"; [ "${r:-0}" -ge 1 ] && state_is "$1" PENDING; }
 in_output() { out_of "$1" "$2" | grep -q -E -- "$3"; }
 # signal_tasks NAME JOB SIGNAL: sends SIGNAL to the job's tasks (step 0; scontrol listpids).
@@ -188,11 +189,12 @@ release() {
 }
 # run_to_end NAME JOB: waits for the job to complete (releasing it whenever it is requeued again).
 run_to_end() {
-  local name="$1" job="$2" i
+  local name="$1" job="$2" i state
   for i in $(seq $((LIMIT * 5))); do
-    state_is "$job" COMPLETED && break
-    ended "$job" && die "$name" "$job" "ended $(field "$job" JobState), expected COMPLETED"
-    [ "$(field "$job" Reason)" = BeginTime ] && release "$job"
+    state="$(field "$job" JobState)"
+    [ "$state" = COMPLETED ] && break
+    [[ " $terminal " != *" $state "* ]] || die "$name" "$job" "ended $state, expected COMPLETED"
+    [ "$(field "$job" Reason)" != BeginTime ] || release "$job" || true
     sleep 0.2
   done
   state_is "$job" COMPLETED || die "$name" "$job" "not COMPLETED after $LIMIT s"
@@ -263,7 +265,7 @@ check_usr1() {  # the script's own --signal: USR1 to the batch shell shortly bef
   in_output usr1 "$job" "requeueing job $job" || die usr1 "$job" "the script did not requeue"
   hold=$(( $(date -d "$(field "$job" EligibleTime)" +%s) - $(date +%s) ))
   [ "$hold" -ge 60 ] || die usr1 "$job" "requeued job eligible in $hold s (expected Slurm's hold, about 120 s)"
-  release "$job"
+  release "$job" || die usr1 "$job" "scontrol update StartTime=now failed"
   run_to_end usr1 "$job"
   resumed_equal usr1 "$job"
   echo "ok usr1: --signal=B:USR1@15 reached the script $early s before the limit, $(stop_line usr1 "$job"), exit 3, requeued by the script" \
@@ -340,7 +342,7 @@ check_requeue() {  # scontrol requeue
   hold=$(( $(date -d "$(field "$job" EligibleTime)" +%s) - $(date +%s) ))
   [ "$hold" -ge 60 ] || die requeue "$job" "requeued job eligible in $hold s (expected Slurm's hold, about 120 s)"
   local line; line="$(stop_line requeue "$job")"
-  release "$job"
+  release "$job" || die requeue "$job" "scontrol update StartTime=now failed"
   run_to_end requeue "$job"
   resumed_equal requeue "$job"
   echo "ok requeue: scontrol requeue: $line, exit 3, requeued by Slurm (held $hold s, released), resumed: same losses"
