@@ -56,6 +56,29 @@ folder_train --max-steps 30 --out "$work/skip" --skip-bad-images true > "$work/l
 grep -q "skipping a bad image (--skip-bad-images; 1 so far): $bad: corrupt" "$work/log4" || { cat "$work/log4"; fail "skip not logged"; }
 mv "$work/good.png" "$bad"
 
+# A decompression bomb: a PNG whose header claims 100000 x 100000 pixels (30 GB decoded) is refused
+# from its header, naming the file (--max-image-pixels), before any memory is taken;
+# --skip-bad-images skips it; a limit above it lets small images through as before.
+cp "$bad" "$work/good.png"
+/usr/bin/python3 - "$bad" <<'PY'
+import struct, sys, zlib
+path = sys.argv[1]
+png = bytearray(open(path, "rb").read())
+png[16:24] = struct.pack(">II", 100000, 100000)  # IHDR's width and height
+png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])) & 0xffffffff)
+open(path, "wb").write(png)
+PY
+expect_failure "$work/log6" --out "$work/bomb"
+grep -q "$bad: 100000x100000 pixels (a PNG decodes whole) exceed the limit of 89478485 (--max-image-pixels; 0: no limit)" \
+  "$work/log6" || { cat "$work/log6"; fail "the oversized image is not named"; }
+folder_train --max-steps 4 --out "$work/bomb-skip" --skip-bad-images true > "$work/log7" 2>&1 ||
+  { cat "$work/log7"; fail "--skip-bad-images with an oversized image failed"; }
+grep -q "skipping a bad image (--skip-bad-images; 1 so far): $bad: 100000x100000 pixels" "$work/log7" ||
+  { cat "$work/log7"; fail "oversized image: skip not logged"; }
+mv "$work/good.png" "$bad"
+DATA="$root" expect_failure "$work/log8" --out "$work/tiny-limit" --max-image-pixels 100
+grep -q "28x28 pixels (a PNG decodes whole) exceed the limit of 100" "$work/log8" || { cat "$work/log8"; fail "--max-image-pixels 100"; }
+
 # Bad folders: input errors naming them, exit 2.
 expect_input_error() {
   set +e
