@@ -42,7 +42,7 @@ struct EvalArgs {
   hcl::data::DatasetKind dataset = hcl::data::DatasetKind::FashionMnist;
   hcl::DeviceChoice device = hcl::DeviceChoice::Auto;
   hcl::eval::ProbeInput protocol = hcl::eval::ProbeInput::Features;
-  int64_t epochs = 100, batch_size = 512, threads = 0, seed = 0, knn_k = 0, train_size = 0;
+  int64_t epochs = 100, batch_size = 512, threads = 0, seed = 0, knn_k = 200, train_size = 0;
   double lr = 1e-3, weight_decay = 1e-6, crop_scale_min = 0.08, knn_temperature = 0.5;
   bool node_shared_data = true;
 };
@@ -66,8 +66,8 @@ po::options_description describe(EvalArgs& a) {
       "crop-scale-min", po::value(&a.crop_scale_min)->default_value(a.crop_scale_min, "0.08"),
       "--protocol augmented: smallest random crop, as a fraction of the image")(
       "knn-k", po::value(&a.knn_k)->default_value(a.knn_k),
-      "also the kNN weighted vote with this many neighbours (the papers: 200), the train images as memory bank and the "
-      "whole test split scored (0: none; not with --protocol pixels)")(
+      "also the kNN weighted vote with this many neighbours (the papers' protocol: 200), the train images as memory "
+      "bank and the whole test split scored (0: none; not with --protocol pixels)")(
       "knn-temperature", po::value(&a.knn_temperature)->default_value(a.knn_temperature, "0.5"),
       "temperature of the kNN weights exp(sim / t)")(
       "device", hcl::enum_option(&a.device, "device"), hcl::help_with_choices<hcl::DeviceChoice>("").c_str())(

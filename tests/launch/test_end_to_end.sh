@@ -43,7 +43,9 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["test_images"] == 10000 and r["train_images"] == 60000, r
 assert 0.5 < r["top1"] <= r["top5"] <= 1, r  # ten classes: chance is 0.1
-assert r["protocol"] == "features" and r["knn"] is None and r["epochs"] == 3, r
+assert r["protocol"] == "features" and r["epochs"] == 3, r
+# The standard protocol by default: kNN k 200 on the whole train split as bank, the whole test split.
+assert (r["knn"]["k"], r["knn"]["bank"], r["knn"]["test"]) == (200, 60000, 10000) and 0.5 < r["knn"]["top1"] <= 1, r
 print(f"linear evaluation: top-1 {r['top1']:.3f}, top-5 {r['top5']:.3f}")
 PY
 # The other protocols: crop + flip views with the kNN vote, and raw pixels (no checkpoint) on a subset
