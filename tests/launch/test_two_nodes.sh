@@ -226,7 +226,7 @@ while True:
                 ranks[pid] = dict(node=node, rank=int(env["OMPI_COMM_WORLD_RANK"]), mnt=os.readlink(f"/proc/{pid}/ns/mnt"),
                                   local=int(env["OMPI_COMM_WORLD_LOCAL_RANK"]), segments=set())
             for line in open(f"/proc/{pid}/maps"):
-                m = re.match(r"\S+ \S+ \S+ ([0-9a-f]+):([0-9a-f]+) (\d+)\s+/dev/shm/(hcl-(\d+)-\S+)", line)
+                m = re.match(r"\S+ \S+ \S+ ([0-9a-f]+):([0-9a-f]+) (\d+)\s+/dev/shm/(hcl-\d+-(\d+)-\S+)", line)  # hcl-<pid namespace>-<pid>-...
                 if m:
                     dev = os.makedev(int(m[1], 16), int(m[2], 16))
                     ranks[pid]["segments"].add((dev, int(m[3]), m[4], m[5]))
