@@ -62,18 +62,6 @@ JpegHeader jpeg_header(const std::string& bytes, const std::string& path) {
   return h;
 }
 
-// The smallest scaling factor (num / denom <= 1) that keeps at least `min_scale` of each side.
-tjscalingfactor jpeg_scale(double min_scale) {
-  int count = 0;
-  const tjscalingfactor* factors = tjGetScalingFactors(&count);
-  tjscalingfactor best{1, 1};
-  for (int i = 0; i < count; ++i) {
-    const double f = static_cast<double>(factors[i].num) / factors[i].denom;
-    if (f <= 1.0 && f >= min_scale && f < static_cast<double>(best.num) / best.denom) best = factors[i];
-  }
-  return best;
-}
-
 // Throws unless a decode of `height` x `width` pixels fits in `max_pixels` (0: no limit).
 void require_pixels(int64_t height, int64_t width, int64_t max_pixels, const std::string& path, const char* how) {
   if (max_pixels <= 0 || height * width <= max_pixels) return;
@@ -81,26 +69,32 @@ void require_pixels(int64_t height, int64_t width, int64_t max_pixels, const std
                              " (--max-image-pixels; 0: no limit)"));
 }
 
-// `f`, or the largest smaller scale whose decode of `h` fits in `max_pixels`; throws when none does.
-tjscalingfactor jpeg_scale_within(tjscalingfactor f, const JpegHeader& h, int64_t max_pixels, const std::string& path) {
-  const auto pixels = [&](const tjscalingfactor& s) {
-    return static_cast<int64_t>(TJSCALED(h.width, s)) * static_cast<int64_t>(TJSCALED(h.height, s));
+// The scale to decode `h` at, among libjpeg-turbo's factors num / denom <= 1: the smallest that
+// keeps at least `min_scale` of each side, unless its decode exceeds `max_pixels` (0: no limit);
+// then the largest whose decode fits. Throws when none fits.
+tjscalingfactor jpeg_scale(const JpegHeader& h, double min_scale, int64_t max_pixels, const std::string& path) {
+  const auto fits = [&](const tjscalingfactor& s) {
+    return max_pixels <= 0 ||
+           static_cast<int64_t>(TJSCALED(h.width, s)) * static_cast<int64_t>(TJSCALED(h.height, s)) <= max_pixels;
   };
-  if (max_pixels <= 0 || pixels(f) <= max_pixels) return f;
+  const auto value = [](const tjscalingfactor& s) { return static_cast<double>(s.num) / s.denom; };
   int count = 0;
   const tjscalingfactor* factors = tjGetScalingFactors(&count);
-  tjscalingfactor best{0, 1};
+  tjscalingfactor wanted{1, 1}, largest_fitting{0, 1};
   for (int i = 0; i < count; ++i) {
-    const double s = static_cast<double>(factors[i].num) / factors[i].denom;
-    if (s <= 1.0 && pixels(factors[i]) <= max_pixels && s > static_cast<double>(best.num) / best.denom) best = factors[i];
+    const double f = value(factors[i]);
+    if (f > 1.0) continue;
+    if (f >= min_scale && f < value(wanted)) wanted = factors[i];
+    if (fits(factors[i]) && f > value(largest_fitting)) largest_fitting = factors[i];
   }
-  if (best.num == 0) require_pixels(h.height, h.width, max_pixels, path, "(even decoded at 1/8 scale)");
-  return best;
+  if (fits(wanted)) return wanted;
+  if (largest_fitting.num == 0) require_pixels(h.height, h.width, max_pixels, path, "(even decoded at 1/8 scale)");
+  return largest_fitting;
 }
 
 RgbImage decode_jpeg(const std::string& bytes, const std::string& path, double min_scale, int64_t max_pixels) {
   const JpegHeader h = jpeg_header(bytes, path);
-  const tjscalingfactor f = jpeg_scale_within(jpeg_scale(min_scale), h, max_pixels, path);
+  const tjscalingfactor f = jpeg_scale(h, min_scale, max_pixels, path);
   RgbImage out;
   out.width = TJSCALED(h.width, f);
   out.height = TJSCALED(h.height, f);
