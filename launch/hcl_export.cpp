@@ -40,15 +40,14 @@ int export_model(int argc, char** argv) {
     for (const auto& [option, path] : {std::pair{"--checkpoint", checkpoint}, {"--out", out}, {"--verification-sample", sample}})
       hcl::require_usable_path(option, path);
     HCL_REQUIRE(std::filesystem::is_regular_file(checkpoint), "--checkpoint: no such file '", checkpoint, "'");
-    // No program writes over its own input.
-    for (const std::string& written : {out, out + ".json", sample}) {
+    // What it writes: files, never its own input nor a folder.
+    for (const auto& [option, path] : {std::pair{"--out", out}, {"--out", out + ".json"}, {"--verification-sample", sample}}) {
+      if (path.empty()) continue;
       std::error_code ec;
-      HCL_REQUIRE(written.empty() || !std::filesystem::equivalent(written, checkpoint, ec), "--out: '", written,
+      HCL_REQUIRE(!std::filesystem::equivalent(path, checkpoint, ec), option, ": '", path,
                   "' is the --checkpoint being exported; choose another file");
+      HCL_REQUIRE(!std::filesystem::is_directory(path), option, ": '", path, "' is a folder; give a file name");
     }
-    for (const auto& [option, path] : {std::pair{"--out", out}, {"--out", out + ".json"}, {"--verification-sample", sample}})
-      HCL_REQUIRE(path.empty() || !std::filesystem::is_directory(path), option, ": '", path,
-                  "' is a folder; give a file name");
     const std::filesystem::path folder = std::filesystem::absolute(out).parent_path();
     HCL_REQUIRE(std::filesystem::is_directory(folder), "--out: folder '", folder.string(), "' does not exist");
     return false;
