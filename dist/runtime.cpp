@@ -174,19 +174,14 @@ void agree_on_start(const std::function<void()>& check, bool name_rank) {
   const int root = agreed[0];
   if (root == world) return;
   const bool every_rank_failed = agreed[1] == 0;
-  if (rank == root) {  // "host\nproblem": the message names where it happened (one node may lack a file)
-    char host[256] = {0};
-    gethostname(host, sizeof(host) - 1);
-    problem = std::string(host) + "\n" + problem;
-  }
+  // The failing rank names itself ("rank R on host H: "; one node may lack a file) unless every
+  // rank failed alike or the check is the job's, made by one rank.
+  if (rank == root && !every_rank_failed && name_rank) problem = detail::where_am_i() + ": " + problem;
   int length = static_cast<int>(problem.size());
   HCL_CHECK_MPI(MPI_Bcast(&length, 1, MPI_INT, root, MPI_COMM_WORLD));
   problem.resize(static_cast<size_t>(length));
   HCL_CHECK_MPI(MPI_Bcast(problem.data(), length, MPI_CHAR, root, MPI_COMM_WORLD));
-  const size_t split = problem.find('\n');
-  const std::string host = problem.substr(0, split), message = problem.substr(split + 1);
-  if (every_rank_failed || world == 1 || !name_rank) throw InputError(message);
-  throw InputError("rank " + std::to_string(root) + " on " + host + ": " + message);
+  throw InputError(problem);
 }
 
 bool root_failed(bool failed_on_root, std::chrono::seconds limit, const std::string& what) {

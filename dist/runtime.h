@@ -57,7 +57,7 @@ std::string singleton_warning(const Topology& topology);
 // Start-up agreement, for everything a program does between MPI_Init and its first collective
 // (parsing options, reading config files, checking paths, loading input files): runs `check` on
 // every rank, then, if it threw on any rank, every rank throws hcl::InputError (exit 2) with the
-// message of the lowest failing rank, prefixed by "rank R on HOST: " unless every rank failed or
+// message of the lowest failing rank, prefixed by "rank R on host H: " unless every rank failed or
 // `name_rank` is false (checks that one rank makes for the job, such as the output folder). So a
 // problem on some ranks only (a config file missing on one node, an MPMD launch) ends every rank
 // with one message instead of leaving the others blocked in their first collective. Raw MPI on

@@ -36,14 +36,14 @@ printf 'lr = 0.001\n' > "$work/a.conf"
 common=(--device cpu --threads 1 --out "$work/new")
 # hcl-train: the second rank's config file is missing; then the first rank's (rank 0 fails alone).
 mpmd "$HCL_TRAIN" --config "$work/a.conf" "${common[@]}" -- --config "$work/missing.conf" "${common[@]}"
-expect_agreed hcl-train "rank 1 on $(hostname): --config: cannot read '$work/missing.conf'"
+expect_agreed hcl-train "rank 1 on host $(hostname): --config: cannot read '$work/missing.conf'"
 mpmd "$HCL_TRAIN" --config "$work/missing.conf" "${common[@]}" -- --config "$work/a.conf" "${common[@]}"
-expect_agreed hcl-train "rank 0 on $(hostname): --config: cannot read '$work/missing.conf'"
+expect_agreed hcl-train "rank 0 on host $(hostname): --config: cannot read '$work/missing.conf'"
 # A bad value on one rank only, and an unknown option on one rank only.
 mpmd "$HCL_TRAIN" "${common[@]}" -- --lr -1 "${common[@]}"
-expect_agreed hcl-train "rank 1 on $(hostname): --lr: must be"
+expect_agreed hcl-train "rank 1 on host $(hostname): --lr: must be"
 mpmd "$HCL_TRAIN" "${common[@]}" -- --frobnicate 1 "${common[@]}"
-expect_agreed hcl-train "rank 1 on $(hostname): unrecognised option '--frobnicate'"
+expect_agreed hcl-train "rank 1 on host $(hostname): unrecognised option '--frobnicate'"
 # Every rank failing: the message without a rank.
 mpmd "$HCL_TRAIN" --lr -1 "${common[@]}" -- --lr -1 "${common[@]}"
 expect_agreed hcl-train "hcl-train: error: --lr: must be"
@@ -56,12 +56,12 @@ BATCH=16 KNN_BANK=50 KNN_TEST=20 train 1 --data-dir "$work/small" --max-steps 1 
 ckpt="$work/run/checkpoint.pt"
 eval_common=(--device cpu --threads 1 --epochs 1 --data-dir "$work/small" --out "$work/new")
 mpmd "$HCL_EVAL" --checkpoint "$ckpt" "${eval_common[@]}" -- --checkpoint "$work/missing.pt" "${eval_common[@]}"
-expect_agreed hcl-eval "rank 1 on $(hostname): --checkpoint: no such file '$work/missing.pt'"
+expect_agreed hcl-eval "rank 1 on host $(hostname): --checkpoint: no such file '$work/missing.pt'"
 mpmd "$HCL_EVAL" --checkpoint "$ckpt" --batch-size 0 "${eval_common[@]}" -- --checkpoint "$ckpt" "${eval_common[@]}"
-expect_agreed hcl-eval "rank 0 on $(hostname): --batch-size: must be >= 1"
+expect_agreed hcl-eval "rank 0 on host $(hostname): --batch-size: must be >= 1"
 head -c 1000 /dev/urandom > "$work/garbage.pt"
 mpmd "$HCL_EVAL" --checkpoint "$ckpt" "${eval_common[@]}" -- --checkpoint "$work/garbage.pt" "${eval_common[@]}"
-expect_agreed hcl-eval "rank 1 on $(hostname): "
+expect_agreed hcl-eval "rank 1 on host $(hostname): "
 
 # --help on one rank only: every rank ends with exit 0 (no hang), the help printed once; `help` in a
 # config file is refused; hcl-train and hcl-eval in one MPMD launch end with exit 2 naming both.
