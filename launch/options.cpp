@@ -77,13 +77,17 @@ std::string expand_home(const std::string& path) {
   return std::string(home) + path.substr(1);
 }
 
-// The paths of a run as it stores them: '~' expanded, and --data-dir absolute, so that config.json
-// and the checkpoint name the data wherever hcl-eval is run from later.
+// A --data-dir as a run stores it: absolute, so that config.json and the checkpoint name the data
+// wherever hcl-eval is run from later ("" stays: the dataset's default folder).
+std::string stored_data_dir(const std::string& dir) {
+  return dir.empty() ? dir : fs::absolute(dir).lexically_normal().string();
+}
+
+// The paths of a run as it stores them: '~' expanded, --data-dir absolute.
 void settle_paths(train::TrainConfig& c) {
   c.out = expand_home(c.out);
   c.resume = expand_home(c.resume);
-  c.data_dir = expand_home(c.data_dir);
-  if (!c.data_dir.empty()) c.data_dir = fs::absolute(c.data_dir).lexically_normal().string();
+  c.data_dir = stored_data_dir(expand_home(c.data_dir));
 }
 
 }  // namespace
@@ -144,8 +148,8 @@ bool same_run(const fs::path& out, const train::TrainConfig& config) {
   nlohmann::json ours = config.to_json();
   if (!theirs.contains("global-batch")) ours.erase("global-batch");  // written before hcl recorded it
   theirs.erase("run-id");  // the run's id, not an option
-  if (theirs.contains("data-dir") && theirs["data-dir"].is_string() && !theirs["data-dir"].get<std::string>().empty())
-    theirs["data-dir"] = fs::absolute(theirs["data-dir"].get<std::string>()).lexically_normal().string();
+  if (theirs.contains("data-dir") && theirs["data-dir"].is_string())  // relative where written before hcl stored it so
+    theirs["data-dir"] = stored_data_dir(theirs["data-dir"].get<std::string>());
   for (const char* key : {"resume", "force", "log-level", "log-file"}) {
     theirs.erase(key);
     ours.erase(key);

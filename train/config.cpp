@@ -92,8 +92,8 @@ void TrainConfig::validate() const {
 }
 
 int default_decode_workers(int local_ranks) {
-  if (const char* per_task = std::getenv("SLURM_CPUS_PER_TASK"); per_task != nullptr && std::atoi(per_task) > 0)
-    return std::atoi(per_task);
+  const char* per_task = std::getenv("SLURM_CPUS_PER_TASK");
+  if (const int given = per_task != nullptr ? std::atoi(per_task) : 0; given > 0) return given;
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
   const int cpus = sched_getaffinity(0, sizeof allowed, &allowed) == 0

@@ -36,7 +36,7 @@ struct TrainConfig {
   double crop_scale_min = 0.08;
   double blur_p = 0.0;
   int64_t crop_size = 0;  // 0: the images' own size (image-folder: 224)
-  int64_t workers = 0;    // 0: the cores of the node / ranks on the node
+  int64_t workers = 0;    // 0: default_decode_workers
   bool skip_bad_images = false;
   int64_t max_image_pixels = data::kDefaultMaxImagePixels;
   // model
