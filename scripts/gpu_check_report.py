@@ -10,11 +10,17 @@
           one gtest program: counts, and an ERROR when a pattern of the filter matched no test.
   summary --rows ROWS --header HEADER --results R --run TEXT [--rehearse]   (summary.txt on stdout)
   target-rows                        the names of the target table's rows
+  stale   --build DIR --log F --rc RC --since STAMP NAME=BINARY...
+          after a build of those targets with `ninja -k 0` (its output in F), the names of the programs
+          that are not current: missing, not linked since STAMP after a timeout, or needing a step that
+          ninja reported FAILED (looked up in `ninja -t commands NAME`).
 """
 import argparse
 import fnmatch
 import json
+import os
 import re
+import subprocess
 import sys
 
 STATUSES = ("PASS", "FAIL", "ERROR", "NOT RUN", "SKIPPED (no GPU)")
@@ -267,6 +273,27 @@ def cmd_summary(a):
         print(f"{what:{width}}{result:18}{rest}")
 
 
+def cmd_stale(a):
+    failed = set()
+    for line in text(a.log).splitlines():
+        m = re.match(r"FAILED: (?:\[code=\d+\] )?(.*)", line)
+        if m:
+            failed.update(m.group(1).split())
+    timed_out = a.rc in ("124", "137")
+    for spec in a.programs:
+        name, binary = spec.split("=", 1)
+        stale = not os.access(binary, os.X_OK)
+        if not stale and timed_out:
+            stale = os.path.getmtime(binary) <= os.path.getmtime(a.since)
+        if not stale and failed:
+            # A dry run (ninja -n) cannot answer this: it stops at the CMake re-run that a
+            # CONFIGURE_DEPENDS glob schedules on every build. The steps a target needs can.
+            steps = subprocess.run(["ninja", "-C", a.build, "-t", "commands", name], capture_output=True, text=True)
+            stale = steps.returncode != 0 or not failed.isdisjoint(steps.stdout.split())
+        if stale:
+            print(name)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -291,11 +318,16 @@ def main():
         s.add_argument(arg, required=True)
     s.add_argument("--rehearse", action="store_true")
     sub.add_parser("target-rows")
+    s = sub.add_parser("stale")
+    for arg in ("--build", "--log", "--rc", "--since"):
+        s.add_argument(arg, required=True)
+    s.add_argument("programs", nargs="+", metavar="NAME=BINARY")
     a = p.parse_args()
     if a.cmd == "target-rows":
         print("\n".join(t[0] for t in TARGETS))
     else:
-        {"record": cmd_record, "train": cmd_train, "tests": cmd_tests, "summary": cmd_summary}[a.cmd](a)
+        {"record": cmd_record, "train": cmd_train, "tests": cmd_tests, "summary": cmd_summary,
+         "stale": cmd_stale}[a.cmd](a)
 
 
 if __name__ == "__main__":
