@@ -64,10 +64,14 @@ torch::Tensor augmented_features(model::ContrastiveModel& model, dist::Communica
 }
 
 // Trains the classifier on train_inputs(index, epoch) for every batch of every epoch, then scores
-// the fixed `train_x` (unaugmented) and `test_x`.
+// the fixed `train_x` (unaugmented) and `test_x`. Every input is standardised with the mean and
+// standard deviation of each dimension of `train_x` (the usual probe: the result does not depend on
+// the features' scale or offset, which differ by orders of magnitude between encoders).
 LinearEvalResult fit_and_score(dist::Communicator& comm, const TrainInputs& train_inputs, const torch::Tensor& train_x,
                                const torch::Tensor& train_y, const torch::Tensor& test_x, const torch::Tensor& test_y,
                                int64_t num_classes, const LinearEvalOptions& o) {
+  const torch::Tensor mean = train_x.mean(0), inv_std = train_x.std(0, /*unbiased=*/false).clamp_min(1e-6).reciprocal();
+  const auto standardised = [&](const torch::Tensor& x) { return (x - mean) * inv_std; };
   torch::manual_seed(static_cast<uint64_t>(o.seed()));
   torch::nn::Linear classifier(train_x.size(1), num_classes);
   classifier->to(train_x.device());
@@ -82,7 +86,7 @@ LinearEvalResult fit_and_score(dist::Communicator& comm, const TrainInputs& trai
       const torch::Tensor idx = perm.narrow(0, i, std::min(o.batch_size(), n - i));
       optimizer.zero_grad();
       const torch::Tensor loss =
-          torch::nn::functional::cross_entropy(classifier(train_inputs(idx, epoch)), train_y.index_select(0, idx));
+          torch::nn::functional::cross_entropy(classifier(standardised(train_inputs(idx, epoch))), train_y.index_select(0, idx));
       loss.backward();
       optimizer.step();
       total += loss.detach() * idx.size(0);
@@ -95,8 +99,8 @@ LinearEvalResult fit_and_score(dist::Communicator& comm, const TrainInputs& trai
   }
   torch::NoGradGuard no_grad;
   LinearEvalResult r;
-  std::tie(r.top1, r.top5) = accuracy(classifier(test_x), test_y);
-  r.train_top1 = accuracy(classifier(train_x), train_y).first;
+  std::tie(r.top1, r.top5) = accuracy(classifier(standardised(test_x)), test_y);
+  r.train_top1 = accuracy(classifier(standardised(train_x)), train_y).first;
   r.train_images = n;
   r.test_images = test_x.size(0);
   r.input_dim = train_x.size(1);

@@ -6,6 +6,7 @@
 //              drawn anew each epoch (the reference's linear.py; each rank embeds a share of every
 //              batch); the test images unaugmented;
 //   pixels     the normalised raw pixels, no encoder: the baseline a representation must beat.
+// Every input is standardised per dimension with the train features' mean and standard deviation.
 // All ranks then train the identical classifier from the same seed.
 #pragma once
 

@@ -61,6 +61,30 @@ TEST(LinearEval, SameResultOnOneProcessAndOnEveryRank) {
   EXPECT_NEAR(all.train_top1, one.train_top1, 1.0 / 90 + 1e-9);
 }
 
+TEST(LinearEval, TheFeaturesScaleDoesNotMatter) {
+  // The probe standardises its inputs: features a thousand times smaller (the last BatchNorm's scale
+  // and shift divided, which ReLU and pooling pass on) give the classifier the same inputs. Without
+  // that, 60 epochs of Adam on such features stay near chance.
+  const data::Dataset train = data::make_synthetic(300, 3, 32, 3, 1);
+  const data::Dataset test = data::make_synthetic(120, 3, 32, 3, 2);
+  model::ContrastiveModel net = small_model(), tiny = small_model();
+  {
+    torch::NoGradGuard no_grad;
+    int scaled = 0;
+    for (auto& p : tiny->named_parameters())
+      if (p.key().rfind("encoder.body.7.", 0) == 0) p.value().mul_(1e-3), ++scaled;
+    ASSERT_EQ(scaled, 2) << "the small encoder's last BatchNorm moved; update the test";
+  }
+  dist::Communicator comm;
+  const LinearEvalResult plain =
+      linear_evaluation(net, comm, train, test, data::DatasetKind::Synthetic, kOptions, torch::kCPU);
+  const LinearEvalResult small =
+      linear_evaluation(tiny, comm, train, test, data::DatasetKind::Synthetic, kOptions, torch::kCPU);
+  EXPECT_GE(small.top1, 0.9);
+  EXPECT_NEAR(small.top1, plain.top1, 1.0 / 120 + 1e-9);
+  EXPECT_NEAR(small.train_top1, plain.train_top1, 1.0 / 300 + 1e-9);
+}
+
 TEST(LinearEval, RawPixelsNeedNoEncoder) {
   const data::Dataset train = data::make_synthetic(300, 3, 32, 3, 1);
   const data::Dataset test = data::make_synthetic(120, 3, 32, 3, 2);
