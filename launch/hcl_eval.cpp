@@ -1,7 +1,9 @@
 // hcl-eval: linear probe (and kNN vote) of a checkpoint written by hcl-train or a file written by
-// hcl-export, or the linear probe on raw pixels (the baseline).
+// hcl-export, or one of the two baselines a representation must beat: the probe on raw pixels, and
+// the probe on an untrained encoder (random weights from --seed).
 //   [mpirun -np W] hcl-eval --checkpoint runs/demo/checkpoint.pt [--protocol augmented] [--out result.json]
 //   [mpirun -np W] hcl-eval --protocol pixels --dataset fashion-mnist --out pixels.json
+//   [mpirun -np W] hcl-eval --random-encoder small --dataset fashion-mnist --seed 1 --out random.json
 // Prints the result as one JSON object and writes it to --out. Exit codes: 0 done, 2 bad options or
 // input files, 1 a failure during the run (a classifier whose loss diverged, a failed write).
 #include <unistd.h>
@@ -29,6 +31,7 @@
 #include "dist/version.h"
 #include "eval/knn.h"
 #include "eval/linear_eval.h"
+#include "model/contrastive_model.h"
 #include "train/export.h"
 #include "train/node_datasets.h"
 
@@ -38,7 +41,7 @@ namespace {
 
 // hcl-eval's options.
 struct EvalArgs {
-  std::string checkpoint, data_dir, out;
+  std::string checkpoint, data_dir, out, random_encoder;
   hcl::data::DatasetKind dataset = hcl::data::DatasetKind::FashionMnist;
   hcl::DeviceChoice device = hcl::DeviceChoice::Auto;
   hcl::eval::ProbeInput protocol = hcl::eval::ProbeInput::Features;
@@ -52,10 +55,15 @@ po::options_description describe(EvalArgs& a) {
   desc.add_options()("help,h", "print this help and exit")(
       "version", "print the versions of hcl, LibTorch, MPI and NCCL and exit")(
       "checkpoint", po::value(&a.checkpoint), "checkpoint of hcl-train or file of hcl-export (not with --protocol pixels)")(
+      "random-encoder", po::value(&a.random_encoder),
+      ("the baseline of an untrained encoder instead of --checkpoint: this architecture (" +
+       hcl::choices_text<hcl::model::Arch>() + ") with random weights drawn from --seed, hcl-train's defaults "
+       "for the dataset otherwise")
+          .c_str())(
       "protocol", hcl::enum_option(&a.protocol, "protocol"),
       hcl::help_with_choices<hcl::eval::ProbeInput>("what the linear classifier reads").c_str())(
       "dataset", hcl::enum_option(&a.dataset, "dataset"),
-      "dataset of --protocol pixels without --checkpoint (otherwise the one the run used)")(
+      "dataset of --protocol pixels or --random-encoder (otherwise the one the run used)")(
       "data-dir", po::value(&a.data_dir), "dataset folder (default: the one the run used, or the dataset's own)")(
       "epochs", po::value(&a.epochs)->default_value(a.epochs), "epochs of the linear classifier")(
       "train-size", po::value(&a.train_size)->default_value(a.train_size),
@@ -96,10 +104,16 @@ void validate(EvalArgs& a) {
   hcl::require_usable_path("--checkpoint", a.checkpoint);  // all three are written into the result
   hcl::require_usable_path("--data-dir", a.data_dir);
   hcl::require_usable_path("--out", a.out);
-  const bool pixels = a.protocol == ProbeInput::Pixels;
+  const bool pixels = a.protocol == ProbeInput::Pixels, random = !a.random_encoder.empty();
   if (pixels) a.knn_k = 0;  // no encoder: no features to vote with
-  HCL_REQUIRE(pixels || !a.checkpoint.empty(), "--checkpoint: required (only --protocol pixels runs without one)");
-  HCL_REQUIRE(!pixels || !a.checkpoint.empty() || !a.out.empty(), "--out: required with --protocol pixels and no --checkpoint");
+  if (random) {
+    hcl::parse<hcl::model::Arch>("random-encoder", a.random_encoder);
+    HCL_REQUIRE(a.checkpoint.empty(), "--random-encoder: not with --checkpoint (it is the untrained encoder's baseline)");
+    HCL_REQUIRE(!pixels, "--random-encoder: not with --protocol pixels (which reads no encoder)");
+  }
+  HCL_REQUIRE(pixels || random || !a.checkpoint.empty(),
+              "--checkpoint: required (only --protocol pixels and --random-encoder run without one)");
+  HCL_REQUIRE(!a.checkpoint.empty() || !a.out.empty(), "--out: required without --checkpoint");
   if (a.checkpoint.empty()) return;
   HCL_REQUIRE(std::filesystem::is_regular_file(a.checkpoint), "--checkpoint: no such file '", a.checkpoint, "'");
   if (a.out.empty()) a.out = (std::filesystem::path(a.checkpoint).parent_path() / "linear_eval.json").string();
@@ -132,7 +146,8 @@ struct EvalInputs {
 };
 
 // The model, its configuration and the device (the datasets come after: loading them is
-// collective over the node).
+// collective over the node). A random encoder is drawn from --seed on the CPU, so every rank holds
+// the same weights.
 void load_model(const EvalArgs& a, int local_rank, EvalInputs& in) {
   if (!a.checkpoint.empty()) {
     hcl::train::TrainedModel trained = hcl::train::load_trained_model(a.checkpoint);
@@ -141,6 +156,12 @@ void load_model(const EvalArgs& a, int local_rank, EvalInputs& in) {
   } else {
     in.config.dataset = a.dataset;
     in.config.data_dir = "";
+  }
+  if (!a.random_encoder.empty()) {
+    in.config.arch = hcl::parse<hcl::model::Arch>("random-encoder", a.random_encoder);
+    in.config.seed = a.seed;
+    torch::manual_seed(static_cast<uint64_t>(a.seed));
+    in.model = hcl::model::ContrastiveModel(in.config.model_options());
   }
   if (!a.data_dir.empty()) in.config.data_dir = a.data_dir;
   in.device = hcl::set_up_device(a.device, local_rank, a.threads);
@@ -203,7 +224,8 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   if (const int asked = hcl::dist::lowest_rank_with(help); asked >= 0) {
     if (mpi.rank() == asked)
       std::cout << "usage: [mpirun -np W] hcl-eval --checkpoint FILE [options]\n"
-                << "       [mpirun -np W] hcl-eval --protocol pixels --dataset NAME --out FILE [options]\n\n"
+                << "       [mpirun -np W] hcl-eval --protocol pixels --dataset NAME --out FILE [options]\n"
+                << "       [mpirun -np W] hcl-eval --random-encoder ARCH --dataset NAME --out FILE [options]\n\n"
                 << desc;
     return 0;
   }
@@ -216,8 +238,10 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
                                        in.config.folder_options(mpi.topology().local_size), a.node_shared_data);
   hcl::dist::agree_on_start([&] { load_datasets(a, splits, in); });
   if (!in.model.is_empty()) in.model->to(in.device);
-  HCL_LOG(info) << "linear evaluation (" << hcl::name_of(a.protocol) << ") of "
-                << (a.checkpoint.empty() ? std::string("raw pixels") : a.checkpoint) << " ("
+  const std::string what = !a.checkpoint.empty()       ? a.checkpoint
+                           : !a.random_encoder.empty() ? "an untrained encoder (seed " + std::to_string(a.seed) + ")"
+                                                       : std::string("raw pixels");
+  HCL_LOG(info) << "linear evaluation (" << hcl::name_of(a.protocol) << ") of " << what << " ("
                 << hcl::name_of(in.config.arch) << ", " << hcl::name_of(in.config.dataset) << ") on " << in.device;
   hcl::dist::Communicator comm;
   const auto r = hcl::eval::linear_evaluation(in.model, comm, in.train, in.test, in.config.dataset,
@@ -232,6 +256,7 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
                                                in.device);
   const bool pixels = a.protocol == hcl::eval::ProbeInput::Pixels;
   const nlohmann::json result = {{"checkpoint", a.checkpoint},
+                                 {"random_encoder", !a.random_encoder.empty()},
                                  {"dataset", hcl::name_of(in.config.dataset)},
                                  {"arch", pixels ? "pixels" : hcl::name_of(in.config.arch)},
                                  {"protocol", hcl::name_of(a.protocol)},

@@ -178,6 +178,12 @@ expect_tool 2 "$work/nojson.pt.json: not the description hcl-export writes" "$HC
 expect_tool 2 "--out: '$work/other' is a folder; give the result's file name" "$HCL_EVAL" --checkpoint "$work/run/checkpoint.pt" \
   --data-dir "$work/small" --out "$work/other"
 expect_tool 2 "--threads: must be >= 0" "$HCL_EVAL" --checkpoint "$work/run/checkpoint.pt" --threads -3
+expect_tool 2 "--random-encoder: unknown value 'resnet7'" "$HCL_EVAL" --random-encoder resnet7 --out "$work/new.json"
+expect_tool 2 "--random-encoder: not with --checkpoint" "$HCL_EVAL" --random-encoder small \
+  --checkpoint "$work/run/checkpoint.pt" --out "$work/new.json"
+expect_tool 2 "--random-encoder: not with --protocol pixels" "$HCL_EVAL" --random-encoder small --protocol pixels \
+  --out "$work/new.json"
+expect_tool 2 "--out: required without --checkpoint" "$HCL_EVAL" --random-encoder small
 for args in "--out $work/other" "--out $work/new.pt --verification-sample $work/other"; do
   status=0
   # shellcheck disable=SC2086

@@ -55,14 +55,21 @@ $MPIRUN -np 2 -x OMP_NUM_THREADS=1 "$HCL_EVAL" --checkpoint "$work/run/checkpoin
   { cat "$work/eval.log"; fail "hcl-eval --protocol augmented failed"; }
 $MPIRUN -np 2 -x OMP_NUM_THREADS=1 "$HCL_EVAL" --protocol pixels --dataset fashion-mnist --device cpu --threads 1 \
   --train-size 5000 --epochs 3 --out "$work/pixels.json" > "$work/eval.log" 2>&1 || { cat "$work/eval.log"; fail "hcl-eval --protocol pixels failed"; }
-python3 - "$work/augmented.json" "$work/pixels.json" <<'PY' || exit 1
+# The untrained-encoder baseline: random weights from --seed, the same on every rank.
+$MPIRUN -np 2 -x OMP_NUM_THREADS=1 "$HCL_EVAL" --random-encoder small --dataset fashion-mnist --device cpu --threads 1 \
+  --train-size 5000 --epochs 3 --seed 1 --out "$work/random.json" > "$work/eval.log" 2>&1 ||
+  { cat "$work/eval.log"; fail "hcl-eval --random-encoder failed"; }
+python3 - "$work/augmented.json" "$work/pixels.json" "$work/random.json" <<'PY' || exit 1
 import json, sys
-a, p = (json.load(open(f)) for f in sys.argv[1:])
+a, p, r = (json.load(open(f)) for f in sys.argv[1:])
+assert r["random_encoder"] and r["arch"] == "small" and r["checkpoint"] == "" and r["input_dim"] == 128, r
+assert 0.2 < r["top1"] <= 1 and r["knn"]["k"] == 200 and 0.2 < r["knn"]["top1"] <= 1, r  # about 0.45 and 0.53
 assert a["protocol"] == "augmented" and a["train_images"] == 2000 and a["train_subset"], a
 assert 0.3 < a["top1"] <= 1 and a["knn"]["k"] == 200 and a["knn"]["bank"] == 2000 and a["knn"]["test"] == 10000, a
 assert 0.3 < a["knn"]["top1"] <= 1, a
 assert p["protocol"] == "pixels" and p["arch"] == "pixels" and p["input_dim"] == 784 and p["checkpoint"] == "", p
 assert 0.6 < p["top1"] <= 1 and p["knn"] is None, p  # a linear model on Fashion-MNIST pixels: about 0.8
-print(f"augmented: top-1 {a['top1']:.3f}, kNN {a['knn']['top1']:.3f}; pixels: top-1 {p['top1']:.3f}")
+print(f"augmented: top-1 {a['top1']:.3f}, kNN {a['knn']['top1']:.3f}; pixels: top-1 {p['top1']:.3f}; "
+      f"random encoder: top-1 {r['top1']:.3f}, kNN {r['knn']['top1']:.3f}")
 PY
 echo "4 passed, 0 failed"
