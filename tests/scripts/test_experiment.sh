@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/experiment end to end on a tiny grid (synthetic data, 2 configurations x 2 seeds, a few
-# steps, a 2-epoch probe): it writes results.json, the table and both plots with sane numbers; a
+# steps, a 2-epoch probe with hcl-eval's kNN, both baselines): it writes results.json, the table and
+# both plots with sane numbers; a
 # second invocation skips every finished run; --dry-run prints the commands and a time estimate;
 # a bad grid file is exit 2 with one line.
 set -euo pipefail
@@ -17,7 +18,8 @@ ranks = 1
 threads = 1
 probe = features
 probe-epochs = 2
-baseline = pixels
+probe-knn-k = 20
+baseline = pixels, random
 
 [train]
 dataset = synthetic
@@ -50,7 +52,8 @@ r = json.load(open(sys.argv[1]))
 assert len(r["runs"]) == 4, len(r["runs"])
 assert [s["label"] for s in r["summary"]] == ["simclr", "hard"], r["summary"]
 for run in r["runs"]:
-    assert 0 <= run["linear_top1"] <= 1 and 0 <= run["knn_top1"] <= 1, run
+    assert 0 <= run["linear_top1"] <= 1 and 0 <= run["knn_top1"] <= 1 and run["knn_source"] == "hcl-eval", run
+    assert 0 <= run["linear_train_top1"] <= 1, run
     assert run["steps"] == 3 and run["global_batch"] == 16 and run["images_per_s"] > 0, run
     assert run["final_loss"] > 0 and run["train_wall_s"] > 0 and run["probe_epochs"] == 2, run
     assert [s for s, _ in run["knn_curve"]] == [0, 3], run["knn_curve"]
@@ -58,17 +61,26 @@ for s in r["summary"]:
     assert s["seeds"] == [0, 1] and s["linear_top1_std"] >= 0, s
 seeds = {run["seed"]: run["final_loss"] for run in r["runs"] if run["label"] == "hard"}
 assert seeds[0] != seeds[1], "two seeds trained the same run"
-assert 0 < r["baseline"]["linear_top1"] <= 1, r["baseline"]
+b = r["baselines"]
+assert sorted(b) == ["pixels", "random"], b
+assert b["pixels"]["seeds"] == [0] and 0 < b["pixels"]["linear_top1_mean"] <= 1 and b["pixels"]["knn_top1_mean"] is None, b
+assert b["random"]["seeds"] == [0, 1] and 0 < b["random"]["linear_top1_mean"] <= 1, b
+assert 0 < b["random"]["knn_top1_mean"] <= 1 and b["random"]["linear_top1_std"] >= 0, b
+for seed in (0, 1):
+    p = json.load(open(f"{sys.argv[1].rsplit('/', 1)[0]}/baseline-random/seed{seed}/linear_eval.json"))
+    assert p["random_encoder"] and p["arch"] == "small" and p["knn"]["k"] == 20, p
 PY
 grep -q '^| hard | 2 | ' "$work/out/results.md" || fail "no hard row in the table"
-grep -q '^| raw pixels (no training) | 1 | ' "$work/out/results.md" || fail "no baseline row in the table"
+grep -q '^| raw pixels (no training) | 1 | ' "$work/out/results.md" || fail "no pixel baseline row in the table"
+grep -q '^| untrained encoder (random weights) | 2 | ' "$work/out/results.md" || fail "no random-encoder row in the table"
 
 # Resumable: nothing runs again, the runs' files are untouched.
-before="$(stat -c %Y "$work/out/hard/seed1/metrics.jsonl" "$work/out/baseline/linear_eval.json")"
+kept=("$work/out/hard/seed1/metrics.jsonl" "$work/out/baseline/linear_eval.json" "$work/out/baseline-random/seed1/linear_eval.json")
+before="$(stat -c %Y "${kept[@]}")"
 exp > "$work/second.txt" 2>&1 || { cat "$work/second.txt"; fail "second invocation"; }
 [ "$(grep -c 'finished, skipped' "$work/second.txt")" -eq 4 ] || { cat "$work/second.txt"; fail "expected 4 skipped runs"; }
 grep -q '^0 run(s) done now' "$work/second.txt" || fail "the second invocation ran something"
-[ "$before" = "$(stat -c %Y "$work/out/hard/seed1/metrics.jsonl" "$work/out/baseline/linear_eval.json")" ] ||
+[ "$before" = "$(stat -c %Y "${kept[@]}")" ] ||
   fail "finished runs were rewritten"
 
 # Dry run: the commands and the estimate from the measured images/s.
@@ -95,6 +107,11 @@ status=0
 python3 "$root/scripts/experiment" "$work/clash.conf" --out "$work/clash" --dry-run 2> "$work/err" > /dev/null || status=$?
 [ "$status" -eq 2 ] && grep -q "'a beta=1' and 'a_beta1' would share the run folder 'a_beta1'" "$work/err" ||
   { cat "$work/err"; fail "two configurations in one folder (status $status)"; }
+printf '[experiment]\nseeds = 0\n[method baseline-random]\nbeta = 1\n' > "$work/taken.conf"
+status=0
+python3 "$root/scripts/experiment" "$work/taken.conf" --out "$work/taken" --dry-run 2> "$work/err" > /dev/null || status=$?
+[ "$status" -eq 2 ] && grep -q "'a baseline' and 'baseline-random' would share the run folder" "$work/err" ||
+  { cat "$work/err"; fail "a method in a baseline's folder (status $status)"; }
 printf '[experiment]\nseeds = 0\n[method ..]\nbeta = 1\n' > "$work/dots.conf"
 python3 "$root/scripts/experiment" "$work/dots.conf" --out "$work/dots" --dry-run > "$work/dots.txt" 2>&1 ||
   { cat "$work/dots.txt"; fail "dry run of [method ..]"; }
