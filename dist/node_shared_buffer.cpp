@@ -1,10 +1,12 @@
-// NodeComm (the ranks of one node) and NodeSharedBuffer (POSIX shared memory mapped by all of them).
+// NodeComm (the ranks of one node) and NodeSharedBuffer (shared memory mapped by all of them: an
+// anonymous memfd, or a named POSIX segment where the ranks do not share a PID namespace).
 #include "dist/node_shared_buffer.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include <cstdlib>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <utility>
 
@@ -153,6 +156,55 @@ void remove_segments_of_dead_processes() {
                      << kShmDir << " left by processes that died while loading (pid " << pids << ")";
 }
 
+// The memory the kernel says is available (MemAvailable of /proc/meminfo, else free RAM), in bytes.
+double available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kib = 0;
+  while (meminfo >> key >> kib)
+    if (key == "MemAvailable:") return kib * 1024;
+  struct sysinfo info {};
+  return sysinfo(&info) == 0 ? static_cast<double>(info.freeram) * info.mem_unit : 0;
+}
+
+// An anonymous memfd of `bytes` bytes, mapped read-write; "" or the problem. It has no name in any
+// file system: the pages go when the last mapping and descriptor do, whichever way the processes
+// end. Its label in /proc/<pid>/maps names the creator, like a named segment's name.
+std::string create_anonymous(const std::string& label, size_t bytes, int* fd, void** data) {
+  // No tmpfs size bounds a memfd: a size larger than the memory there is would be found only by the
+  // OOM killer, so it is refused here.
+  if (const double available = available_memory(); available > 0 && static_cast<double>(bytes) > available)
+    return detail::concat("node-shared memory: cannot hold ", bytes, " bytes (", mib(static_cast<double>(bytes)),
+                          "): only ", mib(available), " of memory available on this node");
+  *fd = memfd_create(label.c_str() + 1, MFD_CLOEXEC);
+  if (*fd < 0) return detail::concat("node-shared memory: memfd_create failed: ", std::strerror(errno));
+  if (ftruncate(*fd, static_cast<off_t>(bytes)) != 0)
+    return detail::concat("node-shared memory: ftruncate to ", bytes, " bytes failed: ", std::strerror(errno));
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+  if (p == MAP_FAILED)
+    return detail::concat("node-shared memory: mmap of ", bytes, " bytes (", mib(static_cast<double>(bytes)),
+                          ") failed: ", std::strerror(errno));
+  *data = p;
+  return "";
+}
+
+// Maps the leader's memfd (its descriptor `fd` in process `pid`, same PID namespace) read-write
+// through /proc; "" or the problem.
+std::string map_leaders(int64_t pid, int64_t fd, size_t bytes, void** data) {
+  const std::string path = detail::concat("/proc/", pid, "/fd/", fd);
+  const int mine = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (mine < 0)
+    return detail::concat("node-shared memory: cannot open the node leader's memory (", path, "): ", std::strerror(errno),
+                          "; --node-shared-data false keeps one copy per rank");
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mine, 0);
+  close(mine);
+  if (p == MAP_FAILED)
+    return detail::concat("node-shared memory: mmap of ", bytes, " bytes (", mib(static_cast<double>(bytes)),
+                          ") failed: ", std::strerror(errno));
+  *data = p;
+  return "";
+}
+
 // Maps the named memory of `bytes` bytes read-write; "" or the problem.
 std::string map_named(const std::string& name, size_t bytes, bool create, void** data) {
   const int fd = shm_open(name.c_str(), create ? O_CREAT | O_EXCL | O_RDWR : O_RDWR, 0600);
@@ -191,6 +243,34 @@ NodeSharedBuffer NodeSharedBuffer::allocate(const NodeComm& node, size_t bytes) 
   if (bytes == 0) return {};
 
   if (node.is_leader()) remove_segments_of_dead_processes();
+  // Ranks that all share the leader's PID namespace map its memfd through /proc (nothing named, so
+  // nothing a crash could leave); otherwise a named segment, unlinked once every rank has mapped it.
+  int64_t ns[2] = {std::stoll(pid_namespace()), -std::stoll(pid_namespace())};
+  HCL_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, ns, 2, MPI_INT64_T, MPI_MAX, node.get()));
+  return ns[0] == -ns[1] && ns[0] != 0 ? allocate_anonymous(node, bytes) : allocate_named(node, bytes);
+}
+
+NodeSharedBuffer NodeSharedBuffer::allocate_anonymous(const NodeComm& node, size_t bytes) {
+  int fd = -1;
+  void* data = nullptr;
+  const auto undo = [&] {
+    if (fd >= 0) close(fd);
+    if (data != nullptr) munmap(data, bytes);
+  };
+  try {
+    node.agree(node.is_leader() ? create_anonymous(unique_name(), bytes, &fd, &data) : "");
+    int64_t where[2] = {getpid(), fd};  // the leader's
+    node.broadcast(where, sizeof where);
+    node.agree(node.is_leader() ? "" : map_leaders(where[0], where[1], bytes, &data));
+  } catch (...) {
+    undo();
+    throw;
+  }
+  if (fd >= 0) close(fd);  // every rank has mapped it: the mappings keep the pages
+  return NodeSharedBuffer(data, bytes);
+}
+
+NodeSharedBuffer NodeSharedBuffer::allocate_named(const NodeComm& node, size_t bytes) {
   std::string name = node.is_leader() ? unique_name() : "";
   void* data = nullptr;
   node.agree(node.is_leader() ? map_named(name, bytes, true, &data) : "");

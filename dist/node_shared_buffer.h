@@ -1,16 +1,20 @@
 // Memory shared by the ranks of one node, so that large read-only inputs (in-memory datasets) are
 // held once per node instead of once per rank. NodeComm is the group of ranks that share a node
-// (MPI_COMM_TYPE_SHARED); NodeSharedBuffer is POSIX shared memory created by the group's leader
-// and mapped by every rank of the group.
+// (MPI_COMM_TYPE_SHARED); NodeSharedBuffer is memory created by the group's leader and mapped by
+// every rank of the group.
 //
-// Why POSIX shared memory (shm_open + mmap) and not an MPI-3 shared window: the mapping is released
-// by munmap alone, a local call, so the buffer can live as long as the last tensor using it, with no
-// collective MPI_Win_free at a time each rank reaches differently (during unwinding, at exit); the
-// name is unlinked as soon as every rank has mapped it, so nothing is left in /dev/shm if the job is
-// killed later (a kill in the moment between creating and unlinking leaves the segment: its name
-// holds its creator's pid, and the next node leader on this machine removes it when that process is
-// gone); and the pages are reserved up front (posix_fallocate), so a /dev/shm too small
-// for the data is a clear error at allocation instead of a SIGBUS at the first write.
+// Why an mmap'ed file and not an MPI-3 shared window: the mapping is released by munmap alone, a
+// local call, so the buffer can live as long as the last tensor using it, with no collective
+// MPI_Win_free at a time each rank reaches differently (during unwinding, at exit).
+// Which file: an anonymous memfd of the leader, which the other ranks open through
+// /proc/<leader>/fd/<n>. It has no name anywhere, so no crash at any moment can leave it behind:
+// the pages go with the last mapping. That needs every rank of the node in the leader's PID
+// namespace; where they are not (ranks in separate containers sharing /dev/shm), a named POSIX
+// segment in /dev/shm instead, unlinked as soon as every rank has mapped it (a kill in the moment
+// between leaves it: its name holds its creator's pid, and the next node leader on this machine
+// removes it when that process is gone), its pages reserved up front (posix_fallocate), so that a
+// /dev/shm too small is a clear error rather than a SIGBUS at the first write. A memfd is bounded
+// by no tmpfs: a size above the node's available memory is refused up front instead.
 #pragma once
 
 #include <mpi.h>
@@ -61,10 +65,15 @@ class NodeComm {
 class NodeSharedBuffer {
  public:
   // Collective over `node`: every rank passes the same `bytes` (a mismatch is an error on every
-  // rank). The leader creates and reserves the memory (zero-filled), every rank maps it. A failure
-  // on any rank (no room in /dev/shm: the error names the size and /dev/shm's size and free space)
-  // throws the same hcl::Error on every rank. 0 bytes gives an empty buffer (data() null).
+  // rank). The leader creates the memory (zero-filled), every rank maps it. A failure on any rank
+  // (more than the node's available memory, or no room in /dev/shm for a named segment: the error
+  // names the size and the limit) throws the same hcl::Error on every rank. 0 bytes gives an empty
+  // buffer (data() null).
   static NodeSharedBuffer allocate(const NodeComm& node, size_t bytes);
+  // The two kinds allocate chooses between (public so that tests run each): the leader's memfd,
+  // which every rank must be able to open through /proc, and a named /dev/shm segment.
+  static NodeSharedBuffer allocate_anonymous(const NodeComm& node, size_t bytes);
+  static NodeSharedBuffer allocate_named(const NodeComm& node, size_t bytes);
 
   NodeSharedBuffer() = default;
   ~NodeSharedBuffer();

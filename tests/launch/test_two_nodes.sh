@@ -204,15 +204,14 @@ passed=$((passed + 1))
 
 # 2x2: two ranks per node, with every rank's node-shared mappings sampled while it runs.
 cat > "$work/shm.py" << 'PY'
-"""Samples, until STOP exists (or its folder is gone), the node-shared memory (/dev/shm/hcl-*)
-mapped by every hcl-train rank in the two nodes, then checks that each node has its own, made by
-its local rank 0 in its own /dev/shm and mapped by all its ranks.
+"""Samples, until STOP exists (or its folder is gone), the node-shared memory (memfd:hcl-*, or
+/dev/shm/hcl-*) mapped by every hcl-train rank in the two nodes, then checks that each node has its
+own, made by its local rank 0 as a memfd (no name in any /dev/shm) and mapped by all its ranks.
 usage: shm.py STOP HCL_TRAIN HOLDER_PID_A HOLDER_PID_B"""
 import os, re, sys, time
 stop, exe, holders = sys.argv[1], os.path.realpath(sys.argv[2]), sys.argv[3:]
 nodes = {os.readlink(f"/proc/{h}/ns/net"): n for n, h in zip(("nodeA", "nodeB"), holders)}
 mnt = {n: os.readlink(f"/proc/{h}/ns/mnt") for n, h in zip(("nodeA", "nodeB"), holders)}
-shm_dev = {n: os.stat(f"/proc/{h}/root/dev/shm").st_dev for n, h in zip(("nodeA", "nodeB"), holders)}
 ranks = {}  # pid -> dict(node, rank, local, mnt, segments={(dev, inode, name)})
 while True:
     last = os.path.exists(stop) or not os.path.isdir(os.path.dirname(stop))
@@ -226,10 +225,10 @@ while True:
                 ranks[pid] = dict(node=node, rank=int(env["OMPI_COMM_WORLD_RANK"]), mnt=os.readlink(f"/proc/{pid}/ns/mnt"),
                                   local=int(env["OMPI_COMM_WORLD_LOCAL_RANK"]), segments=set())
             for line in open(f"/proc/{pid}/maps"):
-                m = re.match(r"\S+ \S+ \S+ ([0-9a-f]+):([0-9a-f]+) (\d+)\s+/dev/shm/(hcl-\d+-(\d+)-\S+)", line)  # hcl-<pid namespace>-<pid>-...
+                m = re.match(r"\S+ \S+ \S+ ([0-9a-f]+):([0-9a-f]+) (\d+)\s+(/dev/shm/|/memfd:)(hcl-\d+-(\d+)-\S+)", line)  # hcl-<pid namespace>-<pid>-...
                 if m:
                     dev = os.makedev(int(m[1], 16), int(m[2], 16))
-                    ranks[pid]["segments"].add((dev, int(m[3]), m[4], m[5]))
+                    ranks[pid]["segments"].add((dev, int(m[3]), m[4] + m[5], m[6]))
         except (OSError, KeyError, ValueError):
             pass  # a process that ended, or one not yet exec'd
     if last:
@@ -258,13 +257,13 @@ for node in ("nodeA", "nodeB"):
     leader = [pid for pid, r in mine.items() if r["local"] == 0]
     if {s[3] for s in segments} != set(leader):
         fail(f"{node}'s segments were not made by its local rank 0 (pid {leader})")
-    if {s[0] for s in segments} != {shm_dev[node]}:
-        fail(f"{node}'s segments are not in its own /dev/shm")
+    if any(not s[2].startswith("/memfd:") for s in segments):
+        fail(f"{node}'s node-shared memory is not the leader's memfd (all ranks share a PID namespace here)")
     made[node] = segments
 if made["nodeA"] & made["nodeB"]:
     fail("the two nodes share segments")
 print(f"node-shared memory: 2 nodes, 2 leaders; " + "; ".join(
-    f"{n}: {len(s)} segment(s) made by local rank 0 in its own /dev/shm, mapped by both its ranks" for n, s in made.items()))
+    f"{n}: {len(s)} memfd(s) made by local rank 0, mapped by both its ranks" for n, s in made.items()))
 PY
 python3 "$work/shm.py" "$work/shm.stop" "$HCL_TRAIN" "${holders[@]}" > "$work/shm.out" 2>&1 &
 sampler=$!
