@@ -214,15 +214,19 @@ std::vector<int64_t> subset_indices(int64_t n, int64_t limit, int64_t seed, Subs
   return order;
 }
 
+torch::Tensor Dataset::images_at(const torch::Tensor& indices) const {
+  return folder ? folder->decode_centred(indices) : images.index_select(0, indices);
+}
+
 Dataset subset(const Dataset& d, int64_t limit, int64_t seed, SubsetRole role) {
   const bool all = limit <= 0 || limit >= d.size();
-  if (all && !d.folder) return d;
+  if (all && !d.decodes_on_read()) return d;
   const torch::Tensor chosen = torch::tensor(subset_indices(d.size(), limit, seed, role), torch::kLong);
   Dataset out;
   out.name = d.name;
   out.num_classes = d.num_classes;
   out.labels = d.labels.index_select(0, chosen);
-  out.images = d.folder ? d.folder->decode_centred(chosen) : d.images.index_select(0, chosen).contiguous();
+  out.images = d.images_at(chosen).contiguous();
   return out;
 }
 

@@ -48,6 +48,12 @@ struct Dataset {
   std::shared_ptr<const ImageFolder> folder;
 
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+  // The images `indices` (int64, CPU) as uint8 N x C x H x W, whatever holds them: rows of `images`,
+  // or an image folder's centred crops decoded by its workers. What the prefetcher and subset read.
+  torch::Tensor images_at(const torch::Tensor& indices) const;
+  // Whether images are decoded as they are read (an image folder), so that a reader can have the
+  // training views cropped then, at the decoded size, instead of from images_at's centred crops.
+  bool decodes_on_read() const { return folder != nullptr; }
   int64_t channels() const;
   int64_t height() const;  // image folders: the crop size
   int64_t width() const;

@@ -23,12 +23,12 @@ HostBatch BatchPrefetcher::load(int64_t epoch, int64_t step) {
   b.epoch = epoch;
   b.step = step;
   b.indices = sampler_.rank_indices(epoch, step);
-  if (dataset_.folder && augmenter_ != nullptr) {  // both views cropped at decode time, by the workers
+  if (dataset_.decodes_on_read() && augmenter_ != nullptr) {  // both views cropped at decode time, by the workers
     b.images = dataset_.folder->decode_views(b.indices, epoch, *augmenter_, pin_);
     b.view_params = augmenter_->sample_cropped_views(b.indices, epoch, b.images.size(1), pin_);
     return b;
   }
-  b.images = dataset_.folder ? dataset_.folder->decode_centred(b.indices) : dataset_.images.index_select(0, b.indices);
+  b.images = dataset_.images_at(b.indices);
   if (pin_) b.images = b.images.pin_memory();
   if (augmenter_ != nullptr)
     b.view_params = augmenter_->sample_views(b.indices, epoch, b.images.size(1), b.images.size(2),
