@@ -32,7 +32,7 @@
 #include "eval/knn.h"
 #include "eval/linear_eval.h"
 #include "model/contrastive_model.h"
-#include "train/export.h"
+#include "train/trained_model.h"
 #include "train/node_datasets.h"
 
 namespace po = boost::program_options;

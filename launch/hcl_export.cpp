@@ -16,7 +16,8 @@
 #include "core/paths.h"
 #include "core/run_guarded.h"
 #include "dist/version.h"
-#include "train/export.h"
+#include "persist/export.h"
+#include "train/trained_model.h"
 
 namespace po = boost::program_options;
 
@@ -60,8 +61,8 @@ int export_model(int argc, char** argv) {
   hcl::train::TrainedModel trained = hcl::as_input([&] { return hcl::train::load_checkpoint_model(checkpoint); });
   const hcl::train::TrainConfig& config = trained.config;
   hcl::model::ContrastiveModel& net = trained.model;
-  hcl::train::export_for_python(net, config, out, with_head);
-  if (!sample.empty()) hcl::train::write_verification_sample(net, config, sample);
+  hcl::persist::export_for_python(net, hcl::train::export_description(config), out, with_head);
+  if (!sample.empty()) hcl::persist::write_verification_sample(net, config.dataset, sample);
   std::cout << "exported " << hcl::name_of(config.arch) << " (" << hcl::name_of(config.stem) << " stem) to "
             << out << (with_head ? " with the projection head" : "") << "; configuration in " << out
             << ".json\n";

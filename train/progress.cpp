@@ -103,7 +103,7 @@ ProgressReporter::Pause::~Pause() {
   reporter_.epoch_paused_[static_cast<int>(kind_)] += seconds_since(start_);
 }
 
-EpochRecord ProgressReporter::epoch_done(const TrainPosition& position, int64_t steps) {
+EpochRecord ProgressReporter::epoch_done(const persist::TrainPosition& position, int64_t steps) {
   const auto now = Clock::now();
   EpochRecord r;
   r.epoch = position.epoch - 1;
@@ -177,7 +177,7 @@ void ProgressReporter::skipped(int64_t epoch, const SkipRecord& skip) {
          {"skipped_steps", skip.skipped}});
 }
 
-void ProgressReporter::knn(const char* when, const TrainPosition& position, double epochs_done,
+void ProgressReporter::knn(const char* when, const persist::TrainPosition& position, double epochs_done,
                            const eval::KnnResult& result, int64_t k, double seconds) {
   HCL_LOG(info) << "kNN (" << when << ", epoch " << position.epoch << ", step " << position.global_step
                 << "): top-1 " << std::fixed << std::setprecision(2) << 100 * result.top1 << "%, top-5 "

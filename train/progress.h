@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dist/communicator.h"
-#include "train/checkpoint.h"
+#include "persist/checkpoint.h"
 #include "eval/knn.h"
 #include "train/phase_timer.h"
 #include "train/train_step.h"
@@ -57,7 +57,7 @@ struct ProgressRecord {
 
 // What one step contributes to its progress record.
 struct StepReport {
-  TrainPosition position;  // after the step
+  persist::TrainPosition position;  // after the step
   torch::Tensor loss;      // this rank's (StepResult::loss)
   loss::ObjectiveStats stats;
   double lr = 0, beta = 0;
@@ -120,12 +120,12 @@ class ProgressReporter {
   // A step skipped by the finite check, in the epoch that holds it.
   void skipped(int64_t epoch, const SkipRecord& skip);
   // A kNN evaluation: its log line and record. `epochs_done` may be fractional.
-  void knn(const char* when, const TrainPosition& position, double epochs_done, const eval::KnnResult& result,
+  void knn(const char* when, const persist::TrainPosition& position, double epochs_done, const eval::KnnResult& result,
            int64_t k, double seconds);
   // The epoch that ended at `position` (its step is 0) after `steps` steps in this process (fewer
   // than an epoch's after a resume): rank 0 logs its line and writes its record; a new epoch
   // starts. Not collective.
-  EpochRecord epoch_done(const TrainPosition& position, int64_t steps);
+  EpochRecord epoch_done(const persist::TrainPosition& position, int64_t steps);
 
  private:
   void write(const nlohmann::json& record);

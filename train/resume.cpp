@@ -13,6 +13,7 @@
 #include "core/check.h"
 #include "core/job.h"
 #include "core/log.h"
+#include "train/trained_model.h"
 
 namespace hcl::train {
 
@@ -38,7 +39,7 @@ void check_kept_on_resume(const TrainConfig& theirs, const TrainConfig& ours, co
 // global batch would put the position elsewhere in the data (or past the epoch's end). Checkpoints
 // that do not record it (older ones) are checked as far as they can be: the position must fall
 // inside an epoch at this global batch.
-void check_global_batch(const Checkpoint& c, int64_t global_batch, int world, int64_t images, const std::string& path) {
+void check_global_batch(const persist::Checkpoint& c, int64_t global_batch, int world, int64_t images, const std::string& path) {
   if (c.global_batch > 0) {
     const int64_t per_rank = c.global_batch % world == 0 ? c.global_batch / world : 0;
     HCL_REQUIRE(c.global_batch == global_batch, "--resume: the global batch is ", c.global_batch, " images in ",
@@ -73,7 +74,7 @@ std::string new_run_id() {
   return id;
 }
 
-void check_run_id(const Checkpoint& c, const TrainConfig& config) {
+void check_run_id(const persist::Checkpoint& c, const TrainConfig& config) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (c.run_id.empty() || !fs::equivalent(fs::path(config.resume).parent_path(), config.out, ec)) return;
@@ -88,9 +89,11 @@ void check_run_id(const Checkpoint& c, const TrainConfig& config) {
               "from its own folder)");
 }
 
-Checkpoint resume_if_asked(const TrainConfig& config, TrainStep& step) {
+persist::Checkpoint resume_if_asked(const TrainConfig& config, TrainStep& step) {
   if (config.resume.empty()) return {};
-  const Checkpoint c = load_checkpoint(config.resume, *step.model(), &step.optimizer().checkpoint_state(), config);
+  const persist::Checkpoint c =
+      persist::load_checkpoint(config.resume, *step.model(), &step.optimizer().checkpoint_state(),
+                               [&](const persist::Checkpoint& header) { check_compatible(header, config, config.resume); });
   step.optimizer().state_loaded();
   step.data_parallel().verify_replicas();
   HCL_LOG(info) << "resumed from " << config.resume << " at epoch " << c.position.epoch << ", step "
@@ -101,7 +104,7 @@ Checkpoint resume_if_asked(const TrainConfig& config, TrainStep& step) {
 // After a resume, metrics.jsonl keeps one record per step: records past the checkpoint's step
 // (written by the interrupted run after its last checkpoint) are dropped, so the resumed run's
 // records follow on without repeats. Rank 0 rewrites the file (temporary file, then rename).
-TrainPosition trim_metrics(const TrainConfig& config, const TrainPosition& position, bool rank0) {
+persist::TrainPosition trim_metrics(const TrainConfig& config, const persist::TrainPosition& position, bool rank0) {
   const std::filesystem::path path = std::filesystem::path(config.out) / "metrics.jsonl";
   if (!rank0 || config.resume.empty() || !std::filesystem::is_regular_file(path)) return position;
   std::ifstream in(path);

@@ -12,9 +12,10 @@
 #include "core/log.h"
 #include "data/image_folder.h"
 #include "data/sampler.h"
-#include "train/fault_injection.h"
+#include "core/fault_injection.h"
 #include "train/node_datasets.h"
 #include "train/resume.h"
+#include "train/trained_model.h"
 
 namespace hcl::train {
 namespace {
@@ -119,9 +120,9 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config, int 
                   " epochs is less than one step (an epoch is ", steps_per_epoch, " steps of ", global_batch,
                   " images); use 0 or at least ", 1.0 / static_cast<double>(steps_per_epoch));
     if (!config.resume.empty()) {
-      const Checkpoint header = read_checkpoint_header(config.resume);
+      const persist::Checkpoint header = persist::read_checkpoint_header(config.resume);
       check_compatible(header, config, config.resume);
-      check_kept_on_resume(header.config, config, config.resume);
+      check_kept_on_resume(config_of(header, config.resume), config, config.resume);
       check_run_id(header, config);
       check_global_batch(header, global_batch, world, d.train.size(), config.resume);
     }

@@ -13,7 +13,7 @@
 #endif
 
 #include "core/check.h"
-#include "train/fault_injection.h"
+#include "core/fault_injection.h"
 #include "train/step_graph.h"
 
 namespace hcl::train {

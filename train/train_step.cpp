@@ -10,7 +10,7 @@
 #include "core/log.h"
 #include "core/torch_compat.h"
 #include "dist/sync_batchnorm.h"
-#include "train/fault_injection.h"
+#include "core/fault_injection.h"
 #include "train/global_objective.h"
 
 namespace hcl::train {

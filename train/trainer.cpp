@@ -20,8 +20,8 @@
 #include "data/view_pipeline.h"
 #include "loss/beta_schedule.h"
 #include "eval/knn.h"
-#include "train/checkpoint.h"
-#include "train/checkpoint_writer.h"
+#include "persist/checkpoint.h"
+#include "persist/checkpoint_writer.h"
 #include "train/optim.h"
 #include "train/progress.h"
 #include "train/resume.h"
@@ -82,9 +82,9 @@ class Trainer {
   const std::unique_ptr<loss::BetaSchedule> beta_schedule_;
   const loss::ObjectiveOptions objective_base_;
   const eval::KnnOptions knn_;
-  const Checkpoint resumed_;  // the checkpoint's header when resuming (loaded into the step), else empty
+  const persist::Checkpoint resumed_;  // the checkpoint's header when resuming (loaded into the step), else empty
   const std::string run_id_;  // the checkpoint's run id, or a new one (config.json and checkpoints hold it)
-  TrainPosition position_;
+  persist::TrainPosition position_;
   ProgressReporter reporter_;
   const clock_type::time_point start_ = clock_type::now();
   // The run's wall clock as every rank knows it: the largest of the ranks' seconds since start_,
@@ -93,7 +93,7 @@ class Trainer {
   double last_eval_s_ = 0, last_checkpoint_s_ = 0;  // agreed_seconds_ at the last interval ones
   bool write_pending_ = false;    // every rank: a background checkpoint write awaits its agreement
   std::string snapshot_problem_;  // rank 0: a snapshot that failed (agreed on at the next settle)
-  CheckpointWriter writer_;       // last: destroyed (joined) first
+  persist::CheckpointWriter writer_;       // last: destroyed (joined) first
 };
 
 TrainSummary Trainer::run() {
@@ -300,8 +300,8 @@ void Trainer::save(const char* why, bool background) {
   if (rank0_) {
     const auto start = clock_type::now();
     try {
-      save_checkpoint(path, *step_.model(), &step_.optimizer().checkpoint_state(), position_, config_,
-                      sampler_.global_batch(), run_id_);
+      persist::save_checkpoint(path, *step_.model(), &step_.optimizer().checkpoint_state(), position_,
+                               config_.to_json(), sampler_.global_batch(), run_id_);
       HCL_LOG(info) << "checkpoint (" << why << "): " << path << " at step " << position_.global_step
                     << " (written in " << seconds_since(start) << " s while the step loop waited)";
     } catch (const std::exception& e) {
@@ -317,16 +317,16 @@ void Trainer::start_background_save(const char* why, const std::string& path) {
   write_pending_ = true;
   if (!rank0_) return;
   const auto start = clock_type::now();
-  CheckpointState state;
+  persist::CheckpointState state;
   try {
-    state = snapshot_checkpoint(*step_.model(), &step_.optimizer().checkpoint_state(), position_, config_,
-                                sampler_.global_batch(), run_id_);
+    state = persist::snapshot_checkpoint(*step_.model(), &step_.optimizer().checkpoint_state(), position_,
+                                         config_.to_json(), sampler_.global_batch(), run_id_);
   } catch (const std::exception& e) {
     snapshot_problem_ = "checkpoint " + path + ": snapshot failed: " + e.what();
     return;
   }
   const double snapshot_s = seconds_since(start);
-  writer_.start(path, std::move(state), [why = std::string(why), step = position_.global_step, snapshot_s](const WriteOutcome& w) {
+  writer_.start(path, std::move(state), [why = std::string(why), step = position_.global_step, snapshot_s](const persist::WriteOutcome& w) {
     HCL_LOG(info) << "checkpoint (" << why << "): " << w.path << " at step " << step << " (step loop paused "
                   << snapshot_s << " s for the snapshot; written in " << w.seconds << " s in the background)";
   });

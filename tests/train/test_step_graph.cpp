@@ -12,7 +12,7 @@
 #include "core/device.h"
 #include "core/side_stream.h"
 #include "tests/support/mpi_world.h"
-#include "train/fault_injection.h"
+#include "core/fault_injection.h"
 #include "train/train_step.h"
 
 namespace hcl::train {

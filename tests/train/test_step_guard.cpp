@@ -9,7 +9,7 @@
 #include "core/check.h"
 #include "tests/support/mpi_world.h"
 #include "tests/support/tiny_net.h"
-#include "train/fault_injection.h"
+#include "core/fault_injection.h"
 #include "train/step_guard.h"
 
 namespace hcl::train {

@@ -1,6 +1,7 @@
-// Checkpoint files (train/checkpoint.h): a round trip restores the model, the optimizer state, the
-// position and the configuration; a truncated file, a corrupt payload (CRC-32), a file that is not
-// a checkpoint and an incompatible configuration are refused with errors that say which.
+// Checkpoint files (persist/checkpoint.h): a round trip restores the model, the optimizer state, the
+// position and the configuration (JSON); a truncated file, a corrupt payload (CRC-32) and a file
+// that is not a checkpoint are refused with errors that say which; a caller's check refuses a file
+// before any tensor is copied; snapshots written in the background equal synchronous saves.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -12,10 +13,10 @@
 #include "tests/support/errors.h"
 #include "tests/support/mpi_world.h"
 #include "tests/support/tiny_net.h"
-#include "train/checkpoint.h"
-#include "train/checkpoint_writer.h"
+#include "persist/checkpoint.h"
+#include "persist/checkpoint_writer.h"
 
-namespace hcl::train {
+namespace hcl::persist {
 namespace {
 
 namespace fs = std::filesystem;
@@ -47,15 +48,15 @@ class CheckpointFile : public ::testing::Test {
 
   std::string path(const std::string& name) const { return (fs::path(dir_) / name).string(); }
 
-  // Writes a checkpoint of a trained net to `file` and returns the configuration it holds.
-  TrainConfig write(const std::string& file) {
+  // A training configuration as the trainer writes it (persist/ does not read it).
+  static nlohmann::json config() { return {{"arch", "small"}, {"seed", 7}, {"batch-size", 64}}; }
+
+  // Writes a checkpoint of a trained net to `file`.
+  void write(const std::string& file) {
     Net net;
     torch::optim::Adam adam(net.parameters(), torch::optim::AdamOptions(1e-2));
     train_a_little(net, adam);
-    TrainConfig config;
-    config.seed = 7;
-    save_checkpoint(file, net, &adam, {3, 5, 42}, config);
-    return config;
+    save_checkpoint(file, net, &adam, {3, 5, 42}, config());
   }
 
   static std::string bytes_of(const std::string& file) {
@@ -72,7 +73,7 @@ class CheckpointFile : public ::testing::Test {
 TEST_F(CheckpointFile, RecordsTheGlobalBatch) {
   Net net;
   const std::string file = path("batch.pt");
-  save_checkpoint(file, net, nullptr, {0, 2, 2}, TrainConfig(), 96);
+  save_checkpoint(file, net, nullptr, {0, 2, 2}, config(), 96);
   EXPECT_EQ(read_checkpoint_header(file).global_batch, 96);
 }
 
@@ -80,22 +81,19 @@ TEST_F(CheckpointFile, RoundTripRestoresModelOptimizerPositionAndConfig) {
   Net net;
   torch::optim::Adam adam(net.parameters(), torch::optim::AdamOptions(1e-2));
   train_a_little(net, adam);
-  TrainConfig config;
-  config.seed = 7;
-  config.batch_size = 64;
   const std::string file = path("checkpoint.pt");
-  save_checkpoint(file, net, &adam, {3, 5, 42}, config);
+  save_checkpoint(file, net, &adam, {3, 5, 42}, config());
   EXPECT_TRUE(has_checkpoint_magic(file));
   EXPECT_FALSE(fs::exists(file + ".tmp"));
 
   Net restored;
   torch::optim::Adam restored_adam(restored.parameters(), torch::optim::AdamOptions(1e-2));
-  const auto c = load_checkpoint(file, restored, &restored_adam, config);
+  const auto c = load_checkpoint(file, restored, &restored_adam);
   EXPECT_EQ(c.position.epoch, 3);
   EXPECT_EQ(c.position.step, 5);
   EXPECT_EQ(c.position.global_step, 42);
-  EXPECT_EQ(c.config.to_json(), config.to_json());
-  EXPECT_EQ(read_checkpoint_header(file).config.to_json(), config.to_json());
+  EXPECT_EQ(c.config, config());
+  EXPECT_EQ(read_checkpoint_header(file).config, config());
   EXPECT_EQ(c.global_batch, 0);  // not given: not recorded, read back as unknown (older checkpoints)
   const auto want = net.named_parameters(), have = restored.named_parameters();
   for (const auto& p : want) EXPECT_TRUE(torch::equal(p.value(), have[p.key()])) << p.key();
@@ -115,12 +113,12 @@ TEST_F(CheckpointFile, RoundTripRestoresModelOptimizerPositionAndConfig) {
 
 TEST_F(CheckpointFile, TruncatedFileIsRefused) {
   const std::string file = path("checkpoint.pt");
-  const TrainConfig config = write(file);
+  write(file);
   const std::string bytes = bytes_of(file);
   ASSERT_GT(bytes.size(), 100u);
   overwrite(file, bytes.substr(0, bytes.size() - 100));
   Net net;
-  EXPECT_ERROR(load_checkpoint(file, net, nullptr, config),
+  EXPECT_ERROR(load_checkpoint(file, net, nullptr),
                ": truncated (" + std::to_string(bytes.size() - 100 - 24) + " of ");
   overwrite(file, bytes.substr(0, 10));  // not even the header
   EXPECT_ERROR(read_checkpoint_header(file), "not an hcl checkpoint");
@@ -128,26 +126,36 @@ TEST_F(CheckpointFile, TruncatedFileIsRefused) {
 
 TEST_F(CheckpointFile, CorruptPayloadFailsTheChecksum) {
   const std::string file = path("checkpoint.pt");
-  const TrainConfig config = write(file);
+  write(file);
   std::string bytes = bytes_of(file);
   bytes[bytes.size() / 2] ^= 0x5a;  // one byte of the archive, length unchanged
   overwrite(file, bytes);
   Net net;
-  EXPECT_ERROR(load_checkpoint(file, net, nullptr, config), "corrupt (checksum mismatch)");
+  EXPECT_ERROR(load_checkpoint(file, net, nullptr), "corrupt (checksum mismatch)");
 }
 
-TEST_F(CheckpointFile, OtherFilesAndIncompatibleRunsAreRefused) {
+TEST_F(CheckpointFile, OtherFilesAndFilesTheCallerRefusesAreNotLoaded) {
   const std::string garbage = path("garbage.pt");
   overwrite(garbage, std::string(1000, 'x'));
   EXPECT_FALSE(has_checkpoint_magic(garbage));
   EXPECT_ERROR(read_checkpoint_header(garbage), "not an hcl checkpoint (bad magic)");
   EXPECT_ERROR(read_checkpoint_header(path("missing.pt")), "no such file");
 
+  // The caller's check sees the header and refuses the file before any tensor is copied (train/'s
+  // check_compatible: another architecture).
   const std::string file = path("checkpoint.pt");
-  TrainConfig other = write(file);
-  other.projection_dim = 64;
+  write(file);
   Net net;
-  EXPECT_ERROR(load_checkpoint(file, net, nullptr, other), "is incompatible: --projection-dim is 128 there but 64 here");
+  const torch::Tensor before = net.linear->weight.clone();
+  nlohmann::json seen;
+  EXPECT_ERROR(load_checkpoint(file, net, nullptr,
+                               [&](const Checkpoint& c) {
+                                 seen = c.config;
+                                 throw Error("refused by the caller");
+                               }),
+               "refused by the caller");
+  EXPECT_EQ(seen, config());
+  EXPECT_TRUE(torch::equal(net.linear->weight, before));
 }
 
 // One more Adam step on fresh data: parameters, moments and step counts all change in place.
@@ -168,13 +176,11 @@ TEST_F(CheckpointFile, BackgroundWriteOfASnapshotEqualsASynchronousSaveWhileTrai
     else
       optimizer = std::make_unique<torch::optim::Adam>(net.parameters(), torch::optim::AdamOptions(1e-2));
     for (int k = 0; k < 2; ++k) step_once(net, *optimizer, k);
-    TrainConfig config;
-    config.seed = 7;
     const std::string sync = path("sync.pt"), background = path("background.pt");
-    save_checkpoint(sync, net, optimizer.get(), {1, 2, 3}, config);
+    save_checkpoint(sync, net, optimizer.get(), {1, 2, 3}, config());
     {
       CheckpointWriter writer;
-      writer.start(background, snapshot_checkpoint(net, optimizer.get(), {1, 2, 3}, config));
+      writer.start(background, snapshot_checkpoint(net, optimizer.get(), {1, 2, 3}, config()));
       for (int k = 2; k < 6; ++k) step_once(net, *optimizer, k);  // training goes on meanwhile
       const WriteOutcome outcome = writer.wait();
       EXPECT_TRUE(outcome.started);
@@ -188,7 +194,7 @@ TEST_F(CheckpointFile, BackgroundWriteOfASnapshotEqualsASynchronousSaveWhileTrai
     // Loading it gives the values of the snapshot's time, which training has since left (the
     // weights; the linear bias before BatchNorm gets no gradient).
     Net restored;
-    load_checkpoint(background, restored, nullptr, config);
+    load_checkpoint(background, restored, nullptr);
     EXPECT_FALSE(torch::equal(restored.linear->weight, net.linear->weight));
     EXPECT_FALSE(torch::equal(restored.norm->weight, net.norm->weight));
   }
@@ -196,13 +202,12 @@ TEST_F(CheckpointFile, BackgroundWriteOfASnapshotEqualsASynchronousSaveWhileTrai
 
 TEST_F(CheckpointFile, FailedBackgroundWriteNamesTheFileAndLeavesNoTemporaryFile) {
   Net net;
-  const TrainConfig config;
   // The .tmp on a full disk: created, then every write fails (ENOSPC).
   const std::string file = path("checkpoint.pt");
   fs::create_symlink("/dev/full", file + ".tmp");
   CheckpointWriter writer;
   bool reported = false;
-  writer.start(file, snapshot_checkpoint(net, nullptr, {}, config), [&](const WriteOutcome&) { reported = true; });
+  writer.start(file, snapshot_checkpoint(net, nullptr, {}, config()), [&](const WriteOutcome&) { reported = true; });
   const WriteOutcome outcome = writer.wait();
   EXPECT_EQ(outcome.problem, "checkpoint " + file + ".tmp: write failed: No space left on device");
   EXPECT_FALSE(reported);  // the report runs after a successful write only
@@ -210,7 +215,7 @@ TEST_F(CheckpointFile, FailedBackgroundWriteNamesTheFileAndLeavesNoTemporaryFile
   EXPECT_FALSE(fs::exists(file));
   // A folder that does not exist: the .tmp cannot be created.
   const std::string missing = path("no/such/checkpoint.pt");
-  writer.start(missing, snapshot_checkpoint(net, nullptr, {}, config));
+  writer.start(missing, snapshot_checkpoint(net, nullptr, {}, config()));
   EXPECT_EQ(writer.wait().problem, "checkpoint " + missing + ".tmp: cannot create: No such file or directory");
 }
 
@@ -218,15 +223,14 @@ TEST_F(CheckpointFile, WriterJoinsAnUnfinishedWriteWhenDestroyed) {
   Net net;
   torch::optim::Adam adam(net.parameters(), torch::optim::AdamOptions(1e-2));
   train_a_little(net, adam);
-  const TrainConfig config;
   const std::string file = path("checkpoint.pt"), sync = path("sync.pt");
-  save_checkpoint(sync, net, &adam, {0, 1, 1}, config);
+  save_checkpoint(sync, net, &adam, {0, 1, 1}, config());
   {
     CheckpointWriter writer;
-    writer.start(file, snapshot_checkpoint(net, &adam, {0, 1, 1}, config));
+    writer.start(file, snapshot_checkpoint(net, &adam, {0, 1, 1}, config()));
   }  // no wait(): the destructor joins
   EXPECT_EQ(bytes_of(file), bytes_of(sync));
 }
 
 }  // namespace
-}  // namespace hcl::train
+}  // namespace hcl::persist

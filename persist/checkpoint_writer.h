@@ -1,4 +1,4 @@
-// Checkpoints written in the background: the trainer takes a snapshot (train/checkpoint.h:
+// Checkpoints written in the background: the trainer takes a snapshot (persist/checkpoint.h:
 // snapshot_checkpoint; the step loop pauses only for that) and a CheckpointWriter writes it on its
 // own thread, atomically and CRC-checked as a synchronous save does. One write at a time: the
 // caller waits for the previous one (wait()) before starting the next; the destructor joins an
@@ -9,9 +9,9 @@
 #include <string>
 #include <thread>
 
-#include "train/checkpoint.h"
+#include "persist/checkpoint.h"
 
-namespace hcl::train {
+namespace hcl::persist {
 
 // How one background write ended.
 struct WriteOutcome {
@@ -40,4 +40,4 @@ class CheckpointWriter {
   WriteOutcome outcome_;  // written by the thread, read after joining it
 };
 
-}  // namespace hcl::train
+}  // namespace hcl::persist

@@ -1,5 +1,5 @@
 // Export to and import from torch.load-able state dicts.
-#include "train/export.h"
+#include "persist/export.h"
 
 #include <cerrno>
 
@@ -9,10 +9,9 @@
 
 #include "core/atomic_file.h"
 #include "core/check.h"
-#include "data/dataset.h"
-#include "train/checkpoint.h"
+#include "persist/checkpoint.h"
 
-namespace hcl::train {
+namespace hcl::persist {
 namespace {
 
 std::string read_bytes(const std::string& path) {
@@ -37,19 +36,15 @@ std::string encoder_recipe(model::Arch arch, model::Stem stem) {
 
 }  // namespace
 
-TrainedModel load_checkpoint_model(const std::string& path) {
-  const TrainConfig config = read_checkpoint_header(path).config;
-  model::ContrastiveModel net(config.model_options());
-  load_checkpoint(path, *net, nullptr, config);
-  return {config, net};
+bool is_export(const std::string& path) {
+  return std::filesystem::is_regular_file(path + ".json") && !has_checkpoint_magic(path);
 }
 
-namespace {
-// An exported file (hcl-export) and the JSON beside it; throws for anything else.
-TrainedModel load_exported_model(const std::string& path) {
-  const TrainConfig config =
-      TrainConfig::from_json(nlohmann::json::parse(read_bytes(path + ".json")).at("config"));
-  model::ContrastiveModel net(config.model_options());
+nlohmann::json read_export_config(const std::string& path) {
+  return nlohmann::json::parse(read_bytes(path + ".json")).at("config");
+}
+
+void load_exported_encoder(const std::string& path, model::ContrastiveModel& model) {
   const std::string bytes = read_bytes(path);
   const c10::IValue value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   HCL_REQUIRE(value.isGenericDict(), path, ": not a state_dict");
@@ -62,30 +57,11 @@ TrainedModel load_exported_model(const std::string& path) {
                 target.sizes());
     target.copy_(t);
   };
-  for (auto& p : net->encoder->named_parameters()) load(p.key(), p.value());
-  for (auto& b : net->encoder->named_buffers()) load(b.key(), b.value());
-  return {config, net};
-}
-}  // namespace
-
-TrainedModel load_trained_model(const std::string& path) {
-  // An exported file has its JSON beside it and no checkpoint magic.
-  if (!std::filesystem::is_regular_file(path + ".json") || has_checkpoint_magic(path))
-    return load_checkpoint_model(path);
-  try {
-    return load_exported_model(path);
-  } catch (const Error&) {
-    throw;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ".json: not the description hcl-export writes beside its files (" + e.what() + ")");
-  } catch (const std::exception& e) {  // LibTorch's unpickler: a truncated or foreign file
-    const std::string what = e.what();
-    throw Error(path + ": not a checkpoint of hcl-train nor a complete file of hcl-export (" +
-                what.substr(0, what.find('\n')) + ")");
-  }
+  for (auto& p : model->encoder->named_parameters()) load(p.key(), p.value());
+  for (auto& b : model->encoder->named_buffers()) load(b.key(), b.value());
 }
 
-void export_for_python(model::ContrastiveModel& model, const TrainConfig& config,
+void export_for_python(model::ContrastiveModel& model, const ExportDescription& description,
                        const std::string& path, bool with_head) {
   c10::Dict<std::string, torch::Tensor> state;
   for (const auto& p : model->encoder->named_parameters()) state.insert(p.key(), p.value().detach().cpu());
@@ -95,25 +71,24 @@ void export_for_python(model::ContrastiveModel& model, const TrainConfig& config
     for (const auto& b : model->head->named_buffers()) state.insert(exported_head_key(b.key()), b.value().cpu());
   }
   write_file_atomically(path, as_bytes(torch::pickle_save(c10::IValue(state))));
-  const data::DatasetInfo& shape = data::dataset_info(config.dataset);
+  const data::DatasetInfo& shape = data::dataset_info(description.dataset);
   const nlohmann::json meta = {
       {"format", "state_dict for torch.load: python/hcl_weights.py load_encoder(path) builds the encoder "
                  "this file names (arch, stem, in_channels) and loads it strictly"},
-      {"arch", name_of(config.arch)},
-      {"stem", name_of(config.stem)},
+      {"arch", name_of(description.arch)},
+      {"stem", name_of(description.stem)},
       {"in_channels", shape.channels},
       {"image_size", shape.size},
       {"feature_dim", model->encoder->feature_dim()},
       {"with_head", with_head},
-      {"encoder", encoder_recipe(config.arch, config.stem)},
-      {"config", config.to_json()}};
+      {"encoder", encoder_recipe(description.arch, description.stem)},
+      {"config", description.config}};
   const std::string text = meta.dump(2) + "\n";
   write_file_atomically(path + ".json", text);
 }
 
-void write_verification_sample(model::ContrastiveModel& model, const TrainConfig& config,
-                               const std::string& path) {
-  const data::DatasetInfo& shape = data::dataset_info(config.dataset);
+void write_verification_sample(model::ContrastiveModel& model, data::DatasetKind dataset, const std::string& path) {
+  const data::DatasetInfo& shape = data::dataset_info(dataset);
   torch::manual_seed(0);
   const torch::Tensor input = torch::randn({4, shape.channels, shape.size, shape.size});
   torch::NoGradGuard no_grad;
@@ -125,4 +100,4 @@ void write_verification_sample(model::ContrastiveModel& model, const TrainConfig
   write_file_atomically(path, as_bytes(torch::pickle_save(c10::IValue(sample))));
 }
 
-}  // namespace hcl::train
+}  // namespace hcl::persist

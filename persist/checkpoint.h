@@ -8,19 +8,23 @@
 //
 // A checkpoint is written from a CheckpointState: the live tensors (save_checkpoint, synchronous)
 // or a snapshot that training may go on changing (snapshot_checkpoint, for a background writer:
-// train/checkpoint_writer.h). Both give the same bytes for the same values.
+// persist/checkpoint_writer.h). Both give the same bytes for the same values.
+//
+// The configuration is kept as the JSON the trainer gives (TrainConfig::to_json); what it means,
+// and whether a checkpoint fits a model, is train/'s to say (train/trained_model.h).
 #pragma once
 
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "train/config.h"
-
-namespace hcl::train {
+namespace hcl::persist {
 
 struct TrainPosition {
   int64_t epoch = 0;        // epoch of the next step
@@ -30,7 +34,7 @@ struct TrainPosition {
 
 struct Checkpoint {
   TrainPosition position;
-  TrainConfig config;
+  nlohmann::json config;  // the training configuration, as written (an object)
   // Images per step over all ranks (--batch-size x ranks): a step of the position means this many
   // images. 0: not recorded (files written before it was, or by tools that do not train).
   int64_t global_batch = 0;
@@ -44,7 +48,7 @@ struct CheckpointState {
   std::vector<std::pair<std::string, torch::Tensor>> parameters, buffers;  // CPU tensors
   std::shared_ptr<torch::optim::Optimizer> optimizer;  // null: a model-only file
   TrainPosition position;
-  TrainConfig config;
+  nlohmann::json config;     // the training configuration (an object)
   int64_t global_batch = 0;  // images per step over all ranks; 0: not recorded
   std::string run_id;        // "": not recorded
 };
@@ -57,7 +61,7 @@ struct CheckpointState {
 // written), holding copied state. Called on the thread that trains; throws hcl::InternalError for
 // another optimizer type.
 CheckpointState snapshot_checkpoint(torch::nn::Module& model, torch::optim::Optimizer* optimizer,
-                                    const TrainPosition& position, const TrainConfig& config,
+                                    const TrainPosition& position, const nlohmann::json& config,
                                     int64_t global_batch = 0, const std::string& run_id = "");
 
 // Writes `state` atomically (serialised, length and CRC-32, `path`.tmp flushed then renamed; a
@@ -69,11 +73,7 @@ void write_checkpoint(const std::string& path, const CheckpointState& state);
 // (model-only files); `global_batch` 0 and `run_id` "" are not recorded.
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainPosition& position,
-                     const TrainConfig& config, int64_t global_batch = 0, const std::string& run_id = "");
-
-// Throws hcl::Error when `checkpoint`'s model identity (arch, dimensions) differs from `expected`,
-// naming the difference.
-void check_compatible(const Checkpoint& checkpoint, const TrainConfig& expected, const std::string& path);
+                     const nlohmann::json& config, int64_t global_batch = 0, const std::string& run_id = "");
 
 // Whether `path` starts with the checkpoint magic (reads 8 bytes; says nothing of the rest).
 bool has_checkpoint_magic(const std::string& path);
@@ -82,9 +82,9 @@ bool has_checkpoint_magic(const std::string& path);
 Checkpoint read_checkpoint_header(const std::string& path);
 
 // Loads into `model` (and `optimizer` when given). Throws hcl::Error for a missing, truncated or
-// corrupt file, or one whose model identity (arch, dimensions) differs from `expected`, naming the
-// difference.
-Checkpoint load_checkpoint(const std::string& path, torch::nn::Module& model,
-                           torch::optim::Optimizer* optimizer, const TrainConfig& expected);
+// corrupt file, or one that does not fit the model. `check` (optional) sees the header first, and
+// throws to refuse the file before any tensor is copied (train/: another architecture).
+Checkpoint load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+                           const std::function<void(const Checkpoint&)>& check = {});
 
-}  // namespace hcl::train
+}  // namespace hcl::persist

@@ -1,12 +1,12 @@
 // Parsing of HCL_FAULT.
-#include "train/fault_injection.h"
+#include "core/fault_injection.h"
 
 #include <cstdlib>
 #include <sstream>
 
 #include "core/check.h"
 
-namespace hcl::train {
+namespace hcl {
 namespace {
 
 int64_t parse_count(const std::string& text, const std::string& what) {
@@ -90,4 +90,4 @@ ScopedFaultPlan::ScopedFaultPlan(const FaultPlan& plan) : previous_(plan_of_this
 
 ScopedFaultPlan::~ScopedFaultPlan() { plan_of_this_process() = previous_; }
 
-}  // namespace hcl::train
+}  // namespace hcl

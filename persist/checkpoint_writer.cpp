@@ -1,12 +1,12 @@
 // CheckpointWriter: one std::thread per background write, joined by wait() or the destructor.
-#include "train/checkpoint_writer.h"
+#include "persist/checkpoint_writer.h"
 
 #include <chrono>
 #include <exception>
 
 #include "core/check.h"
 
-namespace hcl::train {
+namespace hcl::persist {
 
 CheckpointWriter::~CheckpointWriter() {
   if (thread_.joinable()) thread_.join();
@@ -43,4 +43,4 @@ WriteOutcome CheckpointWriter::wait() {
   return done;
 }
 
-}  // namespace hcl::train
+}  // namespace hcl::persist

@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <string>
 
-namespace hcl::train {
+namespace hcl {
 
 struct FaultPlan {
   enum class Kind { None, Throw, NanGrad, KillInCheckpoint, FailInCheckpoint, SlowCheckpoint, CaptureFail };
@@ -51,4 +51,4 @@ class ScopedFaultPlan {
   FaultPlan previous_;
 };
 
-}  // namespace hcl::train
+}  // namespace hcl

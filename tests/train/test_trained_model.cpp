@@ -1,7 +1,8 @@
-// Export for Python (train/export.h): the file is a torch.load-able dict under torchvision's names
-// with its JSON beside it, hcl-eval's loader reads it back to the same weights, the projection head
-// only when asked for, the verification sample holds the model's features, and a failed export
-// leaves no file behind.
+// Trained models from files (train/trained_model.h over persist/): an export for Python
+// (persist/export.h) is a torch.load-able dict under torchvision's names with its JSON beside it,
+// hcl-eval's loader reads it back to the same weights, the projection head only when asked for, the
+// verification sample holds the model's features, and a failed export leaves no file behind; a
+// checkpoint of another architecture is refused naming the difference.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -11,12 +12,16 @@
 
 #include "core/check.h"
 #include "tests/support/mpi_world.h"
-#include "train/export.h"
+#include "persist/checkpoint.h"
+#include "persist/export.h"
+#include "tests/support/errors.h"
+#include "train/trained_model.h"
 
 namespace hcl::train {
 namespace {
 
 namespace fs = std::filesystem;
+using persist::export_for_python;
 
 class Export : public ::testing::Test {
  protected:
@@ -52,7 +57,7 @@ class Export : public ::testing::Test {
 
 TEST_F(Export, EncoderRoundTripAndFileLayout) {
   const fs::path path = dir_ / "encoder.pt";
-  export_for_python(net_, config_, path.string(), /*with_head=*/false);
+  export_for_python(net_, export_description(config_), path.string(), /*with_head=*/false);
   EXPECT_TRUE(fs::is_regular_file(path));
   EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
   // The dict: exactly the encoder's parameters and buffers, by name.
@@ -91,7 +96,7 @@ TEST_F(Export, EncoderRoundTripAndFileLayout) {
 
 TEST_F(Export, HeadOnlyWhenAskedFor) {
   const fs::path path = dir_ / "with-head.pt";
-  export_for_python(net_, config_, path.string(), /*with_head=*/true);
+  export_for_python(net_, export_description(config_), path.string(), /*with_head=*/true);
   const auto dict = read_dict(path);
   int64_t head = 0;
   for (const auto& item : dict)
@@ -108,7 +113,7 @@ TEST_F(Export, HeadOnlyWhenAskedFor) {
 
 TEST_F(Export, VerificationSampleHoldsTheModelsFeatures) {
   const fs::path path = dir_ / "sample.pt";
-  write_verification_sample(net_, config_, path.string());
+  persist::write_verification_sample(net_, config_.dataset, path.string());
   const auto dict = read_dict(path);
   const torch::Tensor input = dict.at("input").toTensor(), features = dict.at("features").toTensor();
   EXPECT_EQ(input.sizes(), (std::vector<int64_t>{4, 1, 28, 28}));
@@ -119,7 +124,7 @@ TEST_F(Export, VerificationSampleHoldsTheModelsFeatures) {
 
 TEST_F(Export, LoadingAMismatchedFileIsAnError) {
   const fs::path path = dir_ / "encoder.pt";
-  export_for_python(net_, config_, path.string(), false);
+  export_for_python(net_, export_description(config_), path.string(), false);
   // The JSON claims another architecture: the weights do not fit it.
   nlohmann::json meta = nlohmann::json::parse(std::ifstream(path.string() + ".json"));
   meta["config"]["arch"] = "resnet18";
@@ -132,9 +137,19 @@ TEST_F(Export, LoadingAMismatchedFileIsAnError) {
   }
 }
 
+TEST_F(Export, ACheckpointOfAnotherArchitectureIsRefused) {
+  const std::string file = (dir_ / "checkpoint.pt").string();
+  persist::save_checkpoint(file, *net_, nullptr, {}, config_.to_json());
+  EXPECT_EQ(load_checkpoint_model(file).config.to_json(), config_.to_json());
+  TrainConfig other = config_;
+  other.projection_dim = 64;
+  EXPECT_ERROR(check_compatible(persist::read_checkpoint_header(file), other, file),
+               "is incompatible: --projection-dim is 16 there but 64 here");
+}
+
 TEST_F(Export, FailedExportLeavesNoFile) {
   const fs::path path = dir_ / "no-such-folder" / "encoder.pt";
-  EXPECT_THROW(export_for_python(net_, config_, path.string(), false), Error);
+  EXPECT_THROW(export_for_python(net_, export_description(config_), path.string(), false), Error);
   EXPECT_FALSE(fs::exists(path));
   EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
   EXPECT_FALSE(fs::exists(path.string() + ".json"));
