@@ -167,6 +167,23 @@ double available_memory() {
   return sysinfo(&info) == 0 ? static_cast<double>(info.freeram) * info.mem_unit : 0;
 }
 
+// Maps `bytes` bytes of the shared file `fd` read-write; "" or the problem.
+std::string map_fd(int fd, size_t bytes, void** data) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED)
+    return detail::concat("node-shared memory: mmap of ", bytes, " bytes (", mib(static_cast<double>(bytes)),
+                          ") failed: ", std::strerror(errno));
+  *data = p;
+  return "";
+}
+
+// The smallest and the largest of `value` over the ranks of `node` (one all-reduce).
+std::pair<int64_t, int64_t> range_over(const NodeComm& node, int64_t value) {
+  int64_t range[2] = {value, -value};  // the largest of (v, -v) gives the largest and the smallest
+  HCL_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, range, 2, MPI_INT64_T, MPI_MAX, node.get()));
+  return {-range[1], range[0]};
+}
+
 // An anonymous memfd of `bytes` bytes, mapped read-write; "" or the problem. It has no name in any
 // file system: the pages go when the last mapping and descriptor do, whichever way the processes
 // end. Its label in /proc/<pid>/maps names the creator, like a named segment's name.
@@ -180,12 +197,7 @@ std::string create_anonymous(const std::string& label, size_t bytes, int* fd, vo
   if (*fd < 0) return detail::concat("node-shared memory: memfd_create failed: ", std::strerror(errno));
   if (ftruncate(*fd, static_cast<off_t>(bytes)) != 0)
     return detail::concat("node-shared memory: ftruncate to ", bytes, " bytes failed: ", std::strerror(errno));
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
-  if (p == MAP_FAILED)
-    return detail::concat("node-shared memory: mmap of ", bytes, " bytes (", mib(static_cast<double>(bytes)),
-                          ") failed: ", std::strerror(errno));
-  *data = p;
-  return "";
+  return map_fd(*fd, bytes, data);
 }
 
 // Maps the leader's memfd (its descriptor `fd` in process `pid`, same PID namespace) read-write
@@ -196,13 +208,9 @@ std::string map_leaders(int64_t pid, int64_t fd, size_t bytes, void** data) {
   if (mine < 0)
     return detail::concat("node-shared memory: cannot open the node leader's memory (", path, "): ", std::strerror(errno),
                           "; --node-shared-data false keeps one copy per rank");
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mine, 0);
+  std::string problem = map_fd(mine, bytes, data);
   close(mine);
-  if (p == MAP_FAILED)
-    return detail::concat("node-shared memory: mmap of ", bytes, " bytes (", mib(static_cast<double>(bytes)),
-                          ") failed: ", std::strerror(errno));
-  *data = p;
-  return "";
+  return problem;
 }
 
 // Maps the named memory of `bytes` bytes read-write; "" or the problem.
@@ -218,14 +226,7 @@ std::string map_named(const std::string& name, size_t bytes, bool create, void**
                                ") in ", kShmDir, ": ", std::strerror(rc), shm_limits(),
                                "; enlarge /dev/shm (docker run --shm-size=...)");
   }
-  if (problem.empty()) {
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED)
-      problem = detail::concat("node-shared memory: mmap of ", bytes, " bytes (", mib(static_cast<double>(bytes)),
-                               ") failed: ", std::strerror(errno));
-    else
-      *data = p;
-  }
+  if (problem.empty()) problem = map_fd(fd, bytes, data);
   close(fd);
   if (create && !problem.empty()) shm_unlink(name.c_str());
   return problem;
@@ -234,36 +235,29 @@ std::string map_named(const std::string& name, size_t bytes, bool create, void**
 }  // namespace
 
 NodeSharedBuffer NodeSharedBuffer::allocate(const NodeComm& node, size_t bytes) {
-  // Same size everywhere: the largest of (bytes, -bytes) gives the largest and the smallest.
-  int64_t range[2] = {static_cast<int64_t>(bytes), -static_cast<int64_t>(bytes)};
-  HCL_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, range, 2, MPI_INT64_T, MPI_MAX, node.get()));
-  if (range[0] != -range[1])
-    throw Error(detail::concat("node-shared memory: the ranks of a node asked for different sizes (from ",
-                               -range[1], " to ", range[0], " bytes); every rank must ask for the same"));
+  if (const auto [least, most] = range_over(node, static_cast<int64_t>(bytes)); least != most)
+    throw Error(detail::concat("node-shared memory: the ranks of a node asked for different sizes (from ", least,
+                               " to ", most, " bytes); every rank must ask for the same"));
   if (bytes == 0) return {};
 
   if (node.is_leader()) remove_segments_of_dead_processes();
   // Ranks that all share the leader's PID namespace map its memfd through /proc (nothing named, so
   // nothing a crash could leave); otherwise a named segment, unlinked once every rank has mapped it.
-  int64_t ns[2] = {std::stoll(pid_namespace()), -std::stoll(pid_namespace())};
-  HCL_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, ns, 2, MPI_INT64_T, MPI_MAX, node.get()));
-  return ns[0] == -ns[1] && ns[0] != 0 ? allocate_anonymous(node, bytes) : allocate_named(node, bytes);
+  const auto [least, most] = range_over(node, std::stoll(pid_namespace()));
+  return least == most && least != 0 ? allocate_anonymous(node, bytes) : allocate_named(node, bytes);
 }
 
 NodeSharedBuffer NodeSharedBuffer::allocate_anonymous(const NodeComm& node, size_t bytes) {
   int fd = -1;
   void* data = nullptr;
-  const auto undo = [&] {
-    if (fd >= 0) close(fd);
-    if (data != nullptr) munmap(data, bytes);
-  };
   try {
     node.agree(node.is_leader() ? create_anonymous(unique_name(), bytes, &fd, &data) : "");
     int64_t where[2] = {getpid(), fd};  // the leader's
     node.broadcast(where, sizeof where);
     node.agree(node.is_leader() ? "" : map_leaders(where[0], where[1], bytes, &data));
   } catch (...) {
-    undo();
+    if (fd >= 0) close(fd);
+    if (data != nullptr) munmap(data, bytes);
     throw;
   }
   if (fd >= 0) close(fd);  // every rank has mapped it: the mappings keep the pages

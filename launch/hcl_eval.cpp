@@ -42,6 +42,7 @@ namespace {
 // hcl-eval's options.
 struct EvalArgs {
   std::string checkpoint, data_dir, out, random_encoder;
+  std::optional<hcl::model::Arch> random_arch;  // --random-encoder, parsed by validate
   hcl::data::DatasetKind dataset = hcl::data::DatasetKind::FashionMnist;
   hcl::DeviceChoice device = hcl::DeviceChoice::Auto;
   hcl::eval::ProbeInput protocol = hcl::eval::ProbeInput::Features;
@@ -107,7 +108,7 @@ void validate(EvalArgs& a) {
   const bool pixels = a.protocol == ProbeInput::Pixels, random = !a.random_encoder.empty();
   if (pixels) a.knn_k = 0;  // no encoder: no features to vote with
   if (random) {
-    hcl::parse<hcl::model::Arch>("random-encoder", a.random_encoder);
+    a.random_arch = hcl::parse<hcl::model::Arch>("random-encoder", a.random_encoder);
     HCL_REQUIRE(a.checkpoint.empty(), "--random-encoder: not with --checkpoint (it is the untrained encoder's baseline)");
     HCL_REQUIRE(!pixels, "--random-encoder: not with --protocol pixels (which reads no encoder)");
   }
@@ -157,8 +158,8 @@ void load_model(const EvalArgs& a, int local_rank, EvalInputs& in) {
     in.config.dataset = a.dataset;
     in.config.data_dir = "";
   }
-  if (!a.random_encoder.empty()) {
-    in.config.arch = hcl::parse<hcl::model::Arch>("random-encoder", a.random_encoder);
+  if (a.random_arch) {
+    in.config.arch = *a.random_arch;
     in.config.seed = a.seed;
     torch::manual_seed(static_cast<uint64_t>(a.seed));
     in.model = hcl::model::ContrastiveModel(in.config.model_options());
@@ -239,7 +240,7 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
   hcl::dist::agree_on_start([&] { load_datasets(a, splits, in); });
   if (!in.model.is_empty()) in.model->to(in.device);
   const std::string what = !a.checkpoint.empty()       ? a.checkpoint
-                           : !a.random_encoder.empty() ? "an untrained encoder (seed " + std::to_string(a.seed) + ")"
+                           : a.random_arch             ? "an untrained encoder (seed " + std::to_string(a.seed) + ")"
                                                        : std::string("raw pixels");
   HCL_LOG(info) << "linear evaluation (" << hcl::name_of(a.protocol) << ") of " << what << " ("
                 << hcl::name_of(in.config.arch) << ", " << hcl::name_of(in.config.dataset) << ") on " << in.device;
@@ -256,7 +257,7 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
                                                in.device);
   const bool pixels = a.protocol == hcl::eval::ProbeInput::Pixels;
   const nlohmann::json result = {{"checkpoint", a.checkpoint},
-                                 {"random_encoder", !a.random_encoder.empty()},
+                                 {"random_encoder", a.random_arch.has_value()},
                                  {"dataset", hcl::name_of(in.config.dataset)},
                                  {"arch", pixels ? "pixels" : hcl::name_of(in.config.arch)},
                                  {"protocol", hcl::name_of(a.protocol)},

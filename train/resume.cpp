@@ -93,7 +93,9 @@ persist::Checkpoint resume_if_asked(const TrainConfig& config, TrainStep& step) 
   if (config.resume.empty()) return {};
   const persist::Checkpoint c =
       persist::load_checkpoint(config.resume, *step.model(), &step.optimizer().checkpoint_state(),
-                               [&](const persist::Checkpoint& header) { check_compatible(header, config, config.resume); });
+                               [&](const persist::Checkpoint& header) {
+                                 check_compatible(config_of(header, config.resume), config, config.resume);
+                               });
   step.optimizer().state_loaded();
   step.data_parallel().verify_replicas();
   HCL_LOG(info) << "resumed from " << config.resume << " at epoch " << c.position.epoch << ", step "

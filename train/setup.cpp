@@ -121,8 +121,9 @@ Datasets load_datasets(dist::Communicator& comm, const TrainConfig& config, int 
                   " images); use 0 or at least ", 1.0 / static_cast<double>(steps_per_epoch));
     if (!config.resume.empty()) {
       const persist::Checkpoint header = persist::read_checkpoint_header(config.resume);
-      check_compatible(header, config, config.resume);
-      check_kept_on_resume(config_of(header, config.resume), config, config.resume);
+      const TrainConfig theirs = config_of(header, config.resume);
+      check_compatible(theirs, config, config.resume);
+      check_kept_on_resume(theirs, config, config.resume);
       check_run_id(header, config);
       check_global_batch(header, global_batch, world, d.train.size(), config.resume);
     }

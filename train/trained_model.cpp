@@ -12,12 +12,12 @@ TrainConfig config_of(const persist::Checkpoint& checkpoint, const std::string& 
     throw Error("checkpoint " + path + ": " + e.what());
   } catch (const std::exception& e) {  // JSON of another shape: not what hcl-train writes
     const std::string what = e.what();
-    throw Error("checkpoint " + path + ": no configuration and position in it (" + what.substr(0, what.find('\n')) + ")");
+    throw Error("checkpoint " + path + ": its configuration is not hcl-train's (" + what.substr(0, what.find('\n')) + ")");
   }
 }
 
-void check_compatible(const persist::Checkpoint& checkpoint, const TrainConfig& expected, const std::string& path) {
-  const nlohmann::json have = config_of(checkpoint, path).model_identity(), want = expected.model_identity();
+void check_compatible(const TrainConfig& theirs, const TrainConfig& expected, const std::string& path) {
+  const nlohmann::json have = theirs.model_identity(), want = expected.model_identity();
   for (const auto& item : want.items())
     HCL_REQUIRE(have.at(item.key()) == item.value(), "checkpoint ", path, " is incompatible: --",
                 item.key(), " is ", have.at(item.key()).dump(), " there but ", item.value().dump(), " here");
@@ -30,8 +30,7 @@ persist::ExportDescription export_description(const TrainConfig& config) {
 TrainedModel load_checkpoint_model(const std::string& path) {
   const TrainConfig config = config_of(persist::read_checkpoint_header(path), path);
   model::ContrastiveModel net(config.model_options());
-  persist::load_checkpoint(path, *net, nullptr,
-                           [&](const persist::Checkpoint& c) { check_compatible(c, config, path); });
+  persist::load_checkpoint(path, *net, nullptr);  // the model is built from its own configuration
   return {config, net};
 }
 

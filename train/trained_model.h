@@ -21,9 +21,9 @@ struct TrainedModel {
 // The checkpoint's configuration, typed; hcl::Error naming the file for one hcl-train cannot read.
 TrainConfig config_of(const persist::Checkpoint& checkpoint, const std::string& path);
 
-// Throws hcl::Error when the checkpoint's model identity (arch, dimensions) differs from
-// `expected`'s, naming the difference.
-void check_compatible(const persist::Checkpoint& checkpoint, const TrainConfig& expected, const std::string& path);
+// Throws hcl::Error when the model identity (arch, dimensions) of the checkpoint `path`, whose
+// configuration is `theirs`, differs from `expected`'s, naming the difference.
+void check_compatible(const TrainConfig& theirs, const TrainConfig& expected, const std::string& path);
 
 // What an export says of a model trained with `config`.
 persist::ExportDescription export_description(const TrainConfig& config);

@@ -143,7 +143,7 @@ TEST_F(Export, ACheckpointOfAnotherArchitectureIsRefused) {
   EXPECT_EQ(load_checkpoint_model(file).config.to_json(), config_.to_json());
   TrainConfig other = config_;
   other.projection_dim = 64;
-  EXPECT_ERROR(check_compatible(persist::read_checkpoint_header(file), other, file),
+  EXPECT_ERROR(check_compatible(config_of(persist::read_checkpoint_header(file), file), other, file),
                "is incompatible: --projection-dim is 16 there but 64 here");
 }
 
