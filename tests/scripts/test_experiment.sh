@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/experiment end to end on a tiny grid (synthetic data, 2 configurations x 2 seeds, a few
 # steps, a 2-epoch probe with hcl-eval's kNN, both baselines): it writes results.json, the table and
-# both plots with sane numbers; a
+# both plots with sane numbers; --publish writes them into a page's generated block; a
 # second invocation skips every finished run; --dry-run prints the commands and a time estimate;
 # a bad grid file is exit 2 with one line.
 set -euo pipefail
@@ -73,6 +73,38 @@ PY
 grep -q '^| hard | 2 | ' "$work/out/results.md" || fail "no hard row in the table"
 grep -q '^| raw pixels (no training) | 1 | ' "$work/out/results.md" || fail "no pixel baseline row in the table"
 grep -q '^| untrained encoder (random weights) | 2 | ' "$work/out/results.md" || fail "no random-encoder row in the table"
+
+# --publish: a new page gets a title and the generated block, the plots beside it; on an existing
+# page only the block changes (the author's text around it is kept); a page without one block is
+# refused with exit 2 and left as it was.
+status=0
+exp --collect-only --publish "$work/docs/page.md" > "$work/pub.txt" 2>&1 || status=$?
+[ "$status" -eq 2 ] && grep -q "docs/page.md: no folder .*docs" "$work/pub.txt" ||
+  { cat "$work/pub.txt"; fail "--publish into a missing folder (status $status)"; }
+mkdir "$work/docs"
+exp --collect-only --publish "$work/docs/page.md" > "$work/pub.txt" 2>&1 || { cat "$work/pub.txt"; fail "--publish"; }
+for f in page.md page_accuracy_vs_beta.png page_knn_over_training.png; do
+  [ -s "$work/docs/$f" ] || { cat "$work/pub.txt"; fail "--publish wrote no $f"; }
+done
+grep -q '^\*4 of 4 runs finished' "$work/docs/page.md" ||
+  { cat "$work/docs/page.md"; fail "the page does not count the runs"; }
+grep -q '^| hard | 2 | ' "$work/docs/page.md" || fail "no hard row in the published page"
+grep -q '^| hard | 2 | -\?[0-9.]* ± [0-9.]* | [0-2] of 2 | ' "$work/docs/page.md" || { cat "$work/docs/page.md"; fail "no paired comparison"; }
+grep -q '^| raw pixels (no training) | 1 | [0-9.]* | ' "$work/docs/page.md" || fail "one pixel run shows a spread"
+{ echo "# My reading"; echo; echo "Before the block."; cat "$work/docs/page.md" | sed -n '/^<!-- begin/,$p'; echo; echo "After the block."; } > "$work/docs/edited.md"
+mv "$work/docs/edited.md" "$work/docs/page.md"
+sed -i 's/^| hard | 2 | .*/| stale row |/' "$work/docs/page.md"
+exp --collect-only --publish "$work/docs/page.md" > "$work/pub.txt" 2>&1 || { cat "$work/pub.txt"; fail "--publish again"; }
+head -3 "$work/docs/page.md" | grep -q "^Before the block.$" && tail -1 "$work/docs/page.md" | grep -q "^After the block.$" ||
+  { cat "$work/docs/page.md"; fail "--publish changed the text around its block"; }
+! grep -q "stale row" "$work/docs/page.md" && grep -q '^| hard | 2 | ' "$work/docs/page.md" ||
+  { cat "$work/docs/page.md"; fail "--publish did not rewrite its block"; }
+printf '# A page with no block\n' > "$work/docs/plain.md"
+status=0
+exp --collect-only --publish "$work/docs/plain.md" > "$work/pub.txt" 2>&1 || status=$?
+[ "$status" -eq 2 ] && grep -q "plain.md: needs exactly one generated block" "$work/pub.txt" &&
+  [ "$(cat "$work/docs/plain.md")" = "# A page with no block" ] && [ ! -e "$work/docs/plain_accuracy_vs_beta.png" ] ||
+  { cat "$work/pub.txt"; fail "a page without a block (status $status)"; }
 
 # Resumable: nothing runs again, the runs' files are untouched.
 kept=("$work/out/hard/seed1/metrics.jsonl" "$work/out/baseline/linear_eval.json" "$work/out/baseline-random/seed1/linear_eval.json")
