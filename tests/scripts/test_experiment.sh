@@ -83,12 +83,13 @@ exp --collect-only --publish "$work/docs/page.md" > "$work/pub.txt" 2>&1 || stat
   { cat "$work/pub.txt"; fail "--publish into a missing folder (status $status)"; }
 mkdir "$work/docs"
 exp --collect-only --publish "$work/docs/page.md" > "$work/pub.txt" 2>&1 || { cat "$work/pub.txt"; fail "--publish"; }
-for f in page.md page_accuracy_vs_beta.png page_knn_over_training.png; do
+for f in page.md page.json page_accuracy_vs_beta.png page_knn_over_training.png; do
   [ -s "$work/docs/$f" ] || { cat "$work/pub.txt"; fail "--publish wrote no $f"; }
 done
 grep -q '^\*4 of 4 runs finished' "$work/docs/page.md" ||
   { cat "$work/docs/page.md"; fail "the page does not count the runs"; }
 grep -q '^| hard | 2 | ' "$work/docs/page.md" || fail "no hard row in the published page"
+cmp -s "$work/docs/page.json" "$work/out/results.json" || fail "the page's JSON is not the grid's results.json"
 grep -q '^| hard | 2 | -\?[0-9.]* ± [0-9.]* | [0-2] of 2 | ' "$work/docs/page.md" || { cat "$work/docs/page.md"; fail "no paired comparison"; }
 grep -q '^| raw pixels (no training) | 1 | [0-9.]* | ' "$work/docs/page.md" || fail "one pixel run shows a spread"
 { echo "# My reading"; echo; echo "Before the block."; cat "$work/docs/page.md" | sed -n '/^<!-- begin/,$p'; echo; echo "After the block."; } > "$work/docs/edited.md"
