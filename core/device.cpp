@@ -1,6 +1,8 @@
 // Device choice and the device-wide helpers (the CUDA allocator's figures: cuda_memory.cpp).
 #include "core/device.h"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
 #include "core/check.h"
 
 namespace hcl {
@@ -28,6 +30,9 @@ void configure_fast_math(const torch::Device& device) {
 
 torch::Device set_up_device(DeviceChoice choice, int local_rank, int64_t threads) {
   const torch::Device device = resolve_device(choice, local_rank);
+  // The rank's GPU becomes this thread's current device: CUDA calls that name no device (an event,
+  // a stream query, NCCL's first collective outside the training step) then go to it, not to GPU 0.
+  if (device.is_cuda()) c10::impl::getDeviceGuardImpl(device.type())->setDevice(device);
   if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
   configure_fast_math(device);
   return device;

@@ -21,8 +21,8 @@ void synchronize_device(const torch::Device& device);
 // a run do not change). Nothing on CPU.
 void configure_fast_math(const torch::Device& device);
 
-// A rank's device as every program of hcl sets it up: resolve_device, `threads` CPU threads for
-// LibTorch (0: its default), configure_fast_math.
+// A rank's device as every program of hcl sets it up: resolve_device (a GPU becomes the calling
+// thread's current device), `threads` CPU threads for LibTorch (0: its default), configure_fast_math.
 torch::Device set_up_device(DeviceChoice choice, int local_rank, int64_t threads);
 
 // The most memory LibTorch's CUDA allocator has held on `device` so far, in MiB (core/cuda_memory.cpp;

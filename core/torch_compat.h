@@ -22,9 +22,10 @@
 #define HCL_TORCH_HAS_FUSED_OPTIMIZERS HCL_TORCH_AT_LEAST(2, 4)
 #define HCL_TORCH_HAS_POOL_BY_DEVICE HCL_TORCH_AT_LEAST(2, 4)
 #define HCL_TORCH_HAS_DEVICE_TYPE_AUTOCAST HCL_TORCH_AT_LEAST(2, 4)
-// - the pinned host allocator's capture pools (at::getHostAllocator, end_allocate_to_pool): after
-//   2.11 (2.15 has them; 2.11, the GPU machines', is not known to).
-#define HCL_TORCH_HAS_HOST_ALLOCATOR_POOLS HCL_TORCH_AT_LEAST(2, 12)
+// - the pinned host allocator's capture pools (at::getHostAllocator, end_allocate_to_pool): 2.11
+//   (ATen/core/CachingHostAllocator.h of the PyPI wheels: 2.9 and 2.10 lack them, 2.11 and 2.15
+//   have them; CUDAGraph's capture_begin starts one, so a failed capture must end it).
+#define HCL_TORCH_HAS_HOST_ALLOCATOR_POOLS HCL_TORCH_AT_LEAST(2, 11)
 
 // The CUDA caching allocator's statistic kinds (StatType) live in c10::cuda::CUDACachingAllocator in
 // 1.13 and in c10::CachingAllocator (shared by every device allocator) in 2.x. Both namespaces are

@@ -111,6 +111,7 @@ void abandon(const c10::cuda::CUDAStream& stream, c10::DeviceIndex device, PoolI
 // sync with the stream they were made on). The graph's memory comes from a pool this call owns, so
 // a failed capture can be cleaned up whatever state CUDAGraph left it in.
 void StepGraph::capture(const std::function<void()>& work) {
+  const bool recapture = captured();
   reset();
   c10::cuda::CUDAGuard on_device(impl_->device);
   const c10::cuda::CUDAStream stream = c10::cuda::getCurrentCUDAStream(impl_->device);
@@ -118,6 +119,10 @@ void StepGraph::capture(const std::function<void()>& work) {
               "StepGraph: a capture needs a stream of its own (TrainStep's training stream), not the default stream");
   // Nothing of the eager steps may still be running into the capture's memory.
   c10::cuda::device_synchronize();
+  // reset() released the previous graph's pool, but the caching allocator returns a released pool's
+  // blocks to the device only in emptyCache: without it every recapture (a beta schedule recaptures
+  // once per change) would keep the previous graph's memory until an out-of-memory error.
+  if (recapture) c10::cuda::CUDACachingAllocator::emptyCache();
   auto graph = std::make_unique<at::cuda::CUDAGraph>();
   const PoolId pool = at::cuda::graph_pool_handle();
   {

@@ -179,6 +179,7 @@ StepResult TrainStep::replayed(const torch::Tensor& view1, const torch::Tensor& 
 void TrainStep::capture(const torch::Tensor& view1, const torch::Tensor& view2,
                         const loss::ObjectiveOptions& objective, int64_t step) {
   const auto start = std::chrono::steady_clock::now();
+  graph_out_ = StepResult();  // the previous graph's outputs live in its pool: let the pool go with it
   slot1_ = torch::empty_like(view1);
   slot2_ = torch::empty_like(view2);
   graph_objective_ = objective;
