@@ -136,7 +136,8 @@ class NcclBackend final : public Backend {
   // being captured into a CUDA graph: an event recorded there belongs to the graph and cannot be
   // queried; the graph's replays are watched instead (watch_enqueued).
   void track(cudaStream_t stream, const char* what) {
-    c10::cuda::CUDAGuard on_device(static_cast<c10::DeviceIndex>(device_));  // the event's device: the stream's
+    // The event is made on the current device, which must be the stream's.
+    c10::cuda::CUDAGuard on_device(static_cast<c10::DeviceIndex>(device_));
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     HCL_CHECK_CUDA(cudaStreamIsCapturing(stream, &capture));
     if (capture != cudaStreamCaptureStatusNone) return;
@@ -149,9 +150,11 @@ class NcclBackend final : public Backend {
 
   void watch() {
     using namespace std::chrono;
-    // A new thread starts on GPU 0: its queries would make a context there (memory on another rank's GPU).
+    // A new thread starts on GPU 0: its queries would make a context there (memory on another
+    // rank's GPU).
     const cudaError_t on_device = cudaSetDevice(device_);
-    if (on_device != cudaSuccess) die(std::string("the NCCL watchdog cannot select its GPU: ") + cudaGetErrorString(on_device));
+    if (on_device != cudaSuccess)
+      die(std::string("the NCCL watchdog cannot select its GPU: ") + cudaGetErrorString(on_device));
     while (!stop_) {
       std::this_thread::sleep_for(milliseconds(100));
       ncclResult_t async_error = ncclSuccess;

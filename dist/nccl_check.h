@@ -30,9 +30,10 @@ inline std::string nccl_failure(ncclResult_t rc) {
 }  // namespace hcl::detail
 
 // ncclInProgress is not an error for non-blocking communicators; callers poll for it.
-#define HCL_CHECK_NCCL(call)                                                                         \
-  do {                                                                                               \
-    const ncclResult_t hcl_nccl_rc_ = (call);                                                        \
-    if (hcl_nccl_rc_ != ncclSuccess && hcl_nccl_rc_ != ncclInProgress)                               \
-      ::hcl::detail::fail_call("NCCL", #call, ::hcl::detail::nccl_failure(hcl_nccl_rc_), __FILE__, __LINE__); \
+#define HCL_CHECK_NCCL(call)                                                                       \
+  do {                                                                                             \
+    const ncclResult_t hcl_nccl_rc_ = (call);                                                      \
+    if (hcl_nccl_rc_ != ncclSuccess && hcl_nccl_rc_ != ncclInProgress)                             \
+      ::hcl::detail::fail_call("NCCL", #call, ::hcl::detail::nccl_failure(hcl_nccl_rc_), __FILE__, \
+                               __LINE__);                                                          \
   } while (0)

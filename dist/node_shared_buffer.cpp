@@ -236,8 +236,8 @@ std::string map_named(const std::string& name, size_t bytes, bool create, void**
 
 NodeSharedBuffer NodeSharedBuffer::allocate(const NodeComm& node, size_t bytes) {
   if (const auto [least, most] = range_over(node, static_cast<int64_t>(bytes)); least != most)
-    throw Error(detail::concat("node-shared memory: the ranks of a node asked for different sizes (from ", least,
-                               " to ", most, " bytes); every rank must ask for the same"));
+    throw Error(detail::concat("node-shared memory: the ranks of a node asked for different sizes (from ",
+                               least, " to ", most, " bytes); every rank must ask for the same"));
   if (bytes == 0) return {};
 
   if (node.is_leader()) remove_segments_of_dead_processes();

@@ -239,9 +239,9 @@ int evaluate(hcl::dist::MpiRuntime& mpi, int argc, char** argv) {
                                        in.config.folder_options(mpi.topology().local_size), a.node_shared_data);
   hcl::dist::agree_on_start([&] { load_datasets(a, splits, in); });
   if (!in.model.is_empty()) in.model->to(in.device);
-  const std::string what = !a.checkpoint.empty()       ? a.checkpoint
-                           : a.random_arch             ? "an untrained encoder (seed " + std::to_string(a.seed) + ")"
-                                                       : std::string("raw pixels");
+  const std::string what = !a.checkpoint.empty() ? a.checkpoint
+                           : a.random_arch ? "an untrained encoder (seed " + std::to_string(a.seed) + ")"
+                                           : std::string("raw pixels");
   HCL_LOG(info) << "linear evaluation (" << hcl::name_of(a.protocol) << ") of " << what << " ("
                 << hcl::name_of(in.config.arch) << ", " << hcl::name_of(in.config.dataset) << ") on " << in.device;
   hcl::dist::Communicator comm;

@@ -262,7 +262,8 @@ Checkpoint read_checkpoint_header(const std::string& path) {
   return header_of(archive, path);
 }
 
-Checkpoint load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+Checkpoint load_checkpoint(const std::string& path, torch::nn::Module& model,
+                           torch::optim::Optimizer* optimizer,
                            const std::function<void(const Checkpoint&)>& check) {
   torch::serialize::InputArchive archive;
   // Tensors (optimizer state too) land on the model's device.

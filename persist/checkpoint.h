@@ -84,7 +84,8 @@ Checkpoint read_checkpoint_header(const std::string& path);
 // Loads into `model` (and `optimizer` when given). Throws hcl::Error for a missing, truncated or
 // corrupt file, or one that does not fit the model. `check` (optional) sees the header first, and
 // throws to refuse the file before any tensor is copied (train/: another architecture).
-Checkpoint load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+Checkpoint load_checkpoint(const std::string& path, torch::nn::Module& model,
+                           torch::optim::Optimizer* optimizer,
                            const std::function<void(const Checkpoint&)>& check = {});
 
 }  // namespace hcl::persist

@@ -87,7 +87,8 @@ void export_for_python(model::ContrastiveModel& model, const ExportDescription& 
   write_file_atomically(path + ".json", text);
 }
 
-void write_verification_sample(model::ContrastiveModel& model, data::DatasetKind dataset, const std::string& path) {
+void write_verification_sample(model::ContrastiveModel& model, data::DatasetKind dataset,
+                               const std::string& path) {
   const data::DatasetInfo& shape = data::dataset_info(dataset);
   torch::manual_seed(0);
   const torch::Tensor input = torch::randn({4, shape.channels, shape.size, shape.size});

@@ -32,7 +32,8 @@ void export_for_python(model::ContrastiveModel& model, const ExportDescription& 
 
 // Writes {"input": a fixed batch of 4 images of `dataset`'s shape, "features": the encoder's
 // features in eval mode}.
-void write_verification_sample(model::ContrastiveModel& model, data::DatasetKind dataset, const std::string& path);
+void write_verification_sample(model::ContrastiveModel& model, data::DatasetKind dataset,
+                               const std::string& path);
 
 // Whether `path` is an exported file: its JSON beside it and no checkpoint magic.
 bool is_export(const std::string& path);

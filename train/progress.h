@@ -120,8 +120,8 @@ class ProgressReporter {
   // A step skipped by the finite check, in the epoch that holds it.
   void skipped(int64_t epoch, const SkipRecord& skip);
   // A kNN evaluation: its log line and record. `epochs_done` may be fractional.
-  void knn(const char* when, const persist::TrainPosition& position, double epochs_done, const eval::KnnResult& result,
-           int64_t k, double seconds);
+  void knn(const char* when, const persist::TrainPosition& position, double epochs_done,
+           const eval::KnnResult& result, int64_t k, double seconds);
   // The epoch that ended at `position` (its step is 0) after `steps` steps in this process (fewer
   // than an epoch's after a resume): rank 0 logs its line and writes its record; a new epoch
   // starts. Not collective.

@@ -39,7 +39,8 @@ void check_kept_on_resume(const TrainConfig& theirs, const TrainConfig& ours, co
 // global batch would put the position elsewhere in the data (or past the epoch's end). Checkpoints
 // that do not record it (older ones) are checked as far as they can be: the position must fall
 // inside an epoch at this global batch.
-void check_global_batch(const persist::Checkpoint& c, int64_t global_batch, int world, int64_t images, const std::string& path) {
+void check_global_batch(const persist::Checkpoint& c, int64_t global_batch, int world, int64_t images,
+                        const std::string& path) {
   if (c.global_batch > 0) {
     const int64_t per_rank = c.global_batch % world == 0 ? c.global_batch / world : 0;
     HCL_REQUIRE(c.global_batch == global_batch, "--resume: the global batch is ", c.global_batch, " images in ",
@@ -106,7 +107,8 @@ persist::Checkpoint resume_if_asked(const TrainConfig& config, TrainStep& step) 
 // After a resume, metrics.jsonl keeps one record per step: records past the checkpoint's step
 // (written by the interrupted run after its last checkpoint) are dropped, so the resumed run's
 // records follow on without repeats. Rank 0 rewrites the file (temporary file, then rename).
-persist::TrainPosition trim_metrics(const TrainConfig& config, const persist::TrainPosition& position, bool rank0) {
+persist::TrainPosition trim_metrics(const TrainConfig& config, const persist::TrainPosition& position,
+                                    bool rank0) {
   const std::filesystem::path path = std::filesystem::path(config.out) / "metrics.jsonl";
   if (!rank0 || config.resume.empty() || !std::filesystem::is_regular_file(path)) return position;
   std::ifstream in(path);

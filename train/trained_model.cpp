@@ -12,7 +12,8 @@ TrainConfig config_of(const persist::Checkpoint& checkpoint, const std::string& 
     throw Error("checkpoint " + path + ": " + e.what());
   } catch (const std::exception& e) {  // JSON of another shape: not what hcl-train writes
     const std::string what = e.what();
-    throw Error("checkpoint " + path + ": its configuration is not hcl-train's (" + what.substr(0, what.find('\n')) + ")");
+    throw Error("checkpoint " + path + ": its configuration is not hcl-train's (" +
+                what.substr(0, what.find('\n')) + ")");
   }
 }
 

@@ -82,7 +82,8 @@ class Trainer {
   const std::unique_ptr<loss::BetaSchedule> beta_schedule_;
   const loss::ObjectiveOptions objective_base_;
   const eval::KnnOptions knn_;
-  const persist::Checkpoint resumed_;  // the checkpoint's header when resuming (loaded into the step), else empty
+  // The checkpoint's header when resuming (loaded into the step), else empty.
+  const persist::Checkpoint resumed_;
   const std::string run_id_;  // the checkpoint's run id, or a new one (config.json and checkpoints hold it)
   persist::TrainPosition position_;
   ProgressReporter reporter_;
@@ -326,10 +327,13 @@ void Trainer::start_background_save(const char* why, const std::string& path) {
     return;
   }
   const double snapshot_s = seconds_since(start);
-  writer_.start(path, std::move(state), [why = std::string(why), step = position_.global_step, snapshot_s](const persist::WriteOutcome& w) {
-    HCL_LOG(info) << "checkpoint (" << why << "): " << w.path << " at step " << step << " (step loop paused "
-                  << snapshot_s << " s for the snapshot; written in " << w.seconds << " s in the background)";
-  });
+  writer_.start(
+      path, std::move(state),
+      [why = std::string(why), step = position_.global_step, snapshot_s](const persist::WriteOutcome& w) {
+        HCL_LOG(info) << "checkpoint (" << why << "): " << w.path << " at step " << step
+                      << " (step loop paused " << snapshot_s << " s for the snapshot; written in "
+                      << w.seconds << " s in the background)";
+      });
 }
 
 // Waits for the background write started at the previous save, if any, and agrees on its outcome

@@ -207,7 +207,8 @@ TEST_F(CheckpointFile, FailedBackgroundWriteNamesTheFileAndLeavesNoTemporaryFile
   fs::create_symlink("/dev/full", file + ".tmp");
   CheckpointWriter writer;
   bool reported = false;
-  writer.start(file, snapshot_checkpoint(net, nullptr, {}, config()), [&](const WriteOutcome&) { reported = true; });
+  writer.start(file, snapshot_checkpoint(net, nullptr, {}, config()),
+               [&](const WriteOutcome&) { reported = true; });
   const WriteOutcome outcome = writer.wait();
   EXPECT_EQ(outcome.problem, "checkpoint " + file + ".tmp: write failed: No space left on device");
   EXPECT_FALSE(reported);  // the report runs after a successful write only
